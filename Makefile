@@ -1,0 +1,27 @@
+# Two entry points the README names: `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint clean
+
+$(BIN)/hrm-edge: pyproject.toml
+	$(PY) -m venv $(VENV)
+	# torch first, pinned: an unpinned torch pulls a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/hrm-edge
+
+demo: setup
+	PATH=$(abspath $(BIN)):$$PATH bash scripts/demo.sh
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check hrm_edge tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info demo_out

@@ -1,0 +1,57 @@
+"""The `hrm-edge` command: a typer app whose commands are thin calls into the rooms.
+
+Each command group lives in `hrm_edge/commands/<name>.py` and exposes `register(app)`. Commands
+raise `HrmEdgeError` for bad input; `main` turns that into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from hrm_edge.errors import HrmEdgeError
+
+app = typer.Typer(
+    name="hrm-edge",
+    help="Hierarchical Reasoning Model on the edge: data, export with parity checks, engines, solving.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Command modules, in the order `--help` lists them.
+COMMAND_MODULES = ("model",)
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"hrm_edge.commands.{_name}").register(app)
+
+
+def main() -> None:
+    """Console entry point: run the app, mapping HrmEdgeError to one stderr line and exit 2."""
+    try:
+        rv = app(standalone_mode=False)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
+    except HrmEdgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()
