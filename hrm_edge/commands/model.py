@@ -1,0 +1,102 @@
+"""`hrm-edge info` and `hrm-edge init`: look inside a checkpoint or preset; make a random one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hrm_edge.errors import HrmEdgeError
+
+
+def info(
+    ckpt: Optional[Path] = typer.Argument(None, help="Checkpoint: hrm-edge .pt, the lite script's hrm_arc_best.pt, "
+                                                      "a reference HRM step_N file, or a bare state dict."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Describe a named preset instead of a file "
+                                                                 "(lite-5.7m, hrm-6m, hrm-27m, tiny, tiny-lite)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+) -> None:
+    """Show a model's config, parameter counts (dense vs puzzle-embedding table), ACT settings and source."""
+    from hrm_edge.config import preset as get_preset
+    from hrm_edge.model import build_model
+    from hrm_edge.model.checkpoint import describe, load_checkpoint
+
+    if (ckpt is None) == (preset is None):
+        raise HrmEdgeError("give exactly one of CKPT or --preset")
+    if ckpt is not None:
+        ck = load_checkpoint(ckpt)
+        d = describe(ck, ck.config, ck.model)
+    else:
+        cfg = get_preset(preset)  # type: ignore[arg-type]
+        d = describe(None, cfg, build_model(cfg, seed=0))
+        d["preset"] = preset
+    if as_json:
+        print(json.dumps(d, indent=2, default=str))
+        return
+    con = Console()
+    title = str(ckpt) if ckpt else f"preset {preset}"
+    t = Table(title=f"{title} ({d['family']}, source: {d['source_format']})", show_header=False)
+    t.add_column("key", style="bold")
+    t.add_column("value")
+    t.add_row("dense parameters", f"{d['dense_params']:,}")
+    t.add_row("puzzle-embedding parameters", f"{d['puzzle_emb_params']:,}")
+    t.add_row("puzzle identifiers", f"{d['num_puzzle_identifiers']:,}")
+    t.add_row("ACT", f"max {d['act']['max_steps']} segments; halt modes {', '.join(d['act']['halt_modes'])}; "
+                     f"min {d['act']['min_halt_steps']} before adaptive halting")
+    for key in ("step", "epoch", "best_metric", "best_metric_name", "sha256"):
+        if d.get(key) is not None:
+            t.add_row(key.replace("_", " "), str(d[key]))
+    for note in d.get("notes") or []:
+        t.add_row("note", note)
+    con.print(t)
+    p = Table(title="parameters per module")
+    p.add_column("module")
+    p.add_column("parameters", justify="right")
+    for name, n in d["params_per_module"].items():
+        p.add_row(name, f"{n:,}")
+    con.print(p)
+    c = Table(title="config")
+    c.add_column("field")
+    c.add_column("value")
+    for k, v in d["config"].items():
+        c.add_row(k, str(v))
+    con.print(c)
+
+
+def init(
+    preset: str = typer.Option(..., "--preset", help="Named preset to initialise."),
+    out: Path = typer.Option(..., "--out", help="Checkpoint file to write (a JSON sidecar goes beside it)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same weights."),
+    puzzles: Optional[int] = typer.Option(None, "--puzzles", help="Puzzle identifiers in the embedding table "
+                                                                  "(ACT v1 only)."),
+) -> None:
+    """Write a randomly initialised native checkpoint (for tests, benchmarks, trying export before training)."""
+    import torch
+
+    from hrm_edge.config import preset as get_preset
+    from hrm_edge.model import build_model
+    from hrm_edge.model.checkpoint import save_checkpoint
+
+    cfg = get_preset(preset)
+    if puzzles is not None:
+        if cfg.family != "act-v1":
+            raise HrmEdgeError(f"--puzzles applies to ACT v1 presets; {preset} is {cfg.family}")
+        cfg.num_puzzle_identifiers = puzzles
+    model = build_model(cfg, seed=seed)
+    if cfg.family == "act-v1" and cfg.puzzle_emb_ndim > 0:
+        # zero-initialised in training; random rows here so an untrained export exercises the input path
+        with torch.no_grad():
+            g = torch.Generator().manual_seed(seed + 1)
+            model.puzzle_emb.weights.normal_(0.0, 0.02, generator=g)  # type: ignore[union-attr]
+    save_checkpoint(out, model, train_state={"step": 0, "seed": seed, "preset": preset})
+    n = model.count_params()
+    print(f"wrote {out} ({cfg.family}, {n['dense']:,} dense + {n['puzzle_emb']:,} puzzle-embedding parameters, seed {seed})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("info")(info)
+    app.command("init")(init)

@@ -1,0 +1,105 @@
+"""Adaptive computation time: the halting rules and the ACT v1 training carry.
+
+Inference halting rules (shared by every runtime through runtime/base.py and by the in-graph
+masks of the unrolled / loop exports):
+- `max`: every sample runs all segments (the reference evaluation).
+- `adaptive`: a sample stops at the first segment where q_halt > q_continue (after the family's
+  minimum number of segments).
+- `batch-mean` (lite only): the whole batch stops when mean(sigmoid(q_halt)) > threshold, the
+  rule of the user's train_arc_full.py, so answers depend on which samples share a batch.
+
+Training (ACT v1): halted samples are replaced by new data, Q-learning explores a random minimum
+number of segments, and the Q target for "continue" is the next segment's best Q value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+HALT_MODES = ("max", "adaptive", "batch-mean")
+
+
+def check_halt_mode(mode: str, supported: tuple[str, ...]) -> None:
+    from hrm_edge.errors import HrmEdgeError
+
+    if mode not in supported:
+        raise HrmEdgeError(f"halt mode {mode!r} is not available for this model; choose one of {', '.join(supported)}")
+
+
+def halt_mask(mode: str, steps_done: int, q_halt: Any, q_continue: Any, max_steps: int, min_steps: int,
+              threshold: float | None = None) -> Any:
+    """Which samples halt after `steps_done` segments (1-based). Works on numpy arrays and torch tensors.
+
+    Returns a boolean array shaped like q_halt. Samples that halted earlier are the caller's business
+    (the driver freezes them); this says only whether each sample would stop now.
+    """
+    is_torch = isinstance(q_halt, torch.Tensor)
+    last = steps_done >= max_steps
+    full = (lambda v: torch.full_like(q_halt, bool(v), dtype=torch.bool)) if is_torch else \
+        (lambda v: np.full(np.shape(q_halt), bool(v)))
+    if mode == "max" or last:
+        return full(last)
+    if steps_done < min_steps:
+        return full(False)
+    if mode == "adaptive":
+        return q_halt > q_continue
+    if mode == "batch-mean":
+        if threshold is None:
+            raise ValueError("batch-mean halting needs the family's threshold")
+        p = torch.sigmoid(q_halt.float()) if is_torch else 1.0 / (1.0 + np.exp(-np.asarray(q_halt, np.float64)))
+        return full(float(p.mean()) > threshold)
+    raise ValueError(f"unknown halt mode {mode!r}")
+
+
+@dataclass
+class ActTrainCarry:
+    """Per-sample ACT state during training: model carry, segments run, halted flag, current data."""
+
+    z_H: torch.Tensor
+    z_L: torch.Tensor
+    steps: torch.Tensor
+    halted: torch.Tensor
+    data: dict[str, torch.Tensor]
+
+
+def initial_train_carry(model: Any, batch: dict[str, torch.Tensor]) -> ActTrainCarry:
+    """All samples start halted, so the first call loads the batch and resets their carry."""
+    b = batch["inputs"].shape[0]
+    z_H, z_L = model.empty_carry(b)
+    return ActTrainCarry(z_H, z_L, torch.zeros(b, dtype=torch.int32), torch.ones(b, dtype=torch.bool),
+                         {k: torch.empty_like(v) for k, v in batch.items()})
+
+
+def act_train_step(model: Any, carry: ActTrainCarry, batch: dict[str, torch.Tensor],
+                   exploration_prob: float | None = None) -> tuple[ActTrainCarry, dict[str, torch.Tensor]]:
+    """One ACT v1 training segment with the reference's halting, exploration and Q target.
+
+    `batch` holds `inputs` and `puzzle_identifiers` (and `labels`, carried along). Halted samples
+    take the new batch's row; the others keep their data and carry.
+    """
+    cfg = model.config
+    halted = carry.halted.to(batch["inputs"].device)
+    data = {k: torch.where(halted.view((-1,) + (1,) * (v.ndim - 1)), batch[k], v) for k, v in carry.data.items()}
+    pvec = model.puzzle_vectors(data["puzzle_identifiers"]) if "puzzle_identifiers" in data else None
+    x = model.embed(data["inputs"], pvec)
+    z = model.reset_carry(halted, (carry.z_H.to(x.device), carry.z_L.to(x.device)), x)
+    steps = torch.where(halted, torch.zeros_like(carry.steps), carry.steps.to(x.device))
+    z, logits, q_halt, q_cont = model.segment(z, x)
+    out = {"logits": logits, "q_halt_logits": q_halt, "q_continue_logits": q_cont}
+    with torch.no_grad():
+        steps = steps + 1
+        is_last = steps >= cfg.max_steps
+        new_halted = is_last
+        if model.training and cfg.max_steps > 1:
+            new_halted = new_halted | (q_halt > q_cont)
+            prob = cfg.halt_exploration_prob if exploration_prob is None else exploration_prob
+            explore = torch.rand_like(q_halt) < prob
+            min_steps = explore * torch.randint_like(steps, low=2, high=cfg.max_steps + 1)
+            new_halted = new_halted & (steps >= min_steps)
+            _, _, nq_halt, nq_cont = model.segment(z, x)
+            out["target_q_continue"] = torch.sigmoid(torch.where(is_last, nq_halt, torch.maximum(nq_halt, nq_cont)))
+    return ActTrainCarry(z[0], z[1], steps, new_halted, data), out

@@ -1,0 +1,88 @@
+"""The one interface every HRM family offers to export, runtimes and the solver.
+
+A family turns tokens (+ puzzle-embedding vectors) into an input embedding `x`, starts or
+resets a carry `(z_H, z_L)`, and runs ONE ACT segment on it, returning logits and the two
+halting logits. `step` composes those into the exact signature of the exported `step` graph,
+so PyTorch and every exported runtime are driven by the same host loop (runtime/base.py).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+Carry = tuple[torch.Tensor, torch.Tensor]
+
+
+class HRMBase(nn.Module):
+    """Shared surface of the `lite` and `act-v1` families."""
+
+    config: object
+    #: fewest segments before a sample may halt under `adaptive` / `batch-mean`
+    min_halt_steps: int = 1
+    #: inference halting modes this family supports
+    halt_modes: tuple[str, ...] = ("max", "adaptive")
+
+    @property
+    def family(self) -> str:
+        return self.config.family  # type: ignore[attr-defined]
+
+    @property
+    def carry_len(self) -> int:
+        """Positions in the carry: puzzle positions + canvas tokens."""
+        return self.config.seq_len + self.config.puzzle_emb_len  # type: ignore[attr-defined]
+
+    @property
+    def max_steps(self) -> int:
+        return self.config.max_steps  # type: ignore[attr-defined]
+
+    def embed(self, tokens: torch.Tensor, puzzle_emb: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def init_carry(self, x: torch.Tensor) -> Carry:
+        """The carry a fresh (or just-halted) sample starts from."""
+        raise NotImplementedError
+
+    def segment(self, carry: Carry, x: torch.Tensor) -> tuple[Carry, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One ACT segment: (new carry, logits [B,S,V], q_halt [B], q_continue [B])."""
+        raise NotImplementedError
+
+    def puzzle_vectors(self, puzzle_ids: torch.Tensor) -> torch.Tensor | None:
+        """Rows of the puzzle-embedding table for these identifiers (None for families without one)."""
+        return None
+
+    def empty_carry(self, batch: int, dtype: torch.dtype = torch.float32) -> Carry:
+        shape = (batch, self.carry_len, self.config.hidden_size)  # type: ignore[attr-defined]
+        return torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)
+
+    def reset_carry(self, halted: torch.Tensor, carry: Carry, x: torch.Tensor) -> Carry:
+        """Rows flagged `halted` restart from the initial carry; the rest keep theirs."""
+        init_h, init_l = self.init_carry(x)
+        flag = halted.view(-1, 1, 1).to(torch.bool)
+        return torch.where(flag, init_h, carry[0]), torch.where(flag, init_l, carry[1])
+
+    def step(self, tokens: torch.Tensor, puzzle_emb: torch.Tensor | None, z_H: torch.Tensor,
+             z_L: torch.Tensor, halted: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The exported step: reset halted rows, run one segment.
+
+        Returns (logits, q_halt, q_continue, z_H, z_L); this is the `step` graph's signature.
+        """
+        x = self.embed(tokens, puzzle_emb)
+        carry = self.reset_carry(halted, (z_H, z_L), x)
+        (z_H, z_L), logits, q_halt, q_cont = self.segment(carry, x)
+        return logits, q_halt, q_cont, z_H, z_L
+
+    def count_params(self) -> dict[str, int]:
+        """Trainable parameters: dense model vs. the puzzle-embedding table, and per top module."""
+        per_module: dict[str, int] = {}
+        dense = emb = 0
+        for name, p in self.named_parameters():
+            n = p.numel()
+            top = name.split(".")[0]
+            per_module[top] = per_module.get(top, 0) + n
+            if top == "puzzle_emb":
+                emb += n
+            else:
+                dense += n
+        return {"dense": dense, "puzzle_emb": emb, "per_module": per_module}  # type: ignore[dict-item]

@@ -1,0 +1,316 @@
+"""Checkpoints: native save/load and importers for the foreign formats users actually have.
+
+Recognised inputs (`load_checkpoint` tells them apart by content, never by file name):
+- `hrm-edge`: our own file, `{"format": "hrm-edge", "config", "model", "train_state"}` with a
+  JSON sidecar; written atomically (temp file + rename).
+- `lite-script`: the first user's train_arc_full.py dicts (`model_state_dict`,
+  `optimizer_state_dict`, `scheduler_state_dict`, `epoch`, `global_step`, `best_val_loss`, maybe
+  `config`); the config comes from `config`, else the `_info.json` beside the file, else the
+  tensor shapes (the head count cannot be read from shapes: the script's default, 8, is assumed
+  and said so).
+- `hrm-reference`: sapientinc/HRM `step_N` files, the loss head's state dict with keys under
+  `model.inner.` (and `_orig_mod.` when compiled); the config from the `arch:` section of
+  `all_config.yaml` in the same folder, else inferred from shapes.
+- bare state dicts of either family with our (= the original) module names.
+Anything else is one `HrmEdgeError` naming the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hrm_edge import __version__
+from hrm_edge.config import ActV1Config, HRMConfig, LiteConfig, config_from_dict, config_to_dict
+from hrm_edge.errors import HrmEdgeError
+from hrm_edge.model import HRMBase, build_model
+
+NATIVE_FORMAT = "hrm-edge"
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A model ready for inference plus what the file said about its training."""
+
+    model: HRMBase
+    config: HRMConfig
+    source_format: str
+    path: str
+    train_state: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # step, epoch, best metric, notes
+    sha256: str = ""
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------
+# atomic writes
+# --------------------------------------------------------------------------------------------------
+def atomic_write_bytes(path: str | Path, write: Any) -> None:
+    """Call `write(fileobj)` on a temp file in the target folder, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    atomic_write_bytes(path, lambda f: f.write((json.dumps(data, indent=2, default=str) + "\n").encode()))
+
+
+def save_checkpoint(path: str | Path, model: HRMBase, *, train_state: dict[str, Any] | None = None,
+                    metrics: dict[str, Any] | None = None, data_fingerprint: str | None = None) -> Path:
+    """Write a native checkpoint and its JSON sidecar (`<path>.json` beside `<path>`)."""
+    path = Path(path)
+    train_state = dict(train_state or {})
+    payload = {
+        "format": NATIVE_FORMAT,
+        "hrm_edge_version": __version__,
+        "config": config_to_dict(model.config),  # type: ignore[arg-type]
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "train_state": train_state,
+    }
+    atomic_write_bytes(path, lambda f: torch.save(payload, f))
+    sidecar = {
+        "format": NATIVE_FORMAT, "hrm_edge_version": __version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": payload["config"], "step": train_state.get("step"), "epoch": train_state.get("epoch"),
+        "best_metric": train_state.get("best_metric"), "metrics": metrics or {},
+        "data_fingerprint": data_fingerprint, "params": model.count_params(), "sha256": file_sha256(path),
+    }
+    atomic_write_json(path.with_suffix(".json") if path.suffix else Path(str(path) + ".json"), sidecar)
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# loading
+# --------------------------------------------------------------------------------------------------
+def _torch_load(path: Path) -> Any:
+    if not path.exists():
+        raise HrmEdgeError("no such checkpoint file", path)
+    if path.is_dir():
+        raise HrmEdgeError("is a folder; give the checkpoint file inside it", path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, wrong magic, non-weights pickle, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "Weights only load failed" in str(exc):
+            first = "holds Python objects other than tensors and plain containers (refusing to unpickle code)"
+        raise HrmEdgeError(f"not a readable PyTorch checkpoint (truncated or corrupt?): {first[:160]}", path) from None
+
+
+def _strip(sd: dict[str, Any], prefixes: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for k, v in sd.items():
+        for p in prefixes:
+            while k.startswith(p):
+                k = k[len(p):]
+        out[k] = v
+    return out
+
+
+def _count_layers(sd: dict[str, Any], prefix: str) -> int:
+    idx = {int(m.group(1)) for k in sd if (m := re.match(re.escape(prefix) + r"(\d+)\.", k))}
+    return max(idx) + 1 if idx else 0
+
+
+def _is_lite_state(sd: dict[str, Any]) -> bool:
+    return "token_embedding.weight" in sd and "halt_predictor.weight" in sd
+
+
+def _is_act_state(sd: dict[str, Any]) -> bool:
+    return "embed_tokens.embedding_weight" in sd and "q_head.weight" in sd
+
+
+def infer_lite_config(sd: dict[str, Any], given: dict[str, Any] | None = None) -> tuple[LiteConfig, list[str]]:
+    """LiteConfig from the script's MODEL_CONFIG (when given) and the tensor shapes."""
+    notes: list[str] = []
+    given = dict(given or {})
+    vocab, hidden = sd["token_embedding.weight"].shape
+    kw: dict[str, Any] = dict(vocab_size=int(vocab), hidden_size=int(hidden),
+                              H_layers=_count_layers(sd, "h_layers."), L_layers=_count_layers(sd, "l_layers."),
+                              ff_dim=int(sd["h_layers.0.linear1.weight"].shape[0]))
+    if "pos_encoding.pe" in sd:
+        kw["max_len"] = int(sd["pos_encoding.pe"].reshape(-1, hidden).shape[0])
+    heads = given.get("num_heads")
+    if heads is None:
+        heads = 8 if hidden % 8 == 0 else 1
+        notes.append(f"num_heads not recorded; assumed {heads} (the script's default)")
+    kw["num_heads"] = int(heads)
+    kw["max_cycles"] = int(given.get("max_cycles", 8))
+    kw["dropout"] = float(given.get("dropout", 0.1))
+    seq_len = int(given.get("seq_len", 900))
+    canvas = int(round(seq_len**0.5))
+    if canvas * canvas != seq_len:
+        raise HrmEdgeError(f"lite config seq_len {seq_len} is not a square canvas")
+    kw["canvas"] = canvas
+    return LiteConfig(**kw), notes
+
+
+def infer_act_config(sd: dict[str, Any], arch: dict[str, Any] | None = None) -> tuple[ActV1Config, list[str]]:
+    """ActV1Config from the reference's `arch:` section (when found) and the tensor shapes."""
+    notes: list[str] = []
+    arch = dict(arch or {})
+    vocab, hidden = sd["embed_tokens.embedding_weight"].shape
+    inter2 = sd["H_level.layers.0.mlp.gate_up_proj.weight"].shape[0]
+    kw: dict[str, Any] = dict(vocab_size=int(vocab), hidden_size=int(hidden),
+                              H_layers=_count_layers(sd, "H_level.layers."), L_layers=_count_layers(sd, "L_level.layers."))
+    if "puzzle_emb.weights" in sd:
+        kw["num_puzzle_identifiers"], kw["puzzle_emb_ndim"] = map(int, sd["puzzle_emb.weights"].shape)
+    else:
+        kw["puzzle_emb_ndim"] = 0
+    kw["pos_encodings"] = "learned" if "embed_pos.embedding_weight" in sd else "rope"
+    for key in ("num_heads", "H_cycles", "L_cycles", "halt_max_steps", "halt_exploration_prob", "expansion",
+                "rms_norm_eps", "rope_theta", "forward_dtype"):
+        if key in arch:
+            kw[key] = type(getattr(ActV1Config, key))(arch[key]) if key != "expansion" else float(arch[key])
+    if "expansion" not in kw:
+        kw["expansion"] = (inter2 // 2) * 1.5 / hidden  # reproduces the stored width after rounding
+    for key, default in (("num_heads", 8), ("H_cycles", 2), ("L_cycles", 2), ("halt_max_steps", 16)):
+        if key not in kw:
+            kw[key] = default
+            notes.append(f"{key} not recorded; assumed {default} (the reference ARC default)")
+    kw["forward_dtype"] = "float32"
+    if kw["pos_encodings"] == "learned":
+        positions = sd["embed_pos.embedding_weight"].shape[0]
+        puzzle_len = -(kw["puzzle_emb_ndim"] // -int(hidden))
+        canvas = int(round((positions - puzzle_len) ** 0.5))
+        kw["canvas"] = canvas
+    cfg = ActV1Config(**kw)
+    from hrm_edge.model.layers import swiglu_width
+
+    if 2 * swiglu_width(cfg.hidden_size, cfg.expansion) != inter2:
+        raise HrmEdgeError(f"SwiGLU width {inter2 // 2} does not follow from expansion {cfg.expansion}")
+    return cfg, notes
+
+
+def _read_reference_arch(folder: Path) -> dict[str, Any] | None:
+    path = folder / "all_config.yaml"
+    if not path.exists():
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except Exception as exc:
+        raise HrmEdgeError(f"cannot parse YAML: {exc}", path) from None
+    arch = data.get("arch") if isinstance(data, dict) else None
+    if not isinstance(arch, dict):
+        raise HrmEdgeError("has no `arch:` section", path)
+    return arch
+
+
+def _build_loaded(cfg: HRMConfig, sd: dict[str, Any], path: Path, fmt: str, **extra: Any) -> LoadedCheckpoint:
+    model = build_model(cfg)
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise HrmEdgeError(f"{fmt} state dict does not match a {cfg.family} model: "
+                           f"missing {list(missing)[:4]}, unexpected {list(unexpected)[:4]}", path)
+    model.eval()
+    return LoadedCheckpoint(model=model, config=cfg, source_format=fmt, path=str(path), **extra)
+
+
+def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
+    """Load any recognised checkpoint into an eval-mode model (see the module docstring)."""
+    path = Path(path)
+    obj = _torch_load(path)
+    sha = file_sha256(path)
+    if not isinstance(obj, dict):
+        raise HrmEdgeError(f"expected a dict (hrm-edge checkpoint, training-script dict or state dict), "
+                           f"found {type(obj).__name__}", path)
+    if obj.get("format") == NATIVE_FORMAT:
+        try:
+            cfg = config_from_dict(obj["config"])
+        except HrmEdgeError as exc:
+            raise HrmEdgeError(str(exc), path) from None
+        ts = obj.get("train_state", {}) or {}
+        meta = {k: ts.get(k) for k in ("step", "epoch", "best_metric", "best_metric_name") if k in ts}
+        return _build_loaded(cfg, obj["model"], path, NATIVE_FORMAT, train_state=ts, meta=meta, sha256=sha)
+    if "model_state_dict" in obj:
+        sd = _strip(obj["model_state_dict"], ("_orig_mod.", "module."))
+        if not _is_lite_state(sd):
+            raise HrmEdgeError("has `model_state_dict` but not the lite training script's module names "
+                               "(token_embedding, h_layers, halt_predictor)", path)
+        given = obj.get("config") if isinstance(obj.get("config"), dict) else None
+        info_path = path.with_name(path.stem + "_info.json")
+        info = None
+        if info_path.exists():
+            try:
+                info = json.loads(info_path.read_text())
+            except json.JSONDecodeError as exc:
+                raise HrmEdgeError(f"malformed JSON: {exc}", info_path) from None
+            if given is None:
+                given = info.get("config") or info.get("model_config")
+        cfg, notes = infer_lite_config(sd, given)
+        meta = {"step": obj.get("global_step"), "epoch": obj.get("epoch"), "best_metric": obj.get("best_val_loss"),
+                "best_metric_name": "val_loss", "notes": notes}
+        if info is not None:
+            meta["info"] = info
+        ts = {k: obj[k] for k in ("optimizer_state_dict", "scheduler_state_dict") if k in obj}
+        return _build_loaded(cfg, sd, path, "lite-script", train_state=ts, meta=meta, sha256=sha)
+    if not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise HrmEdgeError("unrecognised checkpoint dict: expected an hrm-edge checkpoint ('format'), a lite "
+                           "training-script dict ('model_state_dict') or a state dict of tensors; found keys "
+                           f"{sorted(obj)[:6]}", path)
+    sd = _strip(obj, ("_orig_mod.", "model.inner.", "module."))
+    if _is_lite_state(sd):
+        cfg, notes = infer_lite_config(sd)
+        return _build_loaded(cfg, sd, path, "lite-state-dict", meta={"notes": notes}, sha256=sha)
+    if _is_act_state(sd):
+        ref = any(k.startswith(("model.inner.", "_orig_mod.model.inner.")) for k in obj)
+        arch = _read_reference_arch(path.parent) if ref else None
+        cfg, notes = infer_act_config(sd, arch)
+        if arch is not None:
+            notes.append("config from all_config.yaml")
+        m = re.search(r"step_(\d+)", path.name)
+        meta = {"notes": notes, "step": int(m.group(1)) if m else None}
+        return _build_loaded(cfg, sd, path, "hrm-reference" if ref else "act-v1-state-dict", meta=meta, sha256=sha)
+    raise HrmEdgeError("state dict is not an HRM model: expected lite keys (token_embedding.weight, "
+                       "halt_predictor.weight) or ACT v1 keys (model.inner.embed_tokens.embedding_weight, "
+                       f"model.inner.q_head.weight); found {sorted(obj)[:4]}", path)
+
+
+def describe(ck: LoadedCheckpoint | None, cfg: HRMConfig, model: HRMBase) -> dict[str, Any]:
+    """The facts `hrm-edge info` prints, as one JSON-ready dict."""
+    params = model.count_params()
+    out: dict[str, Any] = {
+        "family": cfg.family,
+        "dense_params": params["dense"],
+        "puzzle_emb_params": params["puzzle_emb"],
+        "params_per_module": params["per_module"],
+        "num_puzzle_identifiers": cfg.num_puzzle_identifiers,
+        "act": {"max_steps": cfg.max_steps, "halt_modes": list(model.halt_modes),
+                "min_halt_steps": model.min_halt_steps},
+        "config": config_to_dict(cfg),
+        "source_format": ck.source_format if ck else "preset",
+    }
+    if ck is not None:
+        out.update(path=ck.path, sha256=ck.sha256, **{k: v for k, v in ck.meta.items() if k != "info"})
+    return out
+
+
+__all__ = ["LoadedCheckpoint", "load_checkpoint", "save_checkpoint", "describe", "atomic_write_bytes",
+           "atomic_write_json", "file_sha256", "dataclasses"]

@@ -1,0 +1,201 @@
+"""The Runner protocol and the one ACT driver every runtime shares.
+
+A runner (Polygraphy style) is a context manager: `activate` allocates a session / buffers,
+`deactivate` frees them; `infer(feed)` checks names, dtypes and shapes against the model's input
+metadata, runs, and records its own time. `run_act` is the ACT driver: for a `step` artifact it
+loops segments on the host (reset at the first segment, freeze samples as they halt, stop when all
+have); for `unrolled` / `loop` artifacts the graph does that and one call suffices. PyTorch, ONNX
+Runtime and TensorRT all go through this same code, so they halt by the same rule.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hrm_edge.errors import HrmEdgeError
+from hrm_edge.model.act import halt_mask
+
+# Names of the step graph's inputs and outputs (also used by unrolled/loop graphs where they apply).
+STEP_INPUTS = ("tokens", "puzzle_emb", "z_H", "z_L", "halted")
+STEP_OUTPUTS = ("logits", "q_halt", "q_continue", "z_H_next", "z_L_next")
+ACT_OUTPUTS = ("logits", "q_halt", "q_continue", "steps")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the driver must know about a model, read from a config or an export manifest."""
+
+    family: str
+    vocab_size: int
+    seq_len: int
+    hidden_size: int
+    puzzle_emb_len: int
+    puzzle_emb_ndim: int
+    max_steps: int
+    min_halt_steps: int
+    halt_modes: tuple[str, ...]
+    halt_threshold: float | None = None
+
+    @property
+    def carry_len(self) -> int:
+        return self.seq_len + self.puzzle_emb_len
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["halt_modes"] = list(self.halt_modes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
+        d = dict(d)
+        d["halt_modes"] = tuple(d["halt_modes"])
+        return cls(**d)
+
+
+def spec_from_config(cfg: Any) -> ModelSpec:
+    from hrm_edge.model import HRMActV1, HRMLite
+
+    model_cls = HRMLite if cfg.family == "lite" else HRMActV1
+    return ModelSpec(
+        family=cfg.family, vocab_size=cfg.vocab_size, seq_len=cfg.seq_len, hidden_size=cfg.hidden_size,
+        puzzle_emb_len=cfg.puzzle_emb_len, puzzle_emb_ndim=cfg.puzzle_emb_ndim, max_steps=cfg.max_steps,
+        min_halt_steps=model_cls.min_halt_steps, halt_modes=model_cls.halt_modes,
+        halt_threshold=getattr(cfg, "halt_threshold", None),
+    )
+
+
+@dataclass
+class ActResult:
+    """Outputs of a full ACT run, each sample taken at the segment where it halted."""
+
+    logits: np.ndarray  # [B, S, V] float32
+    q_halt: np.ndarray  # [B]
+    q_continue: np.ndarray  # [B]
+    steps: np.ndarray  # [B] int32, segments run before halting (1..max_steps)
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.logits.argmax(-1)
+
+
+@dataclass
+class TensorMeta:
+    dtype: np.dtype
+    shape: tuple[int | str | None, ...]  # str / None marks a dynamic dimension
+
+
+@dataclass
+class Runner(ABC):
+    """Base of all runtimes. Subclasses implement activate/deactivate/_infer/input_metadata."""
+
+    spec: ModelSpec
+    act_mode: str = "step"  # "step" | "unrolled" | "loop"
+    baked_halt: str | None = None  # halting mode compiled into an unrolled/loop graph
+    name: str = "runner"
+    inference_times: list[float] = field(default_factory=list)
+    is_active: bool = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> "Runner":
+        self.activate()
+        self.is_active = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.deactivate()
+        self.is_active = False
+
+    @abstractmethod
+    def activate(self) -> None: ...
+
+    def deactivate(self) -> None:
+        return None
+
+    @abstractmethod
+    def input_metadata(self) -> dict[str, TensorMeta]: ...
+
+    @abstractmethod
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    # -- checked, timed inference --------------------------------------------------------------
+    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run once after checking the feed against the model's inputs; records the time taken."""
+        if not self.is_active:
+            raise HrmEdgeError(f"{self.name}: runner used outside its `with` block (not activated)")
+        meta = self.input_metadata()
+        missing, extra = set(meta) - set(feed), set(feed) - set(meta)
+        if missing or extra:
+            raise HrmEdgeError(f"{self.name}: feed names {sorted(feed)} do not match model inputs {sorted(meta)}")
+        for k, m in meta.items():
+            arr = feed[k]
+            if arr.dtype != m.dtype:
+                raise HrmEdgeError(f"{self.name}: input {k!r} has dtype {arr.dtype}, model expects {m.dtype}")
+            if len(arr.shape) != len(m.shape) or any(
+                isinstance(d, int) and d != a for d, a in zip(m.shape, arr.shape)
+            ):
+                raise HrmEdgeError(f"{self.name}: input {k!r} has shape {arr.shape}, model expects {m.shape}")
+        t0 = time.perf_counter()
+        out = self._infer(feed)
+        self.inference_times.append(time.perf_counter() - t0)
+        return out
+
+    # -- the ACT driver --------------------------------------------------------------------------
+    def run_act(self, tokens: np.ndarray, puzzle_emb: np.ndarray | None = None, halt: str = "max") -> ActResult:
+        """Full ACT inference on a batch; identical halting on every runtime."""
+        spec = self.spec
+        if halt not in spec.halt_modes:
+            raise HrmEdgeError(f"halt mode {halt!r} is not available for the {spec.family} family "
+                               f"(choose {', '.join(spec.halt_modes)})")
+        tokens = np.ascontiguousarray(tokens, dtype=np.int32)
+        b = tokens.shape[0]
+        meta = self.input_metadata()
+        feed: dict[str, np.ndarray] = {"tokens": tokens}
+        if "puzzle_emb" in meta:
+            if puzzle_emb is None:
+                puzzle_emb = np.zeros((b, spec.puzzle_emb_ndim), np.float32)
+            feed["puzzle_emb"] = np.ascontiguousarray(puzzle_emb, dtype=meta["puzzle_emb"].dtype)
+        if self.act_mode != "step":
+            if self.baked_halt is not None and halt != self.baked_halt:
+                raise HrmEdgeError(f"{self.name}: this {self.act_mode} graph was exported with halt "
+                                   f"{self.baked_halt!r}; re-export for {halt!r} or use a step bundle")
+            out = self.infer(feed)
+            return ActResult(out["logits"].astype(np.float32, copy=False), out["q_halt"], out["q_continue"],
+                             out["steps"].astype(np.int32))
+        carry_dtype = meta["z_H"].dtype
+        z_shape = (b, spec.carry_len, spec.hidden_size)
+        feed["z_H"] = np.zeros(z_shape, carry_dtype)
+        feed["z_L"] = np.zeros(z_shape, carry_dtype)
+        feed["halted"] = np.ones(b, dtype=bool)
+        done = np.zeros(b, dtype=bool)
+        logits = q_halt = q_cont = None
+        steps = np.zeros(b, np.int32)
+        for n in range(1, spec.max_steps + 1):
+            out = self.infer(feed)
+            if logits is None:
+                logits = out["logits"].astype(np.float32, copy=True)
+                q_halt, q_cont = out["q_halt"].astype(np.float32), out["q_continue"].astype(np.float32)
+            live = ~done
+            logits[live] = out["logits"][live]
+            q_halt[live] = out["q_halt"][live]
+            q_cont[live] = out["q_continue"][live]
+            steps[live] = n
+            done |= live & halt_mask(halt, n, out["q_halt"], out["q_continue"], spec.max_steps,
+                                     spec.min_halt_steps, spec.halt_threshold)
+            if done.all():
+                break
+            feed["z_H"], feed["z_L"] = out["z_H_next"], out["z_L_next"]
+            feed["halted"] = np.zeros(b, dtype=bool)
+        assert logits is not None and q_halt is not None and q_cont is not None
+        return ActResult(logits, q_halt, q_cont, steps)
+
+    def latency_summary(self) -> dict[str, float]:
+        t = np.asarray(self.inference_times) * 1000.0
+        if t.size == 0:
+            return {}
+        return {"calls": int(t.size), "mean_ms": float(t.mean()), "p50_ms": float(np.percentile(t, 50)),
+                "p90_ms": float(np.percentile(t, 90)), "p99_ms": float(np.percentile(t, 99))}
