@@ -94,7 +94,8 @@ def init(
             model.puzzle_emb.weights.normal_(0.0, 0.02, generator=g)  # type: ignore[union-attr]
     save_checkpoint(out, model, train_state={"step": 0, "seed": seed, "preset": preset})
     n = model.count_params()
-    print(f"wrote {out} ({cfg.family}, {n['dense']:,} dense + {n['puzzle_emb']:,} puzzle-embedding parameters, seed {seed})")
+    print(f"wrote {out} ({cfg.family}, {n['dense']:,} dense + {n['puzzle_emb']:,} puzzle-embedding "
+          f"parameters, seed {seed})")
 
 
 def register(app: typer.Typer) -> None:

@@ -36,7 +36,12 @@ def halt_mask(mode: str, steps_done: int, q_halt: Any, q_continue: Any, max_step
 
     Returns a boolean array shaped like q_halt. Samples that halted earlier are the caller's business
     (the driver freezes them); this says only whether each sample would stop now.
+
+    `steps_done` may also be a 0-d torch tensor (the segment counter inside an exported unrolled /
+    loop graph): the same rule is then written without Python branches on its value, so it traces.
     """
+    if isinstance(steps_done, torch.Tensor):
+        return _halt_mask_traced(mode, steps_done, q_halt, q_continue, max_steps, min_steps, threshold)
     is_torch = isinstance(q_halt, torch.Tensor)
     last = steps_done >= max_steps
     full = (lambda v: torch.full_like(q_halt, bool(v), dtype=torch.bool)) if is_torch else \
@@ -53,6 +58,24 @@ def halt_mask(mode: str, steps_done: int, q_halt: Any, q_continue: Any, max_step
         p = torch.sigmoid(q_halt.float()) if is_torch else 1.0 / (1.0 + np.exp(-np.asarray(q_halt, np.float64)))
         return full(float(p.mean()) > threshold)
     raise ValueError(f"unknown halt mode {mode!r}")
+
+
+def _halt_mask_traced(mode: str, steps_done: torch.Tensor, q_halt: torch.Tensor, q_continue: torch.Tensor,
+                      max_steps: int, min_steps: int, threshold: float | None) -> torch.Tensor:
+    """`halt_mask` with a tensor segment counter: last | (ready & wants_to_halt), no value branches."""
+    last = (steps_done >= max_steps).expand(q_halt.shape)
+    if mode == "max":
+        return last
+    ready = (steps_done >= min_steps).expand(q_halt.shape)
+    if mode == "adaptive":
+        want = q_halt > q_continue
+    elif mode == "batch-mean":
+        if threshold is None:
+            raise ValueError("batch-mean halting needs the family's threshold")
+        want = (torch.sigmoid(q_halt.float()).mean() > threshold).expand(q_halt.shape)
+    else:
+        raise ValueError(f"unknown halt mode {mode!r}")
+    return last | (ready & want)
 
 
 @dataclass

@@ -177,7 +177,8 @@ def infer_act_config(sd: dict[str, Any], arch: dict[str, Any] | None = None) -> 
     vocab, hidden = sd["embed_tokens.embedding_weight"].shape
     inter2 = sd["H_level.layers.0.mlp.gate_up_proj.weight"].shape[0]
     kw: dict[str, Any] = dict(vocab_size=int(vocab), hidden_size=int(hidden),
-                              H_layers=_count_layers(sd, "H_level.layers."), L_layers=_count_layers(sd, "L_level.layers."))
+                              H_layers=_count_layers(sd, "H_level.layers."),
+                              L_layers=_count_layers(sd, "L_level.layers."))
     if "puzzle_emb.weights" in sd:
         kw["num_puzzle_identifiers"], kw["puzzle_emb_ndim"] = map(int, sd["puzzle_emb.weights"].shape)
     else:

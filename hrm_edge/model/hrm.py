@@ -14,7 +14,15 @@ from torch import nn
 
 from hrm_edge.config import ActV1Config
 from hrm_edge.model.base import Carry, HRMBase
-from hrm_edge.model.layers import Attention, CastedEmbedding, CastedLinear, SwiGLU, rms_norm, rope_tables, trunc_normal_
+from hrm_edge.model.layers import (
+    Attention,
+    CastedEmbedding,
+    CastedLinear,
+    SwiGLU,
+    rms_norm,
+    rope_tables,
+    trunc_normal_,
+)
 
 
 class PuzzleEmbedding(nn.Module):

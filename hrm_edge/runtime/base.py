@@ -51,7 +51,7 @@ class ModelSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
+    def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
         d = dict(d)
         d["halt_modes"] = tuple(d["halt_modes"])
         return cls(**d)
@@ -101,7 +101,7 @@ class Runner(ABC):
     is_active: bool = False
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         self.activate()
         self.is_active = True
         return self

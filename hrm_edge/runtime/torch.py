@@ -24,11 +24,11 @@ class TorchRunner(Runner):
     _dtype: torch.dtype = field(default=torch.float32, repr=False)
 
     @classmethod
-    def from_model(cls, model: Any, device: str = "cpu") -> "TorchRunner":
+    def from_model(cls, model: Any, device: str = "cpu") -> TorchRunner:
         return cls(spec=spec_from_config(model.config), model=model, device=device)
 
     @classmethod
-    def from_checkpoint(cls, path: str, device: str = "cpu") -> "TorchRunner":
+    def from_checkpoint(cls, path: str, device: str = "cpu") -> TorchRunner:
         from hrm_edge.model.checkpoint import load_checkpoint
 
         return cls.from_model(load_checkpoint(path).model, device=device)
