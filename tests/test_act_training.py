@@ -13,7 +13,7 @@ from hrm_edge.model.act import act_train_step, initial_train_carry
 def _batch(rng: np.random.Generator, b: int) -> dict[str, torch.Tensor]:
     return {"inputs": torch.from_numpy(rng.integers(0, 12, (b, 900)).astype(np.int32)),
             "labels": torch.from_numpy(rng.integers(0, 12, (b, 900)).astype(np.int32)),
-            "puzzle_identifiers": torch.arange(b, dtype=torch.int32)}
+            "puzzle_identifiers": torch.arange(b, dtype=torch.int32) % 16}
 
 
 def test_train_carry_halts_on_q_and_replaces_data(rng) -> None:
