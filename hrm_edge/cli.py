@@ -22,7 +22,7 @@ app = typer.Typer(
 )
 
 # Command modules, in the order `--help` lists them.
-COMMAND_MODULES = ("model",)
+COMMAND_MODULES = ("model", "data")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"hrm_edge.commands.{_name}").register(app)
