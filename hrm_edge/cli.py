@@ -22,35 +22,26 @@ app = typer.Typer(
 )
 
 # Command modules, in the order `--help` lists them.
-COMMAND_MODULES = ("model", "data")
+COMMAND_MODULES = ("model", "export", "solve", "data")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"hrm_edge.commands.{_name}").register(app)
 
 
 def main() -> None:
-    """Console entry point: run the app, mapping HrmEdgeError to one stderr line and exit 2."""
+    """Console entry point: run the app, mapping HrmEdgeError to one stderr line and exit 2.
+
+    Typer's standalone mode handles usage errors (exit 2) and `--help`; anything of ours that
+    escapes a command is an HrmEdgeError and becomes a single line, never a traceback.
+    """
     try:
-        rv = app(standalone_mode=False)
-        if isinstance(rv, int) and rv:
-            sys.exit(rv)
+        app()
     except HrmEdgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except SystemExit:
-        raise
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise
 
 
 if __name__ == "__main__":

@@ -18,7 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ImportError:  # PyTorch-free runtimes (ONNX Runtime, TensorRT) use only the numpy rules below
+    torch = None  # type: ignore[assignment]
 
 HALT_MODES = ("max", "adaptive", "batch-mean")
 
@@ -40,9 +44,9 @@ def halt_mask(mode: str, steps_done: int, q_halt: Any, q_continue: Any, max_step
     `steps_done` may also be a 0-d torch tensor (the segment counter inside an exported unrolled /
     loop graph): the same rule is then written without Python branches on its value, so it traces.
     """
-    if isinstance(steps_done, torch.Tensor):
+    if torch is not None and isinstance(steps_done, torch.Tensor):
         return _halt_mask_traced(mode, steps_done, q_halt, q_continue, max_steps, min_steps, threshold)
-    is_torch = isinstance(q_halt, torch.Tensor)
+    is_torch = torch is not None and isinstance(q_halt, torch.Tensor)
     last = steps_done >= max_steps
     full = (lambda v: torch.full_like(q_halt, bool(v), dtype=torch.bool)) if is_torch else \
         (lambda v: np.full(np.shape(q_halt), bool(v)))
@@ -63,16 +67,16 @@ def halt_mask(mode: str, steps_done: int, q_halt: Any, q_continue: Any, max_step
 def _halt_mask_traced(mode: str, steps_done: torch.Tensor, q_halt: torch.Tensor, q_continue: torch.Tensor,
                       max_steps: int, min_steps: int, threshold: float | None) -> torch.Tensor:
     """`halt_mask` with a tensor segment counter: last | (ready & wants_to_halt), no value branches."""
-    last = (steps_done >= max_steps).expand(q_halt.shape)
+    last = (steps_done >= max_steps).expand_as(q_halt)
     if mode == "max":
         return last
-    ready = (steps_done >= min_steps).expand(q_halt.shape)
+    ready = (steps_done >= min_steps).expand_as(q_halt)
     if mode == "adaptive":
         want = q_halt > q_continue
     elif mode == "batch-mean":
         if threshold is None:
             raise ValueError("batch-mean halting needs the family's threshold")
-        want = (torch.sigmoid(q_halt.float()).mean() > threshold).expand(q_halt.shape)
+        want = (torch.sigmoid(q_halt.float()).mean() > threshold).expand_as(q_halt)
     else:
         raise ValueError(f"unknown halt mode {mode!r}")
     return last | (ready & want)

@@ -1,0 +1,6 @@
+"""Solving ARC tasks: augment -> infer -> decode -> invert -> vote -> attempts (solver.py).
+
+runners.py opens a runtime by name (torch / onnxruntime / tensorrt) with its puzzle table;
+vote.py ranks candidate grids; submission.py writes and checks the ARC Prize format; render.py
+draws grids in the terminal and as PNGs.
+"""

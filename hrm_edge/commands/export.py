@@ -1,0 +1,200 @@
+"""`hrm-edge export` and `hrm-edge verify`: checkpoint -> parity-checked bundle, and re-checking one."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import tomllib
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hrm_edge.errors import HrmEdgeError
+
+# built-in defaults; a --profile (export/<name>.toml) overrides them, explicit options override both
+DEFAULTS: dict[str, Any] = {"act": "step", "segments": None, "opset": 17, "precision": "fp32", "target": None,
+                            "batch": "dynamic", "halt": "max"}
+
+
+def load_profile(name: str) -> dict[str, Any]:
+    """An export profile: `export/<name>.toml` (or a path to a .toml) with an [export] table."""
+    from hrm_edge.export.trt_ops import export_dir
+
+    path = Path(name)
+    if not path.suffix:
+        path = export_dir() / f"{name}.toml"
+    if not path.exists():
+        known = sorted(p.stem for p in export_dir().glob("*.toml"))
+        raise HrmEdgeError(f"no such export profile (known: {', '.join(known) or 'none'})", path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise HrmEdgeError(f"malformed TOML: {exc}", path) from None
+    section = data.get("export", {})
+    unknown = sorted(set(section) - set(DEFAULTS) - {"l4_puzzles"})
+    if unknown:
+        raise HrmEdgeError(f"unknown keys in [export]: {', '.join(unknown)}", path)
+    return section
+
+
+def _batch(value: Any) -> int | None:
+    if value in (None, "dynamic"):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise HrmEdgeError(f"--batch must be 'dynamic' or a positive integer, got {value!r}") from None
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1e}"
+
+
+def print_summary(con: Console, manifest: dict[str, Any], total_s: float, path: Path | None) -> None:
+    parity = manifest.get("parity", {})
+    levels = parity.get("levels", {})
+    t = Table(title=f"export {'-> ' + str(path) if path else '(not written)'}")
+    for col in ("mode", "precision", "size", "ops", "trt-8.5", "trt-10", "L1", "L2", "L3 max|Δ| logits / q",
+                "L4 grids / halting", "export", "total"):
+        t.add_column(col, justify="right" if col in ("size", "ops", "export", "total") else "left")
+    act = manifest["act"]
+    l3 = levels.get("L3", {})
+    mx = l3.get("details", {}).get("max_abs", {})
+    l3s = "-" if not l3 else ("ok " if l3["ok"] else "FAIL ") + f"{_fmt(mx.get('logits'))} / {_fmt(mx.get('q_halt'))}"
+    l4 = levels.get("L4", {})
+    modes = l4.get("details", {}).get("modes", {})
+    l4s = "-" if not l4 else ("ok " if l4["ok"] else "FAIL ") + ", ".join(
+        f"{h} {s['grids_identical']}/{s['inputs']} / {s['halting_agree']}/{s['inputs']}" for h, s in modes.items())
+    if l4 and l4.get("details", {}).get("skipped"):
+        l4s = "skipped"
+    lint = manifest.get("targets", {})
+
+    def lint_cell(target: str) -> str:
+        r = lint.get(target)
+        if r is None:
+            return "-"
+        return "ok" if r["ok"] else "blocked: " + ",".join(r["blocking_ops"])[:30]
+
+    def lv(name: str) -> str:
+        x = levels.get(name)
+        return "-" if x is None else ("ok" if x["ok"] else "FAIL")
+
+    t.add_row(act["mode"] + (f" ({act['halt']})" if act.get("halt") else "") + f" x{act['segments']}",
+              manifest["precision"], f"{manifest['onnx']['bytes'] / 1e6:.2f} MB",
+              str(len(manifest["onnx"]["op_types"])),
+              lint_cell("trt-8.5"), lint_cell("trt-10"), lv("L1"), lv("L2"), l3s, l4s,
+              f"{manifest['onnx']['export_seconds']:.1f}s", f"{total_s:.1f}s")
+    con.print(t)
+
+
+def print_report(con: Console, report: Any) -> None:
+    t = Table(title="parity ladder")
+    t.add_column("level")
+    t.add_column("result")
+    t.add_column("worst tensor")
+    t.add_column("detail", overflow="fold")
+    for lv in report.levels:
+        worst = "-" if lv.worst_tensor is None else lv.worst_tensor + (
+            f" |Δ| {lv.worst:.2e} (tol {lv.tolerance:.1e})" if lv.worst is not None and lv.tolerance else "")
+        t.add_row(lv.level, "[green]ok[/]" if lv.ok else "[red]FAIL[/]", worst, lv.summary)
+    con.print(t)
+
+
+def export(
+    ckpt: Path = typer.Argument(..., help="Checkpoint: hrm-edge .pt, the lite script's hrm_arc_best.pt, a reference "
+                                          "HRM step_N file, or a bare state dict."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Bundle folder to write (default: "
+                                                           "<ckpt stem>-<act>[-<prec>] beside the checkpoint)."),
+    act: Optional[str] = typer.Option(None, "--act", help="ACT mode: step (host loops segments), unrolled (N segments "
+                                                          "in one graph), loop (ONNX Loop, early exit)."),
+    segments: Optional[int] = typer.Option(None, "--segments", help="Segments for unrolled/loop (default: the model's "
+                                                                    "halt_max_steps)."),
+    opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset (default 17: the newest TensorRT 8.5 "
+                                                              "parses)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="fp32 | fp16 (GPU/TensorRT) | int8 (CPU, ONNX "
+                                                                      "Runtime dynamic quantization)."),
+    target: Optional[str] = typer.Option(None, "--target", help="trt-8.5 | trt-10 | ort: the op-support lint that must "
+                                                                "pass (default trt-8.5; ort for int8)."),
+    batch: Optional[str] = typer.Option(None, "--batch", help="'dynamic' or a fixed batch size."),
+    halt: Optional[str] = typer.Option(None, "--halt", help="Halting baked into unrolled/loop graphs: max (reference), "
+                                                            "adaptive, batch-mean (lite: the training script's rule). "
+                                                            "Step bundles support every mode at run time."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Export profile: export/<name>.toml (cpu, "
+                                                                  "orin-nano-fp16, xavier-trt85, ...) or a .toml "
+                                                                  "path."),
+    identifiers: Optional[Path] = typer.Option(None, "--identifiers", help="identifiers.json naming the "
+                                                                           "puzzle-embedding rows (reference "
+                                                                           "dataset layout)."),
+    l4_source: Optional[str] = typer.Option(None, "--l4-source", help="ARC tasks for parity L4 (default "
+                                                                      "arc-agi-1/evaluation, shipped offline)."),
+    l4_puzzles: Optional[int] = typer.Option(None, "--l4-puzzles", help="ARC test inputs run at L4 (0 skips L4)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing bundle folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON instead of tables."),
+) -> None:
+    """Export a checkpoint to a parity-checked ONNX bundle; refuses (exit 3, nothing written) if parity fails."""
+    from hrm_edge.export import DEFAULT_L4_PUZZLES, export_checkpoint
+    from hrm_edge.export.parity import ParityError
+
+    prof = load_profile(profile) if profile else {}
+    given = {"act": act, "segments": segments, "opset": opset, "precision": precision, "target": target,
+             "batch": batch, "halt": halt}
+    opts = {k: v if v is not None else prof.get(k, DEFAULTS[k]) for k, v in given.items()}
+    n_l4 = l4_puzzles if l4_puzzles is not None else int(prof.get("l4_puzzles", DEFAULT_L4_PUZZLES))
+    con = Console(stderr=as_json)
+    t0 = time.perf_counter()
+    with con.status("exporting") as status:
+        def log(msg: str) -> None:
+            status.update(f"{msg}  [dim]{time.perf_counter() - t0:.0f}s[/]")
+            if not as_json:
+                con.log(msg)
+
+        try:
+            result = export_checkpoint(ckpt, out, act=opts["act"], segments=opts["segments"], opset=int(opts["opset"]),
+                                       precision=opts["precision"], target=opts["target"], batch=_batch(opts["batch"]),
+                                       halt=opts["halt"], identifiers=identifiers, l4_source=l4_source,
+                                       l4_puzzles=n_l4, force=force, log=log)
+        except ParityError as exc:
+            status.stop()
+            print_report(con, exc.report)
+            raise
+    if as_json:
+        print(json.dumps(result.manifest, indent=2, default=str))
+        return
+    print_report(con, result.report)
+    print_summary(con, result.manifest, result.total_seconds, result.path)
+
+
+def verify(
+    bundle: Path = typer.Argument(..., help="Export bundle folder (with manifest.json)."),
+    ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="Checkpoint to compare with (default: the one named in "
+                                                             "the manifest)."),
+    target: Optional[str] = typer.Option(None, "--target", help="Lint target (default: the manifest's)."),
+    l4_source: Optional[str] = typer.Option(None, "--l4-source", help="ARC tasks for L4."),
+    l4_puzzles: Optional[int] = typer.Option(None, "--l4-puzzles", help="ARC test inputs run at L4 (0 skips L4)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the parity report as JSON."),
+) -> None:
+    """Re-run the parity ladder (L1-L4) on an existing bundle; exit 3 if any level fails."""
+    from hrm_edge.export import DEFAULT_L4_PUZZLES, verify_bundle
+
+    con = Console(stderr=as_json)
+    t0 = time.perf_counter()
+    with con.status("verifying") as status:
+        report = verify_bundle(bundle, ckpt, target=target, l4_source=l4_source,
+                               l4_puzzles=DEFAULT_L4_PUZZLES if l4_puzzles is None else l4_puzzles,
+                               log=lambda m: status.update(f"{m}  [dim]{time.perf_counter() - t0:.0f}s[/]"))
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        print_report(con, report)
+    if not report.ok:
+        print(f"error: {bundle}: {report.message()}", file=sys.stderr)
+        raise typer.Exit(3)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)
+    app.command("verify")(verify)

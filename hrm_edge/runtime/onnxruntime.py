@@ -1,0 +1,194 @@
+"""ONNX Runtime runner: runs an export bundle the way a user's machine will, with no PyTorch.
+
+Everything it needs comes from the bundle's `manifest.json` (model spec, ACT mode, baked halting,
+input names / dtypes / shapes, puzzle-embedding table); nothing is guessed from the graph. The
+ACT loop is the shared driver of runtime/base.py, so a `step` bundle halts exactly like the
+PyTorch runner; an `unrolled` / `loop` bundle does it inside the graph.
+
+    with OrtRunner.from_bundle("hrm_arc_best-step") as r:
+        vecs = r.puzzle_vectors(r.puzzle_ids(["00576224"]))
+        result = r.run_act(tokens, vecs, halt="max")
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hrm_edge.errors import HrmEdgeError, MissingDependencyError
+from hrm_edge.runtime.base import ModelSpec, Runner, TensorMeta
+
+BUNDLE_FORMAT = "hrm-edge-bundle"
+MANIFEST = "manifest.json"
+
+# short names accepted for `providers`
+PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+                    "tensorrt": "TensorrtExecutionProvider", "trt": "TensorrtExecutionProvider"}
+_DTYPES = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "int64": np.int64, "bool": np.bool_}
+
+
+def read_manifest(bundle: str | Path) -> dict[str, Any]:
+    """The bundle's manifest, checked for the fields a runtime relies on."""
+    bundle = Path(bundle)
+    path = bundle / MANIFEST if bundle.is_dir() else bundle
+    if not path.exists():
+        raise HrmEdgeError("not an export bundle (no manifest.json)", bundle)
+    try:
+        m = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise HrmEdgeError(f"malformed manifest: {exc}", path) from None
+    if not isinstance(m, dict) or m.get("format") != BUNDLE_FORMAT:
+        raise HrmEdgeError(f"manifest is not an {BUNDLE_FORMAT} manifest", path)
+    missing = [k for k in ("spec", "act", "onnx", "inputs", "outputs", "precision") if k not in m]
+    if missing:
+        raise HrmEdgeError(f"manifest lacks {', '.join(missing)}", path)
+    return m
+
+
+def resolve_providers(providers: str | list[str] | None) -> list[str]:
+    """Requested execution providers, full names; None = CPU. Unavailable ones are an error."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:  # pragma: no cover - onnxruntime is a dependency
+        raise MissingDependencyError(f"onnxruntime is not installed: {exc}") from None
+    if providers is None:
+        return ["CPUExecutionProvider"]
+    if isinstance(providers, str):
+        providers = [p.strip() for p in providers.split(",") if p.strip()]
+    names = [PROVIDER_ALIASES.get(p.lower(), p) for p in providers]
+    available = ort.get_available_providers()
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise MissingDependencyError(f"ONNX Runtime execution provider(s) {', '.join(missing)} not available here "
+                                     f"(available: {', '.join(available)})")
+    if "CPUExecutionProvider" not in names:
+        names.append("CPUExecutionProvider")  # fallback for nodes the accelerator does not take
+    return names
+
+
+@dataclass
+class OrtRunner(Runner):
+    """A Runner over an export bundle folder (`from_bundle`)."""
+
+    bundle: str = ""
+    providers: list[str] | None = None
+    threads: int | None = None  # intra-op threads; None = ONNX Runtime's default
+    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+    name: str = "onnxruntime"
+    model_path: str | None = None  # override the manifest's model file (parity checks of variants)
+    _session: Any = field(default=None, repr=False)
+    _table: Any = field(default=None, repr=False)
+
+    @classmethod
+    def from_bundle(cls, bundle: str | Path, providers: str | list[str] | None = None,
+                    threads: int | None = None) -> OrtRunner:
+        manifest = read_manifest(bundle)
+        spec = ModelSpec.from_dict(manifest["spec"])
+        act = manifest["act"]
+        return cls(spec=spec, act_mode=act["mode"], baked_halt=act.get("halt"), bundle=str(bundle),
+                   providers=resolve_providers(providers), threads=threads, manifest=manifest)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def activate(self) -> None:
+        import onnxruntime as ort
+
+        path = Path(self.model_path) if self.model_path else Path(self.bundle) / self.manifest["onnx"]["file"]
+        if not path.exists():
+            raise HrmEdgeError("bundle's model file is missing", path)
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        if self.threads:
+            so.intra_op_num_threads = self.threads
+        t0 = time.perf_counter()
+        try:
+            self._session = ort.InferenceSession(str(path), so, providers=self.providers or ["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - ORT raises several private exception types
+            raise HrmEdgeError(f"ONNX Runtime cannot load the model: {str(exc).splitlines()[0][:300]}", path) from None
+        self.load_seconds = time.perf_counter() - t0
+        got = {i.name for i in self._session.get_inputs()}
+        want = {i["name"] for i in self.manifest["inputs"]}
+        if got != want:
+            raise HrmEdgeError(f"model inputs {sorted(got)} do not match the manifest's {sorted(want)}", path)
+        self._outputs = [o.name for o in self._session.get_outputs()]
+
+    def deactivate(self) -> None:
+        self._session = None
+
+    @property
+    def active_providers(self) -> list[str]:
+        return list(self._session.get_providers()) if self._session is not None else []
+
+    # -- metadata and inference ------------------------------------------------------------------
+    def input_metadata(self) -> dict[str, TensorMeta]:
+        meta = {}
+        for i in self.manifest["inputs"]:
+            shape = tuple(d if isinstance(d, int) else str(d) for d in i["shape"])
+            meta[i["name"]] = TensorMeta(np.dtype(_DTYPES[i["dtype"]]), shape)
+        return meta
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outs = self._session.run(None, feed)
+        return dict(zip(self._outputs, outs))
+
+    # -- puzzle embeddings -------------------------------------------------------------------------
+    def _puzzle_table(self) -> np.ndarray | None:
+        pe = self.manifest.get("puzzle_emb")
+        if not pe:
+            return None
+        if self._table is None:
+            path = Path(self.bundle) / pe["file"]
+            if not path.exists():
+                raise HrmEdgeError("bundle's puzzle-embedding table is missing", path)
+            self._table = np.load(path, mmap_mode="r")
+        return self._table
+
+    def puzzle_vectors(self, puzzle_ids: np.ndarray) -> np.ndarray | None:
+        """Rows of the bundle's `puzzle_emb.npy` (stored fp16) as float32 graph inputs."""
+        table = self._puzzle_table()
+        if table is None:
+            return None
+        ids = np.asarray(puzzle_ids, dtype=np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= table.shape[0]):
+            raise HrmEdgeError(f"puzzle id out of range 0..{table.shape[0] - 1}", self.bundle)
+        return np.asarray(table[ids], dtype=np.float32)
+
+    @property
+    def num_puzzle_identifiers(self) -> int:
+        """Rows of the bundle's puzzle table (0 for families without one)."""
+        pe = self.manifest.get("puzzle_emb")
+        return int(pe["shape"][0]) if pe else 0
+
+    @property
+    def identifiers(self) -> dict[str, int] | None:
+        """Puzzle identifier -> table row from the bundle's index, when the export knew the names."""
+        pe = self.manifest.get("puzzle_emb") or {}
+        if not pe.get("index") or not pe.get("index_known"):
+            return None
+        path = Path(self.bundle) / pe["index"]
+        if not path.exists():
+            return None
+        return {k: int(v) for k, v in json.loads(path.read_text()).get("rows", {}).items()}
+
+    def puzzle_ids(self, names: list[str], missing: str = "blank") -> np.ndarray:
+        """Rows for puzzle identifiers (task name, `name|aug` for augmented copies) from the index file.
+
+        Unknown names map to row 0 (the blank puzzle) with `missing="blank"`, or raise with "error".
+        """
+        index = self.identifiers or {}
+        out = []
+        for n in names:
+            if n in index:
+                out.append(int(index[n]))
+            elif missing == "blank":
+                out.append(0)
+            else:
+                raise HrmEdgeError(f"puzzle {n!r} is not in the bundle's puzzle index", self.bundle)
+        return np.asarray(out, dtype=np.int64)
+
+
+__all__ = ["OrtRunner", "read_manifest", "resolve_providers", "BUNDLE_FORMAT", "MANIFEST", "PROVIDER_ALIASES"]

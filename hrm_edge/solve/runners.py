@@ -1,0 +1,329 @@
+"""Open a runtime by name: torch (checkpoint), onnxruntime (bundle) or tensorrt (engine).
+
+`open_runtime` returns a `Runtime`: the runner (not yet activated), the model's puzzle table
+(identifier names -> rows, and the rows' vectors as that runtime stores them), the artifact's
+size and a label. `probe_runtime` does the same but turns "cannot run here" (TensorRT not
+installed, no GPU, no CUDA execution provider, ...) into a reason string, so `compare` can show a
+row instead of crashing. Heavy backends are imported lazily.
+
+Puzzle identifiers (ACT v1). Each augmented copy of a training task is its own identifier,
+named `"{task}"` for the identity and `"{task}_{augmentation.name}"` otherwise (the reference's
+naming, see data/augment.py). The name -> row index comes from, in order: an explicit
+`--identifiers FILE`; what the bundle's manifest / index says; a checkpoint's `train_state`
+(`identifiers`, or `data_dir` holding `identifiers.json`); `identifiers.json` beside the
+artifact. The file is either the reference's list (row i names identifier i, row 0 the blank)
+or a dict name -> row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hrm_edge.errors import HrmEdgeError, MissingDependencyError
+from hrm_edge.runtime.base import Runner
+
+RUNTIMES = ("torch", "onnxruntime", "tensorrt")
+BLANK_NAMES = ("<blank>", "")
+
+
+# --------------------------------------------------------------------------------------------------
+# puzzle identifiers
+# --------------------------------------------------------------------------------------------------
+def parse_identifiers(obj: Any, where: str | Path | None = None) -> dict[str, int]:
+    """A name -> row dict from the reference's list form or a dict form."""
+    if isinstance(obj, dict) and "identifiers" in obj and not all(isinstance(v, int) for v in obj.values()):
+        obj = obj["identifiers"]
+    if isinstance(obj, list):
+        if not all(isinstance(n, str) for n in obj):
+            raise HrmEdgeError("identifier list must hold names (strings)", where)
+        return {n: i for i, n in enumerate(obj) if i > 0 and n not in BLANK_NAMES}
+    if isinstance(obj, dict):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in obj.values()):
+            raise HrmEdgeError("identifier dict must map names to integer rows", where)
+        return {str(k): int(v) for k, v in obj.items() if int(v) > 0 and k not in BLANK_NAMES}
+    raise HrmEdgeError(f"identifiers must be a list of names or a dict name -> row, got {type(obj).__name__}",
+                       where)
+
+
+def read_identifiers(path: str | Path) -> dict[str, int]:
+    p = Path(path)
+    if p.is_dir():
+        p = p / "identifiers.json"
+    if not p.is_file():
+        raise HrmEdgeError("no such identifiers file", p)
+    try:
+        obj = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HrmEdgeError(f"not valid JSON: {exc}", p) from None
+    return parse_identifiers(obj, p)
+
+
+@dataclass
+class PuzzleTable:
+    """A model's puzzle-embedding table as one runtime sees it.
+
+    `names` maps identifier names to rows (empty when unknown); `rows` returns the vectors of
+    given rows (None for families without puzzle embeddings).
+    """
+
+    ndim: int
+    num_rows: int
+    names: dict[str, int] = field(default_factory=dict)
+    rows: Callable[[np.ndarray], np.ndarray] | None = None
+    source: str = ""  # where `names` came from, for reports
+
+    def __post_init__(self) -> None:
+        if self.names and self.ndim > 0:
+            top = max(self.names.values())
+            if top >= self.num_rows:
+                raise HrmEdgeError(f"identifier index names row {top} but the model's puzzle table has "
+                                   f"{self.num_rows} rows: the index belongs to another model or dataset",
+                                   self.source or None)
+
+    @property
+    def used(self) -> bool:
+        return self.ndim > 0
+
+    def lookup(self, name: str) -> int | None:
+        row = self.names.get(name)
+        return row if row is not None and 0 < row < self.num_rows else None
+
+    def ids_for(self, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows for these names (0, the blank puzzle, where unknown) and a known-mask."""
+        rows = [self.lookup(n) for n in names]
+        known = np.array([r is not None for r in rows], dtype=bool)
+        return np.array([r or 0 for r in rows], dtype=np.int64), known
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray | None:
+        if not self.used or self.rows is None:
+            return None
+        return np.asarray(self.rows(np.asarray(ids, dtype=np.int64)), dtype=np.float32)
+
+
+def _names_for_artifact(path: Path, explicit: str | Path | None, extra: list[tuple[str, Any]]
+                        ) -> tuple[dict[str, int], str]:
+    if explicit is not None:
+        return read_identifiers(explicit), str(explicit)
+    for where, obj in extra:
+        if obj is not None:
+            if isinstance(obj, (str, Path)):
+                p = Path(obj)
+                if (p / "identifiers.json").is_file() or p.is_file():
+                    return read_identifiers(p), str(p)
+                continue
+            return parse_identifiers(obj, where), where
+    side = (path if path.is_dir() else path.parent) / "identifiers.json"
+    if side.is_file():
+        return read_identifiers(side), str(side)
+    return {}, ""
+
+
+# --------------------------------------------------------------------------------------------------
+# runtimes
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class Runtime:
+    kind: str
+    artifact: Path
+    label: str
+    runner: Runner
+    puzzles: PuzzleTable
+    size_bytes: int
+    device: str = "cpu"
+    notes: list[str] = field(default_factory=list)
+
+
+def artifact_size(path: str | Path) -> int:
+    p = Path(path)
+    if p.is_dir():
+        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    return p.stat().st_size if p.exists() else 0
+
+
+def _open_torch(path: Path, device: str | None, identifiers: str | Path | None, threads: int | None = None
+                ) -> Runtime:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)  # process-wide: torch has one intra-op pool
+    from hrm_edge.model.checkpoint import load_checkpoint
+    from hrm_edge.runtime.torch import TorchRunner
+
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        raise MissingDependencyError(f"torch has no CUDA device here (asked for {dev})")
+    ck = load_checkpoint(path)
+    runner = TorchRunner.from_model(ck.model, device=dev)
+    cfg = ck.config
+    ts = ck.train_state or {}
+    names, source = _names_for_artifact(path, identifiers, [("checkpoint train_state", ts.get("identifiers")),
+                                                            ("checkpoint data_dir", ts.get("data_dir"))])
+    ndim = int(cfg.puzzle_emb_ndim)
+    table = PuzzleTable(ndim=ndim, num_rows=int(cfg.num_puzzle_identifiers), names=names,
+                        rows=runner.puzzle_vectors if ndim > 0 else None, source=source)
+    return Runtime("torch", path, f"pytorch {path.name} ({dev})", runner, table, artifact_size(path), dev)
+
+
+def _open_onnxruntime(path: Path, device: str | None, identifiers: str | Path | None, threads: int | None = None
+                      ) -> Runtime:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError(f"onnxruntime is not installed ({exc})") from None
+    try:
+        from hrm_edge.runtime import onnxruntime as ort_mod
+    except ImportError as exc:
+        raise MissingDependencyError(f"hrm_edge.runtime.onnxruntime is not available in this build ({exc})") from None
+    if not path.exists():
+        raise HrmEdgeError("no such export bundle", path)
+    providers = _ort_providers(device)
+    runner = _make_ort_runner(ort_mod, path, providers, threads)
+    table, notes = _bundle_puzzle_table(ort_mod, runner, path, identifiers)
+    prov = providers[0] if providers else "default providers"
+    label = f"onnxruntime {path.name} ({prov.replace('ExecutionProvider', '')})"
+    return Runtime("onnxruntime", path, label, runner, table, artifact_size(path), prov, notes)
+
+
+def _ort_providers(device: str | None) -> list[str] | None:
+    """Which execution providers to ask for: the named one, else CUDA when the install offers it, else CPU."""
+    import onnxruntime as ort
+
+    avail = ort.get_available_providers()
+    aliases = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+               "tensorrt": "TensorrtExecutionProvider", "trt": "TensorrtExecutionProvider"}
+    if device:
+        want = aliases.get(device.lower(), device)
+        if want not in avail:
+            raise MissingDependencyError(f"onnxruntime here offers {', '.join(avail)}, not {want}")
+        return [want] + (["CPUExecutionProvider"] if want != "CPUExecutionProvider" else [])
+    # CUDA before TensorRT: the TensorRT EP builds an engine per session (minutes on a Jetson) unless
+    # its cache is configured, so it is used when asked for (`--provider tensorrt`), not by default.
+    if "CUDAExecutionProvider" in avail:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _make_ort_runner(ort_mod: Any, path: Path, providers: list[str] | None, threads: int | None) -> Runner:
+    return ort_mod.OrtRunner.from_bundle(path, providers=providers, threads=threads)
+
+
+def _bundle_puzzle_table(ort_mod: Any, runner: Runner, path: Path, identifiers: str | Path | None
+                         ) -> tuple[PuzzleTable, list[str]]:
+    """The bundle's own table (fp16 rows, read-only memory map) and its identifier index."""
+    spec = runner.spec
+    notes: list[str] = []
+    ndim = int(spec.puzzle_emb_ndim)
+    manifest = getattr(runner, "manifest", None)
+    if manifest is None and (path / "manifest.json").is_file():
+        manifest = json.loads((path / "manifest.json").read_text())
+    manifest = manifest if isinstance(manifest, dict) else {}
+    table_rows: Callable[[np.ndarray], np.ndarray] | None = None
+    num_rows = 1
+    if ndim > 0:
+        if hasattr(runner, "puzzle_vectors"):
+            table_rows = runner.puzzle_vectors  # type: ignore[assignment]
+            num_rows = int(getattr(runner, "num_puzzle_identifiers", 0) or 0)
+        if not num_rows or table_rows is None:
+            npy = path / "puzzle_emb.npy"
+            if not npy.is_file():
+                raise HrmEdgeError("bundle has no puzzle_emb.npy but the model needs puzzle embeddings", path)
+            arr = np.load(npy, mmap_mode="r")
+            num_rows = int(arr.shape[0])
+            if table_rows is None:
+                table_rows = lambda ids, a=arr: np.asarray(a[ids], dtype=np.float32)  # noqa: E731
+    extra: list[tuple[str, Any]] = []
+    idx = getattr(runner, "identifiers", None)
+    if idx is not None:
+        extra.append(("bundle index", idx))
+    pe = manifest.get("puzzle_emb") if isinstance(manifest.get("puzzle_emb"), dict) else {}
+    if idx is None and pe.get("index") and pe.get("index_known") and (path / pe["index"]).is_file():
+        # the export's puzzle_index.json ({"known": true, "rows": {name: row}}), e.g. beside an engine
+        extra.append(("bundle index", json.loads((path / pe["index"]).read_text()).get("rows", {})))
+    for key in ("identifiers", "puzzle_identifiers"):
+        val = manifest.get(key)
+        if isinstance(val, str):
+            extra.append((f"manifest {key}", path / val))
+        elif val is not None:
+            extra.append((f"manifest {key}", val))
+    names, source = _names_for_artifact(path, identifiers, extra)
+    return PuzzleTable(ndim=ndim, num_rows=num_rows, names=names, rows=table_rows, source=source), notes
+
+
+def _open_tensorrt(path: Path, device: str | None, identifiers: str | Path | None, threads: int | None = None
+                   ) -> Runtime:
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("TensorRT is not installed here (Python module `tensorrt` not found; "
+                                     "on a Jetson it comes with JetPack, elsewhere pip install 'hrm-edge[trt]')"
+                                     ) from None
+    except Exception as exc:  # a broken install (missing libnvinfer) raises OSError & co.
+        raise MissingDependencyError(f"TensorRT cannot be imported here: {str(exc).splitlines()[0][:160]}") from None
+    try:
+        from hrm_edge.runtime import tensorrt as trt_mod
+    except ImportError as exc:
+        raise MissingDependencyError(f"this hrm-edge build has no TensorRT runner ({exc})") from None
+    if not path.exists():
+        raise HrmEdgeError("no such engine file", path)
+    cls = getattr(trt_mod, "TrtRunner", None) or trt_mod.TensorRTRunner
+    runner = cls.from_engine(path) if hasattr(cls, "from_engine") else cls(path)
+    bundle_dir = path.parent
+    table, notes = _bundle_puzzle_table(None, runner, bundle_dir, identifiers)
+    return Runtime("tensorrt", path, f"tensorrt {path.name}", runner, table, artifact_size(path), "cuda", notes)
+
+
+_OPENERS = {"torch": _open_torch, "onnxruntime": _open_onnxruntime, "tensorrt": _open_tensorrt}
+
+
+def open_runtime(kind: str, artifact: str | Path, *, device: str | None = None,
+                 identifiers: str | Path | None = None, threads: int | None = None) -> Runtime:
+    """Open one runtime; raises MissingDependencyError when it cannot run here, HrmEdgeError on bad input.
+
+    `device`: torch device (cpu, cuda) or onnxruntime execution provider (cpu, cuda, tensorrt);
+    `threads`: CPU intra-op threads (torch: process-wide; onnxruntime: this session), None = default.
+    """
+    if kind not in _OPENERS:
+        raise HrmEdgeError(f"unknown runtime {kind!r}; choose one of {', '.join(RUNTIMES)}")
+    return _OPENERS[kind](Path(artifact), device, identifiers, threads)
+
+
+def probe_runtime(kind: str, artifact: str | Path, **kw: Any) -> tuple[Runtime | None, str | None, str]:
+    """`open_runtime`, with failure turned into (None, reason, status).
+
+    status is "unavailable" for a missing backend/device, "error" for a bad artifact.
+    """
+    try:
+        return open_runtime(kind, artifact, **kw), None, "ok"
+    except MissingDependencyError as exc:
+        return None, str(exc), "unavailable"
+    except HrmEdgeError as exc:
+        return None, str(exc), "error"
+
+
+def artifact_option(runtime: str, ckpt: Path | None, bundle: Path | None, engine: Path | None) -> Path:
+    """The one artifact `solve --runtime R` needs, checked against which of --ckpt/--bundle/--engine was given."""
+    need = {"torch": ("--ckpt", ckpt), "onnxruntime": ("--bundle", bundle), "tensorrt": ("--engine", engine)}
+    if runtime not in need:
+        raise HrmEdgeError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    given = [flag for flag, v in need.values() if v is not None]
+    flag, value = need[runtime]
+    if value is None:
+        raise HrmEdgeError(f"--runtime {runtime} needs {flag}" + (f" (got {', '.join(given)})" if given else ""))
+    others = [f for f in given if f != flag]
+    if others:
+        raise HrmEdgeError(f"--runtime {runtime} uses {flag}; {', '.join(others)} would be ignored, drop it")
+    return value
+
+
+def infer_runtime(ckpt: Path | None, bundle: Path | None, engine: Path | None) -> str:
+    """The runtime implied by the single artifact option given (for `solve` without --runtime)."""
+    given = [(k, v) for k, v in (("torch", ckpt), ("onnxruntime", bundle), ("tensorrt", engine)) if v is not None]
+    if len(given) != 1:
+        raise HrmEdgeError("give exactly one of --ckpt, --bundle, --engine (or name --runtime)")
+    return given[0][0]

@@ -1,0 +1,236 @@
+"""End-to-end `export`: bundle contents, the parity ladder L1-L4 on real ARC tasks, refusals, CLI.
+
+Each export runs the full ladder (L3 teacher-forced at batch 1 and 3 with base tolerance 1e-4 on logits
+and q-values, L4 on 3 real ARC test inputs from arc-agi-1/evaluation), so a passing export here is the
+same proof a user's export gets. Failing cases corrupt the graph after tracing and must leave no bundle
+(and no temp folder) behind.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+from test_export_kit import FAST, tiny_model
+
+from hrm_edge.errors import HrmEdgeError
+from hrm_edge.export import export_model, verify_bundle
+from hrm_edge.export.parity import ParityError
+from hrm_edge.model.checkpoint import save_checkpoint
+
+CASES = [("tiny", "step", "max"), ("tiny", "unrolled", "adaptive"), ("tiny", "loop", "max"),
+         ("tiny-lite", "step", "max"), ("tiny-lite", "unrolled", "max"), ("tiny-lite", "loop", "batch-mean")]
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, str], object]:
+    root = tmp_path_factory.mktemp("bundles")
+    out = {}
+    for name, act, halt in CASES:
+        out[(name, act, halt)] = export_model(tiny_model(name), root / f"{name}-{act}", act=act, halt=halt, **FAST)
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+def test_bundle_passes_ladder(bundles: dict, case: tuple[str, str, str]) -> None:
+    r = bundles[case]
+    name, act, halt = case
+    files = {p.name for p in r.path.iterdir()}
+    assert {"model.onnx", "manifest.json"} <= files
+    assert ("puzzle_emb.npy" in files) == (name == "tiny")
+    assert not [p for p in r.path.parent.iterdir() if p.name.startswith(".")]  # no staging folders left
+    m = json.loads((r.path / "manifest.json").read_text())
+    assert m["act"]["mode"] == act and m["precision"] == "fp32" and m["onnx"]["opset"] == 17
+    assert m["act"]["halt"] == (None if act == "step" else halt)
+    assert m["parity"]["ok"] and set(m["parity"]["levels"]) == {"L1", "L2", "L3", "L4"}
+    assert m["targets"]["trt-8.5"]["ok"] and m["targets"]["trt-10"]["ok"]
+    assert "MatMul" in m["onnx"]["op_types"] and "LayerNormalization" not in m["onnx"]["op_types"]
+    assert m["spec"]["family"] == ("act-v1" if name == "tiny" else "lite")
+    l3 = m["parity"]["levels"]["L3"]["details"]
+    assert l3["max_abs"]["logits"] <= 1e-4 and l3["max_abs"]["q_halt"] <= 1e-4
+    assert l3["halting"]["agree"] + l3["halting"]["near_tie"] == l3["halting"]["samples"] > 0
+    l4 = m["parity"]["levels"]["L4"]["details"]
+    assert l4["source"] == "arc-agi-1/evaluation" and len(l4["tasks"]) >= 1
+    modes = l4["modes"]
+    assert set(modes) == ({"max", "adaptive", "batch-mean"} if (act, name) == ("step", "tiny-lite") else
+                          {"max", "adaptive"} if act == "step" else {halt})
+    for s in modes.values():
+        assert s["grids_identical"] == s["inputs"] == 3 and s["halting_agree"] == 3
+
+
+def test_step_bundle_ladder_exercises_every_halting_mode(bundles: dict) -> None:
+    cases = bundles[("tiny-lite", "step", "max")].manifest["parity"]["levels"]["L3"]["details"]["cases"]
+    assert {c["case"] for c in cases} == {f"batch {b} halt {h}" for b in (1, 3)
+                                         for h in ("max", "adaptive", "batch-mean")}
+
+
+def test_puzzle_table_and_index(tmp_path: Path) -> None:
+    m = tiny_model("tiny")
+    names = [f"task{i}" for i in range(m.config.num_puzzle_identifiers)]
+    r = export_model(m, tmp_path / "b", identifiers=names, l3_batches=(1,), l4_puzzles=0)
+    table = np.load(r.path / "puzzle_emb.npy")
+    assert table.dtype == np.float16 and table.shape == tuple(m.puzzle_emb.weights.shape)
+    np.testing.assert_array_equal(table, m.puzzle_emb.weights.detach().numpy().astype(np.float16))
+    index = json.loads((r.path / "puzzle_index.json").read_text())
+    assert index["known"] and index["rows"]["task3"] == 3
+    assert r.manifest["puzzle_emb"]["index_known"] is True
+    assert all(i["name"] != "puzzle_emb_table" for i in r.manifest["inputs"])  # the table is not in the graph
+    graph = onnx.load(str(r.path / "model.onnx")).graph
+    assert not any(tuple(t.dims) == table.shape and np.allclose(numpy_helper.to_array(t), table, atol=1e-3)
+                   for t in graph.initializer)
+
+
+def test_static_batch_bundle(tmp_path: Path) -> None:
+    r = export_model(tiny_model("tiny-lite"), tmp_path / "b", act="loop", halt="adaptive", batch=2, l4_puzzles=3)
+    assert r.manifest["batch"] == 2 and r.report.ok
+    assert r.manifest["inputs"][0]["shape"] == [2, 100]
+
+
+def _bump_weight(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Scale the largest weight by 1.01: a 'weight silently changed' corruption (L2 must name it)."""
+    t = max(model.graph.initializer, key=lambda t: t.ByteSize())
+    arr = numpy_helper.to_array(t) * 1.01
+    t.CopyFrom(numpy_helper.from_array(arr.astype(np.float32), t.name))
+    return model
+
+
+def _break_softmax(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Every weight intact, the computation wrong: Softmax over the wrong axis (L3 must catch it)."""
+    def walk(g: onnx.GraphProto) -> None:
+        for n in g.node:
+            if n.op_type == "Softmax":
+                axis = [a for a in n.attribute if a.name == "axis"]
+                if axis:
+                    axis[0].i = -2
+                else:
+                    n.attribute.append(onnx.helper.make_attribute("axis", -2))
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    walk(a.g)
+    walk(model.graph)
+    return model
+
+
+def _drop_opset(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A graph claiming opset 18 (what the dynamo exporter emits): TensorRT 8.5 cannot parse it (L1)."""
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            imp.version = 18
+    return model
+
+
+@pytest.mark.parametrize("corrupt, level, act", [(_bump_weight, "L2", "step"), (_break_softmax, "L3", "step"),
+                                                  (_break_softmax, "L3", "loop"), (_drop_opset, "L1", "unrolled")])
+def test_corrupted_graph_leaves_no_bundle(tmp_path: Path, corrupt, level: str, act: str) -> None:
+    out = tmp_path / "bundle"
+    with pytest.raises(ParityError) as info:
+        export_model(tiny_model("tiny"), out, act=act, _corrupt=corrupt, l3_batches=(2,), l4_puzzles=2)
+    rep = info.value.report
+    assert rep.failed.level == level and rep.failed.worst_tensor
+    assert info.value.exit_code == 3 and level in str(info.value) and "worst tensor" in str(info.value)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # the staging folder is gone too
+    if level == "L2":
+        assert rep.failed.worst_tensor.endswith("weight")
+    if level == "L3":
+        assert rep.failed.worst is not None and rep.failed.worst > rep.failed.tolerance
+
+
+def test_existing_bundle_needs_force(tmp_path: Path) -> None:
+    m = tiny_model("tiny-lite")
+    out = tmp_path / "b"
+    export_model(m, out, l3_batches=(1,), l4_puzzles=0)
+    with pytest.raises(HrmEdgeError, match="--force"):
+        export_model(m, out, l3_batches=(1,), l4_puzzles=0)
+    (out / "marker").write_text("old")
+    export_model(m, out, act="loop", l3_batches=(1,), l4_puzzles=0, force=True)
+    assert not (out / "marker").exists() and json.loads((out / "manifest.json").read_text())["act"]["mode"] == "loop"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_failed_replacement_keeps_old_bundle(tmp_path: Path) -> None:
+    m = tiny_model("tiny-lite")
+    out = tmp_path / "b"
+    export_model(m, out, l3_batches=(1,), l4_puzzles=0)
+    before = (out / "manifest.json").read_text()
+    with pytest.raises(ParityError):
+        export_model(m, out, force=True, _corrupt=_bump_weight, l3_batches=(1,), l4_puzzles=0)
+    assert (out / "manifest.json").read_text() == before
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
+    save_checkpoint(path, tiny_model("tiny"))
+    return path
+
+
+def test_cli_export_and_verify(cli, checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    r = cli("export", str(checkpoint), "--out", str(out), "--act", "loop", "--halt", "adaptive", "--l4-puzzles", "2")
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "parity ladder" in r.stdout and "L4" in r.stdout and "MB" in r.stdout
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["source"]["format"] == "hrm-edge" and len(m["source"]["sha256"]) == 64
+    v = cli("verify", str(out), "--l4-puzzles", "2")
+    assert v.returncode == 0, v.stderr + v.stdout
+    # tamper with the bundle's graph: verify must fail with exit 3 and name the level
+    model = onnx.load(str(out / "model.onnx"))
+    onnx.save(_bump_weight(model), str(out / "model.onnx"))
+    v = cli("verify", str(out), "--l4-puzzles", "0")
+    assert v.returncode == 3 and "L2" in v.stderr
+
+
+def test_cli_parity_failure_exit_code(cli, checkpoint: Path, tmp_path: Path) -> None:
+    r = cli("export", str(checkpoint), "--out", str(tmp_path / "b"), "--opset", "99")
+    assert r.returncode == 2 and "opset" in r.stderr  # bad input: one line, exit 2
+    r = cli("export", str(checkpoint), "--out", str(tmp_path / "b"), "--precision", "fp8")
+    assert r.returncode == 2 and "precision" in r.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_verify_via_api(checkpoint: Path, tmp_path: Path) -> None:
+    from hrm_edge.export import export_checkpoint
+
+    r = export_checkpoint(checkpoint, tmp_path / "b", l3_batches=(1,), l4_puzzles=0)
+    rep = verify_bundle(r.path, l3_batches=(2,), l4_puzzles=2)
+    assert rep.ok and [lv.level for lv in rep.levels] == ["L1", "L2", "L3", "L4"]
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, tiny_model("tiny", seed=5))
+    with pytest.raises(HrmEdgeError, match="hash"):
+        verify_bundle(r.path, other)
+
+
+def test_first_users_lite_script_checkpoint(tmp_path: Path) -> None:
+    """The product's front door: a train_arc_full.py `hrm_arc_best.pt` dict exports with its own names."""
+    import torch
+
+    from hrm_edge.export import export_checkpoint
+
+    m = tiny_model("tiny-lite")
+    path = tmp_path / "hrm_arc_best.pt"
+    torch.save({"model_state_dict": m.state_dict(), "optimizer_state_dict": {}, "scheduler_state_dict": {},
+                "epoch": 3, "global_step": 120, "best_val_loss": 0.42,
+                "config": {"num_heads": 2, "seq_len": 100, "max_cycles": 4}}, path)
+    r = export_checkpoint(path, act="step", l3_batches=(2,), l4_puzzles=2)
+    assert r.path == tmp_path / "hrm_arc_best-step" and r.report.ok
+    assert r.manifest["source"]["format"] == "lite-script" and r.manifest["act"]["halt_modes"] == [
+        "max", "adaptive", "batch-mean"]
+    assert r.manifest["parity"]["levels"]["L4"]["details"]["modes"]["batch-mean"]["grids_identical"] == 2
+
+
+def test_profiles_parse() -> None:
+    from hrm_edge.commands.export import load_profile
+    from hrm_edge.export.trt_ops import export_dir
+
+    names = sorted(p.stem for p in export_dir().glob("*.toml"))
+    assert {"cpu", "orin-nano-fp16", "xavier-trt85"} <= set(names)
+    for n in names:
+        prof = load_profile(n)
+        assert prof["act"] in ("step", "unrolled", "loop") and prof["precision"] in ("fp32", "fp16", "int8")
+    with pytest.raises(HrmEdgeError, match="profile"):
+        load_profile("no-such-board")

@@ -1,0 +1,113 @@
+"""`hrm-edge solve` as a user runs it: real ARC tasks in, a valid ARC Prize submission out.
+
+Models here are random (the trained one is in test_solve_e2e.py); any accuracy is fine, the
+checks are on the pipeline: format, skipping bad tasks with exit 1, one-line errors with exit 2,
+rendering, the blank-identifier note, and the lite family's batch-mean halting.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from _solvekit import run_inprocess, small_checkpoint, small_real_tasks, write_tasks
+
+from hrm_edge.data.arc import load_tasks
+from hrm_edge.solve.submission import validate_submission
+
+
+@pytest.fixture
+def cli_fast():
+    return run_inprocess
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("solvekit")
+    tasks = small_real_tasks(3)
+    return {
+        "dir": d,
+        "ckpt": small_checkpoint(d / "tiny10.pt"),
+        "lite": small_checkpoint(d / "lite10.pt", name="tiny-lite"),
+        "tasks": write_tasks(d / "tasks", tasks),
+        "ids": [t.id for t in tasks],  # type: ignore[dict-item]
+    }
+
+
+def test_solve_torch_writes_valid_submission_scores_and_renders(kit, cli_fast, tmp_path: Path) -> None:
+    out = tmp_path / "sub.json"
+    r = cli_fast("solve", str(kit["tasks"]), "--ckpt", str(kit["ckpt"]), "--augment", "3", "--batch", "4",
+            "--out", str(out), "--render", str(tmp_path / "png"), "--verbose")
+    assert r.returncode == 0, r.stderr
+    sub = json.loads(out.read_text())
+    tasks = load_tasks(kit["tasks"], canvas=10).tasks
+    assert validate_submission(sub, tasks) == []
+    assert sorted(sub) == sorted(kit["ids"])
+    scores = json.loads((tmp_path / "sub_scores.json").read_text())
+    assert scores["summary"]["tasks_with_solutions"] == 3
+    assert 0.0 <= scores["summary"]["pass@2"] <= 1.0
+    assert len(scores["per_task"]) == 3 and scores["options"]["augment"] == 3
+    assert sorted(p.stem for p in (tmp_path / "png").glob("*.png")) == sorted(kit["ids"])
+    assert "pass@2" in r.stdout and "attempt 1" in r.stdout  # summary and the verbose grids
+    # random puzzle table, no identifier index beside the checkpoint: every puzzle is blank, said once
+    assert r.stderr.count("blank puzzle identifier") == 1
+
+
+def test_bad_tasks_are_reported_skipped_and_exit_1(kit, cli, tmp_path: Path) -> None:
+    folder = write_tasks(tmp_path / "mixed", load_tasks(kit["tasks"], canvas=10).tasks[:2])
+    (folder / "ragged.json").write_text(json.dumps({"train": [{"input": [[1, 2], [3]], "output": [[1]]}],
+                                                    "test": [{"input": [[1]]}]}))
+    (folder / "notjson.json").write_text("{ this is not json")
+    (folder / "notest.json").write_text(json.dumps({"train": [{"input": [[1]], "output": [[2]]}]}))
+    (folder / "colour.json").write_text(json.dumps({"train": [{"input": [[12]], "output": [[2]]}],
+                                                    "test": [{"input": [[1]]}]}))
+    out = tmp_path / "sub.json"
+    r = cli("solve", str(folder), "--ckpt", str(kit["ckpt"]), "--augment", "2", "--out", str(out))
+    assert r.returncode == 1, r.stderr
+    skipped = [line for line in r.stderr.splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 4, r.stderr
+    for name, why in (("ragged", "ragged"), ("notjson", "not valid JSON"), ("notest", "missing 'test'"),
+                      ("colour", "outside 0..9")):
+        assert any(name in s and why in s for s in skipped), (name, skipped)
+    sub = json.loads(out.read_text())
+    assert len(sub) == 2 and validate_submission(sub) == []
+
+
+def test_grids_larger_than_the_model_canvas_are_skipped(kit, cli_fast, tmp_path: Path) -> None:
+    big = [t for t in load_tasks("arc-agi-1/evaluation").tasks if max(max(s) for s in t.shapes()) > 10][:1]
+    folder = write_tasks(tmp_path / "big", big + load_tasks(kit["tasks"], canvas=10).tasks[:1])
+    r = cli_fast("solve", str(folder), "--ckpt", str(kit["ckpt"]), "--augment", "1", "--out", str(tmp_path / "s.json"))
+    assert r.returncode == 1
+    assert "larger than the 10x10 canvas" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--runtime", "onnxruntime"], "--runtime onnxruntime needs --bundle"),
+    (["--halt", "sometimes"], "--halt must be one of"),
+    (["--halt", "batch-mean"], "not available for the act-v1 family"),
+])
+def test_solve_usage_errors_are_one_line_exit_2(kit, cli_fast, tmp_path: Path, args: list[str], message: str) -> None:
+    r = cli_fast("solve", str(kit["tasks"]), "--ckpt", str(kit["ckpt"]), *args, "--out", str(tmp_path / "s.json"))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_single_invalid_task_file_and_missing_artifacts_exit_2(kit, cli, cli_fast, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": [{"input": [[1]]}]}))
+    r = cli("solve", str(bad), "--ckpt", str(kit["ckpt"]))
+    assert r.returncode == 2 and "ragged rows" in r.stderr and "Traceback" not in r.stderr
+    r = cli_fast("solve", str(kit["tasks"]), "--ckpt", str(tmp_path / "nope.pt"))
+    assert r.returncode == 2 and "no such checkpoint file" in r.stderr
+    r = cli_fast("solve", str(kit["tasks"]), "--bundle", str(tmp_path / "nobundle"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_lite_family_batch_mean_halting(kit, cli_fast, tmp_path: Path) -> None:
+    out = tmp_path / "lite.json"
+    r = cli_fast("solve", str(kit["tasks"]), "--ckpt", str(kit["lite"]), "--halt", "batch-mean", "--augment", "2",
+            "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "blank puzzle identifier" not in r.stderr  # lite has no puzzle embedding
+    assert validate_submission(json.loads(out.read_text())) == []
