@@ -8,8 +8,12 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-import tomllib
 import typer
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (JetPack 6): the same parser, packaged as tomli
+    import tomli as tomllib  # type: ignore[no-redef]
 from rich.console import Console
 from rich.table import Table
 
@@ -57,10 +61,9 @@ def _fmt(x: float | None) -> str:
 def print_summary(con: Console, manifest: dict[str, Any], total_s: float, path: Path | None) -> None:
     parity = manifest.get("parity", {})
     levels = parity.get("levels", {})
-    t = Table(title=f"export {'-> ' + str(path) if path else '(not written)'}")
-    for col in ("mode", "precision", "size", "ops", "trt-8.5", "trt-10", "L1", "L2", "L3 max|Δ| logits / q",
-                "L4 grids / halting", "export", "total"):
-        t.add_column(col, justify="right" if col in ("size", "ops", "export", "total") else "left")
+    t = Table(title=f"export {'-> ' + str(path) if path else '(not written)'}", show_header=False)
+    t.add_column("key", style="bold")
+    t.add_column("value")
     act = manifest["act"]
     l3 = levels.get("L3", {})
     mx = l3.get("details", {}).get("max_abs", {})
@@ -83,11 +86,19 @@ def print_summary(con: Console, manifest: dict[str, Any], total_s: float, path: 
         x = levels.get(name)
         return "-" if x is None else ("ok" if x["ok"] else "FAIL")
 
-    t.add_row(act["mode"] + (f" ({act['halt']})" if act.get("halt") else "") + f" x{act['segments']}",
-              manifest["precision"], f"{manifest['onnx']['bytes'] / 1e6:.2f} MB",
-              str(len(manifest["onnx"]["op_types"])),
-              lint_cell("trt-8.5"), lint_cell("trt-10"), lv("L1"), lv("L2"), l3s, l4s,
-              f"{manifest['onnx']['export_seconds']:.1f}s", f"{total_s:.1f}s")
+    rows = [
+        ("ACT mode", act["mode"] + (f" (halt {act['halt']})" if act.get("halt") else "")
+         + f", {act['segments']} segments"),
+        ("precision", manifest["precision"]),
+        ("model.onnx", f"{manifest['onnx']['bytes'] / 1e6:.2f} MB, {len(manifest['onnx']['op_types'])} op types"),
+        ("TensorRT 8.5 / 10 lint", f"{lint_cell('trt-8.5')} / {lint_cell('trt-10')}"),
+        ("L1 / L2", f"{lv('L1')} / {lv('L2')}"),
+        ("L3 max|Δ| logits / q_halt", l3s),
+        ("L4 grids / halting", l4s),
+        ("time", f"export {manifest['onnx']['export_seconds']:.1f} s, total with parity {total_s:.1f} s"),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
     con.print(t)
 
 
@@ -102,6 +113,13 @@ def print_report(con: Console, report: Any) -> None:
             f" |Δ| {lv.worst:.2e} (tol {lv.tolerance:.1e})" if lv.worst is not None and lv.tolerance else "")
         t.add_row(lv.level, "[green]ok[/]" if lv.ok else "[red]FAIL[/]", worst, lv.summary)
     con.print(t)
+
+
+def _puzzle_dtype(name: str) -> str:
+    table = {"fp16": "float16", "float16": "float16", "fp32": "float32", "float32": "float32"}
+    if name not in table:
+        raise HrmEdgeError(f"--puzzle-dtype must be fp16 or fp32, got {name!r}")
+    return table[name]
 
 
 def export(
@@ -129,6 +147,9 @@ def export(
     identifiers: Optional[Path] = typer.Option(None, "--identifiers", help="identifiers.json naming the "
                                                                            "puzzle-embedding rows (reference "
                                                                            "dataset layout)."),
+    puzzle_dtype: str = typer.Option("fp16", "--puzzle-dtype", help="Storage of puzzle_emb.npy: fp16 (DESIGN default, "
+                                                                     "half the size) or fp32 (bit-exact rows, for "
+                                                                     "comparing runtimes with the PyTorch table)."),
     l4_source: Optional[str] = typer.Option(None, "--l4-source", help="ARC tasks for parity L4 (default "
                                                                       "arc-agi-1/evaluation, shipped offline)."),
     l4_puzzles: Optional[int] = typer.Option(None, "--l4-puzzles", help="ARC test inputs run at L4 (0 skips L4)."),
@@ -156,6 +177,7 @@ def export(
             result = export_checkpoint(ckpt, out, act=opts["act"], segments=opts["segments"], opset=int(opts["opset"]),
                                        precision=opts["precision"], target=opts["target"], batch=_batch(opts["batch"]),
                                        halt=opts["halt"], identifiers=identifiers, l4_source=l4_source,
+                                       puzzle_dtype=_puzzle_dtype(puzzle_dtype),
                                        l4_puzzles=n_l4, force=force, log=log)
         except ParityError as exc:
             status.stop()

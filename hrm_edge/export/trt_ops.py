@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -34,11 +35,18 @@ _DTYPE = {TensorProto.FLOAT: "FP32", TensorProto.FLOAT16: "FP16", TensorProto.BF
 
 
 def export_dir() -> Path:
-    """The top-level `export/` folder (tables and profiles): $HRM_EDGE_EXPORT_DIR or the repo's own."""
+    """The top-level `export/` folder (tables and profiles).
+
+    $HRM_EDGE_EXPORT_DIR when set; else the source checkout's own `export/` (editable installs);
+    else the copy a wheel installs under `<prefix>/share/hrm-edge/export`.
+    """
     env = os.environ.get("HRM_EDGE_EXPORT_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "export"
+    repo = Path(__file__).resolve().parents[2] / "export"
+    if (repo / "trt_ops").is_dir():
+        return repo
+    return Path(sys.prefix) / "share" / "hrm-edge" / "export"
 
 
 @lru_cache(maxsize=8)
