@@ -142,3 +142,15 @@ print(res.steps.tolist(), res.logits.shape)
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "(2, 100, 12)" in p.stdout
+
+
+def test_model_file_swapped_from_another_export_is_refused(tmp_path: Path, tiny_bundles: dict) -> None:
+    """An ONNX file from another model dropped into a bundle fails on the manifest's hash, in one line."""
+    import shutil
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(tiny_bundles["tiny"][1], mixed)
+    shutil.copy(tiny_bundles["tiny-loop"][1] / "model.onnx", mixed / "model.onnx")
+    runner = OrtRunner.from_bundle(mixed)
+    with pytest.raises(HrmEdgeError, match="does not match its manifest"):
+        runner.activate()

@@ -297,7 +297,7 @@ def plot(rep: CompareReport, path: str | Path) -> Path:
 
 
 def write_report(rep: CompareReport, out_dir: str | Path) -> dict[str, Path]:
-    from hrm_edge.model.checkpoint import atomic_write_bytes, atomic_write_json
+    from hrm_edge.fileio import atomic_write_bytes, atomic_write_json
 
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)

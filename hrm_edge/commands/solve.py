@@ -210,7 +210,7 @@ def solve(
     st.add_row("submission", str(out))
     con.print(st)
     scores_path = out.with_name(out.stem + "_scores.json")
-    from hrm_edge.model.checkpoint import atomic_write_json
+    from hrm_edge.fileio import atomic_write_json
 
     atomic_write_json(scores_path, {
         "runtime": rt.label, "artifact": str(artifact), "options": opts.__dict__, "summary": summary,
@@ -298,7 +298,7 @@ def bench(
     """Latency and throughput of one or more runtimes on N puzzles (JSON out)."""
     from hrm_edge.bench.compare import _size, machine_info
     from hrm_edge.bench.harness import latency_stats, run_batches, synthetic_batches
-    from hrm_edge.model.checkpoint import atomic_write_json
+    from hrm_edge.fileio import atomic_write_json
     from hrm_edge.solve.runners import probe_runtime
     from hrm_edge.solve.solver import SolveOptions, make_batches, plan_tasks
 

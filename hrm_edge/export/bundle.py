@@ -26,7 +26,7 @@ import onnx
 
 from hrm_edge import __version__
 from hrm_edge.errors import HrmEdgeError
-from hrm_edge.model.checkpoint import file_sha256
+from hrm_edge.fileio import file_sha256
 from hrm_edge.runtime.onnxruntime import BUNDLE_FORMAT, MANIFEST, read_manifest
 
 MODEL_FILE = "model.onnx"

@@ -18,11 +18,8 @@ Anything else is one `HrmEdgeError` naming the file and what was expected.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +30,7 @@ import torch
 from hrm_edge import __version__
 from hrm_edge.config import ActV1Config, HRMConfig, LiteConfig, config_from_dict, config_to_dict
 from hrm_edge.errors import HrmEdgeError
+from hrm_edge.fileio import atomic_write_bytes, atomic_write_json, file_sha256
 from hrm_edge.model import HRMBase, build_model
 
 NATIVE_FORMAT = "hrm-edge"
@@ -49,37 +47,6 @@ class LoadedCheckpoint:
     train_state: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)  # step, epoch, best metric, notes
     sha256: str = ""
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-# --------------------------------------------------------------------------------------------------
-# atomic writes
-# --------------------------------------------------------------------------------------------------
-def atomic_write_bytes(path: str | Path, write: Any) -> None:
-    """Call `write(fileobj)` on a temp file in the target folder, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | Path, data: Any) -> None:
-    atomic_write_bytes(path, lambda f: f.write((json.dumps(data, indent=2, default=str) + "\n").encode()))
 
 
 def save_checkpoint(path: str | Path, model: HRMBase, *, train_state: dict[str, Any] | None = None,

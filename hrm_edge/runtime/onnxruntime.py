@@ -100,6 +100,13 @@ class OrtRunner(Runner):
         path = Path(self.model_path) if self.model_path else Path(self.bundle) / self.manifest["onnx"]["file"]
         if not path.exists():
             raise HrmEdgeError("bundle's model file is missing", path)
+        want_sha = self.manifest["onnx"].get("sha256")
+        if want_sha and not self.model_path:
+            from hrm_edge.fileio import file_sha256
+
+            if file_sha256(path) != want_sha:
+                raise HrmEdgeError("does not match its manifest (sha256 differs): the bundle was modified or mixed "
+                                   "with another export; re-export it", path)
         so = ort.SessionOptions()
         so.log_severity_level = 3
         if self.threads:

@@ -78,7 +78,7 @@ def write_submission(path: str | Path, sub: Submission) -> Path:
     """Write atomically (temp file + rename) so an interrupted run never leaves half a file."""
     import json
 
-    from hrm_edge.model.checkpoint import atomic_write_bytes
+    from hrm_edge.fileio import atomic_write_bytes
 
     p = Path(path)
     if p.is_dir():
