@@ -176,10 +176,8 @@ def _open_onnxruntime(path: Path, device: str | None, identifiers: str | Path | 
         import onnxruntime  # noqa: F401
     except ImportError as exc:
         raise MissingDependencyError(f"onnxruntime is not installed ({exc})") from None
-    try:
-        from hrm_edge.runtime import onnxruntime as ort_mod
-    except ImportError as exc:
-        raise MissingDependencyError(f"hrm_edge.runtime.onnxruntime is not available in this build ({exc})") from None
+    from hrm_edge.runtime import onnxruntime as ort_mod
+
     if not path.exists():
         raise HrmEdgeError("no such export bundle", path)
     providers = _ort_providers(device)
@@ -257,22 +255,19 @@ def _bundle_puzzle_table(ort_mod: Any, runner: Runner, path: Path, identifiers: 
 
 def _open_tensorrt(path: Path, device: str | None, identifiers: str | Path | None, threads: int | None = None
                    ) -> Runtime:
+    from hrm_edge.runtime import tensorrt as trt_mod
+
     try:
-        import tensorrt  # noqa: F401
-    except ImportError:
+        trt_mod.import_tensorrt()
+    except MissingDependencyError:
         raise MissingDependencyError("TensorRT is not installed here (Python module `tensorrt` not found; "
                                      "on a Jetson it comes with JetPack, elsewhere pip install 'hrm-edge[trt]')"
                                      ) from None
     except Exception as exc:  # a broken install (missing libnvinfer) raises OSError & co.
         raise MissingDependencyError(f"TensorRT cannot be imported here: {str(exc).splitlines()[0][:160]}") from None
-    try:
-        from hrm_edge.runtime import tensorrt as trt_mod
-    except ImportError as exc:
-        raise MissingDependencyError(f"this hrm-edge build has no TensorRT runner ({exc})") from None
     if not path.exists():
         raise HrmEdgeError("no such engine file", path)
-    cls = getattr(trt_mod, "TrtRunner", None) or trt_mod.TensorRTRunner
-    runner = cls.from_engine(path) if hasattr(cls, "from_engine") else cls(path)
+    runner = trt_mod.TrtRunner.from_engine(path)
     bundle_dir = path.parent
     table, notes = _bundle_puzzle_table(None, runner, bundle_dir, identifiers)
     return Runtime("tensorrt", path, f"tensorrt {path.name}", runner, table, artifact_size(path), "cuda", notes)
