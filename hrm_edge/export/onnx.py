@@ -473,8 +473,31 @@ def assemble_loop(body: onnx.ModelProto, spec: ModelSpec, batch: int | None) -> 
 Transform = Callable[[onnx.ModelProto], onnx.ModelProto]
 
 
+def pin_step_output_shapes(g: onnx.ModelProto, spec: ModelSpec, batch: int | None) -> None:
+    """Replace the exporter's symbolic names for static output dims (e.g. `Slicelogits_dim_1`) by their values.
+
+    Only the batch stays dynamic, so TensorRT optimisation profiles and the manifest state true shapes.
+    """
+    b: Any = batch if batch is not None else "batch"
+    want = {"logits": [b, spec.seq_len, spec.vocab_size], "q_halt": [b], "q_continue": [b],
+            "z_H_next": [b, spec.carry_len, spec.hidden_size], "z_L_next": [b, spec.carry_len, spec.hidden_size]}
+    for out in g.graph.output:
+        dims = want.get(out.name)
+        if dims is None:
+            continue
+        shape = out.type.tensor_type.shape
+        del shape.dim[:]
+        for d in dims:
+            dim = shape.dim.add()
+            if isinstance(d, int):
+                dim.dim_value = d
+            else:
+                dim.dim_param = d
+
+
 def export_step(model: nn.Module, spec: ModelSpec, opts: ExportOptions, transform: Transform | None) -> ExportedGraph:
     g = dedupe_initializers(trace_step(model, spec, opts))
+    pin_step_output_shapes(g, spec, opts.batch)
     if transform is not None:
         g = transform(g)
         toposort(g.graph)
