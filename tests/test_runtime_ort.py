@@ -154,3 +154,16 @@ def test_model_file_swapped_from_another_export_is_refused(tmp_path: Path, tiny_
     runner = OrtRunner.from_bundle(mixed)
     with pytest.raises(HrmEdgeError, match="does not match its manifest"):
         runner.activate()
+
+
+def test_step_outputs_have_static_dims_except_batch(tiny_bundles: dict) -> None:
+    import onnx
+
+    m, path = tiny_bundles["tiny"]
+    spec = OrtRunner.from_bundle(path).spec
+    graph = onnx.load(str(path / "model.onnx"), load_external_data=False).graph
+    dims = {o.name: [d.dim_value or d.dim_param for d in o.type.tensor_type.shape.dim] for o in graph.output}
+    assert dims["logits"] == ["batch", spec.seq_len, spec.vocab_size]
+    assert dims["z_H_next"] == dims["z_L_next"] == ["batch", spec.carry_len, spec.hidden_size]
+    logits = [o["shape"] for o in read_manifest(path)["outputs"] if o["name"] == "logits"]
+    assert logits == [["batch", spec.seq_len, 12]]
