@@ -22,7 +22,23 @@ app = typer.Typer(
 )
 
 # Command modules, in the order `--help` lists them.
-COMMAND_MODULES = ("model", "export", "solve", "data")
+COMMAND_MODULES = ("model", "data", "export", "solve")
+
+
+
+def _version(value: bool) -> None:
+    if value:
+        from hrm_edge import __version__
+
+        print(f"hrm-edge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Hierarchical Reasoning Model on the edge: data, export with parity checks, engines, solving."""
+
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"hrm_edge.commands.{_name}").register(app)
