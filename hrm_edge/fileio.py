@@ -40,3 +40,16 @@ def atomic_write_bytes(path: str | Path, write: Any) -> None:
 
 def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_bytes(path, lambda f: f.write((json.dumps(data, indent=2, default=str) + "\n").encode()))
+
+
+def read_json(path: str | Path, what: str = "JSON") -> Any:
+    """Parse a JSON file, or raise one HrmEdgeError naming the file (missing, unreadable or malformed)."""
+    from hrm_edge.errors import HrmEdgeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise HrmEdgeError(f"no such {what} file", path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HrmEdgeError(f"malformed {what}: {exc}", path) from None

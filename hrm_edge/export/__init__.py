@@ -12,7 +12,6 @@ parity.py runs L1..L4 against the PyTorch model, and only then is the folder ren
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hrm_edge.errors import HrmEdgeError
+from hrm_edge.fileio import read_json
 
 DEFAULT_L3_BATCHES = (1, 3)
 DEFAULT_L4_PUZZLES = 4
@@ -51,10 +51,7 @@ def _read_identifiers(path: str | Path | None) -> list[str] | None:
     p = Path(path)
     if not p.exists():
         raise HrmEdgeError("no such identifiers file", p)
-    try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise HrmEdgeError(f"malformed JSON: {exc}", p) from None
+    data = read_json(p, "identifiers")
     if isinstance(data, list):
         return [str(x) if x is not None else None for x in data]  # type: ignore[misc]
     if isinstance(data, dict):

@@ -13,7 +13,6 @@ Target `ort` has no table: ONNX Runtime itself loading the graph is the check (p
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import onnx
 from onnx import TensorProto
 
 from hrm_edge.errors import HrmEdgeError
+from hrm_edge.fileio import read_json
 
 TARGETS = ("trt-8.5", "trt-10", "ort")
 TRT_TARGETS = ("trt-8.5", "trt-10")
@@ -57,10 +57,7 @@ def load_table(target: str) -> dict[str, Any]:
     if not path.exists():
         raise HrmEdgeError("TensorRT operator table not found (set HRM_EDGE_EXPORT_DIR to the repo's export/ "
                            "folder)", path)
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise HrmEdgeError(f"malformed operator table: {exc}", path) from None
+    return read_json(path, "operator table")
 
 
 @dataclass

@@ -18,7 +18,6 @@ Anything else is one `HrmEdgeError` naming the file and what was expected.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ import torch
 from hrm_edge import __version__
 from hrm_edge.config import ActV1Config, HRMConfig, LiteConfig, config_from_dict, config_to_dict
 from hrm_edge.errors import HrmEdgeError
-from hrm_edge.fileio import atomic_write_bytes, atomic_write_json, file_sha256
+from hrm_edge.fileio import atomic_write_bytes, atomic_write_json, file_sha256, read_json
 from hrm_edge.model import HRMBase, build_model
 
 NATIVE_FORMAT = "hrm-edge"
@@ -226,10 +225,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         info_path = path.with_name(path.stem + "_info.json")
         info = None
         if info_path.exists():
-            try:
-                info = json.loads(info_path.read_text())
-            except json.JSONDecodeError as exc:
-                raise HrmEdgeError(f"malformed JSON: {exc}", info_path) from None
+            info = read_json(info_path, "training-script info JSON")
             if given is None:
                 given = info.get("config") or info.get("model_config")
         cfg, notes = infer_lite_config(sd, given)

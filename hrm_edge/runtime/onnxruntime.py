@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from hrm_edge.errors import HrmEdgeError, MissingDependencyError
+from hrm_edge.fileio import read_json
 from hrm_edge.runtime.base import ModelSpec, Runner, TensorMeta
 
 BUNDLE_FORMAT = "hrm-edge-bundle"
@@ -38,10 +39,7 @@ def read_manifest(bundle: str | Path) -> dict[str, Any]:
     path = bundle / MANIFEST if bundle.is_dir() else bundle
     if not path.exists():
         raise HrmEdgeError("not an export bundle (no manifest.json)", bundle)
-    try:
-        m = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise HrmEdgeError(f"malformed manifest: {exc}", path) from None
+    m = read_json(path, "manifest")
     if not isinstance(m, dict) or m.get("format") != BUNDLE_FORMAT:
         raise HrmEdgeError(f"manifest is not an {BUNDLE_FORMAT} manifest", path)
     missing = [k for k in ("spec", "act", "onnx", "inputs", "outputs", "precision") if k not in m]

@@ -12,7 +12,6 @@ present from TensorRT 8.5 (JetPack 5) through 10.x (JetPack 6).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from hrm_edge.errors import HrmEdgeError, MissingDependencyError
+from hrm_edge.fileio import read_json
 from hrm_edge.runtime.base import ModelSpec, Runner, TensorMeta
 
 SIDECAR_SUFFIX = ".json"
@@ -57,10 +57,7 @@ def read_sidecar(engine: str | Path) -> dict[str, Any]:
         raise HrmEdgeError("no such engine file", engine)
     if not path.exists():
         raise HrmEdgeError(f"engine has no sidecar {path.name}; rebuild it with `hrm-edge build-engine`", engine)
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise HrmEdgeError(f"malformed JSON: {exc}", path) from None
+    data = read_json(path, "engine sidecar")
     for key in ("tensorrt_version", "device_name", "spec", "inputs", "act_mode"):
         if key not in data:
             raise HrmEdgeError(f"engine sidecar lacks {key!r}; rebuild the engine", path)

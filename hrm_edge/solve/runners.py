@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from hrm_edge.errors import HrmEdgeError, MissingDependencyError
+from hrm_edge.fileio import read_json
 from hrm_edge.runtime.base import Runner
 
 RUNTIMES = ("torch", "onnxruntime", "tensorrt")
@@ -57,11 +58,7 @@ def read_identifiers(path: str | Path) -> dict[str, int]:
         p = p / "identifiers.json"
     if not p.is_file():
         raise HrmEdgeError("no such identifiers file", p)
-    try:
-        obj = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HrmEdgeError(f"not valid JSON: {exc}", p) from None
-    return parse_identifiers(obj, p)
+    return parse_identifiers(read_json(p, "identifiers"), p)
 
 
 @dataclass
