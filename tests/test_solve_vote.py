@@ -142,6 +142,10 @@ def test_decide_inverts_votes_and_scores_planted_predictions() -> None:
     assert np.array_equal(a0.attempts[0], wrong) and np.array_equal(a0.attempts[1], sol)
     assert a0.correct == [False, True]
     assert a1.correct is None and np.array_equal(a1.attempts[0], g([[4, 4]]))
+    # non-PAD token accuracy over the 8 copies of test 0 (test 1 has no known solution): each label has
+    # 6 colour cells + 5 EOS cells (3 row ends + the EOS row under a 2-wide grid, or 2 + 3 transposed);
+    # right copies hit 11, wrong copies and the all-EOS one only the 5 EOS cells, the all-PAD one none
+    assert dec.token_accuracy == pytest.approx((3 * 11 + 3 * 5 + 5 + 0) / (8 * 11))
     scores = dec.scores()
     assert scores[0].pass1 == 0.0 and scores[0].pass2 == 1.0 and scores[0].n_known == 1
     s = summarize_scores(scores)

@@ -37,6 +37,7 @@ class RuntimeRow:
     device: str = ""
     pass1: float | None = None
     pass2: float | None = None
+    token_acc: float | None = None  # non-PAD token accuracy against the known solutions
     grid_match_pct: float | None = None  # puzzles whose decoded grid equals PyTorch's
     steps_match_pct: float | None = None  # puzzles halting after the same number of segments
     answer_match_pct: float | None = None  # test inputs whose attempts equal PyTorch's
@@ -134,7 +135,7 @@ def compare_runtimes(tasks: list[ArcTask], reference: Runtime, others: list[tupl
     def row_from(rt: Runtime, rec: RunRecord, dec: Decision, blank: int, is_ref: bool) -> RuntimeRow:
         s = summarize_scores(dec.scores())
         row = RuntimeRow(rt.label, rt.kind, str(rt.artifact), "ok", size_bytes=rt.size_bytes, device=rt.device,
-                         pass1=s["pass@1"], pass2=s["pass@2"],
+                         pass1=s["pass@1"], pass2=s["pass@2"], token_acc=dec.token_accuracy,
                          latency=latency_stats(rec.batch_seconds, rec.batch_sizes),
                          blank_identifiers=blank, undecodable=dec.undecodable, puzzles=rec.n)
         if is_ref:
@@ -184,7 +185,7 @@ def compare_runtimes(tasks: list[ArcTask], reference: Runtime, others: list[tupl
 # --------------------------------------------------------------------------------------------------
 # presentation
 # --------------------------------------------------------------------------------------------------
-COLUMNS = ("runtime", "status", "size", "pass@1", "pass@2", "grids = torch", "steps = torch", "max |Δlogit|",
+COLUMNS = ("runtime", "status", "size", "pass@1", "pass@2", "tokens", "grids = torch", "steps = torch", "max |Δlogit|",
            "mean |Δlogit|", "p50 ms", "p90 ms", "p99 ms", "puzzles/s")
 
 
@@ -211,7 +212,8 @@ def row_cells(r: RuntimeRow, with_reason: bool = True) -> list[str]:
     lat = r.latency
     return [r.label, status, _size(r.size_bytes),
             _pct(None if r.pass1 is None else 100 * r.pass1), _pct(None if r.pass2 is None else 100 * r.pass2),
-            _pct(r.grid_match_pct), _pct(r.steps_match_pct), _num(r.max_abs_dlogit, ".2e"),
+            _pct(None if r.token_acc is None else 100 * r.token_acc), _pct(r.grid_match_pct),
+            _pct(r.steps_match_pct), _num(r.max_abs_dlogit, ".2e"),
             _num(r.mean_abs_dlogit, ".2e"), _num(lat.get("p50_ms"), ".1f"), _num(lat.get("p90_ms"), ".1f"),
             _num(lat.get("p99_ms"), ".1f"), _num(lat.get("puzzles_per_s"), ".1f")]
 
@@ -246,7 +248,8 @@ def markdown(rep: CompareReport) -> str:
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row_cells(r)) + " |")
     lines += ["", "Latency is per puzzle (one augmented test input), batch wall time / batch size, over every "
               "segment of the ACT loop; puzzles/s is puzzles / total time. pass@k is exact-match task accuracy "
-              "(ARC Prize scoring). `grids = torch`: puzzles whose decoded grid equals PyTorch's; `steps = torch`: "
+              "(ARC Prize scoring); `tokens` is non-PAD token accuracy against the solutions (PAD never counts). "
+              "`grids = torch`: puzzles whose decoded grid equals PyTorch's; `steps = torch`: "
               "puzzles halting after the same number of segments; deltas are over every logit."]
     for r in rep.rows:
         if r.ok and r.answer_match_pct is not None and r.kind != "torch":

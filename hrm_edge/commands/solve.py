@@ -200,6 +200,9 @@ def solve(
         st.add_row("pass@1", f"{100 * summary['pass@1']:.2f}% ({summary['solved@1']} of "
                              f"{summary['tasks_with_solutions']} tasks fully solved)")
         st.add_row("pass@2", f"{100 * summary['pass@2']:.2f}% ({summary['solved@2']} fully solved)")
+        if dec.token_accuracy is not None:
+            st.add_row("non-PAD token accuracy", f"{100 * dec.token_accuracy:.2f}% (cells of the solution grids and "
+                                                 "their EOS frame; PAD excluded)")
     else:
         st.add_row("score", "no solutions known for these tasks")
     if lat.get("puzzles"):
@@ -214,6 +217,7 @@ def solve(
 
     atomic_write_json(scores_path, {
         "runtime": rt.label, "artifact": str(artifact), "options": opts.__dict__, "summary": summary,
+        "token_accuracy_non_pad": dec.token_accuracy,
         "latency": lat, "wall_s": wall, "undecodable": dec.undecodable, "undecodable_reasons": dec.undecodable_reasons,
         "blank_identifiers": bs.n_blank, "skipped": problems,
         "per_task": [s.__dict__ for s in scores],

@@ -26,7 +26,7 @@ import numpy as np
 from hrm_edge.bench.harness import Batch, RunRecord
 from hrm_edge.data.arc import ArcTask, TaskError
 from hrm_edge.data.augment import Augmentation, random_augmentations
-from hrm_edge.data.tokens import decode_grid_checked, encode_grid
+from hrm_edge.data.tokens import PAD, decode_grid_checked, encode_grid
 from hrm_edge.solve.runners import PuzzleTable
 from hrm_edge.solve.vote import Candidate, Ranked, attempts_from, vote
 
@@ -210,6 +210,9 @@ class Decision:
     per_job_grid: list[np.ndarray | None]  # decoded + inverted grid per job (None: undecodable)
     undecodable: int
     undecodable_reasons: dict[str, int]
+    #: non-PAD token accuracy over puzzles whose solution is known, in each puzzle's augmented frame
+    #: (never PAD-inflated: a model that writes only background scores low here); None if none known
+    token_accuracy: float | None = None
 
     def submission(self) -> dict[str, list[dict[str, list[list[int]]]]]:
         from hrm_edge.solve.submission import build_submission
@@ -234,8 +237,17 @@ def decide(plan: Plan, record: RunRecord, attempts: int | None = None) -> Decisi
     grid_of: list[np.ndarray | None] = [None] * len(plan.jobs)
     q_of = np.zeros(len(plan.jobs), np.float32)
     reasons: dict[str, int] = {}
+    solutions = {(t.id, i): p.output for t in plan.tasks for i, p in enumerate(t.test)}
+    tok_hit = tok_total = 0
     for row, j in enumerate(order):
         job = plan.jobs[j]
+        sol = solutions.get((job.task_id, job.test_index))
+        target = None if sol is None else job.aug.apply(sol)
+        if target is not None and max(target.shape) <= plan.canvas:
+            label = encode_grid(target, plan.canvas, offset=job.aug.offset)
+            real = label != PAD
+            tok_hit += int((preds[row][real] == label[real]).sum())
+            tok_total += int(real.sum())
         dec = decode_grid_checked(preds[row], plan.canvas, offset=job.aug.offset)
         q_of[j] = qh[row]
         if dec.grid is None:
@@ -257,7 +269,8 @@ def decide(plan: Plan, record: RunRecord, attempts: int | None = None) -> Decisi
             sol = pair.output
             correct = None if sol is None else [bool(a.shape == sol.shape and np.array_equal(a, sol)) for a in atts]
             answers.append(TestAnswer(task.id, ti, atts, ranked, len(js), len(js) - len(cands), sol, correct))
-    return Decision(answers, grid_of, sum(reasons.values()), reasons)
+    return Decision(answers, grid_of, sum(reasons.values()), reasons,
+                    tok_hit / tok_total if tok_total else None)
 
 
 def score_answers(answers: list[TestAnswer]) -> list[TaskScore]:
