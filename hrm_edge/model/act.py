@@ -27,56 +27,38 @@ except ImportError:  # PyTorch-free runtimes (ONNX Runtime, TensorRT) use only t
 HALT_MODES = ("max", "adaptive", "batch-mean")
 
 
-def check_halt_mode(mode: str, supported: tuple[str, ...]) -> None:
-    from hrm_edge.errors import HrmEdgeError
-
-    if mode not in supported:
-        raise HrmEdgeError(f"halt mode {mode!r} is not available for this model; choose one of {', '.join(supported)}")
-
-
-def halt_mask(mode: str, steps_done: int, q_halt: Any, q_continue: Any, max_steps: int, min_steps: int,
+def halt_mask(mode: str, steps_done: Any, q_halt: Any, q_continue: Any, max_steps: int, min_steps: int,
               threshold: float | None = None) -> Any:
-    """Which samples halt after `steps_done` segments (1-based). Works on numpy arrays and torch tensors.
+    """Which samples halt after `steps_done` segments (1-based): last | (ready & wants_to_halt).
 
-    Returns a boolean array shaped like q_halt. Samples that halted earlier are the caller's business
-    (the driver freezes them); this says only whether each sample would stop now.
-
-    `steps_done` may also be a 0-d torch tensor (the segment counter inside an exported unrolled /
-    loop graph): the same rule is then written without Python branches on its value, so it traces.
+    Works on numpy arrays (the host driver) and torch tensors; returns a boolean array shaped like
+    q_halt. `steps_done` is an int on the host, or a 0-d tensor (the segment counter inside an
+    exported unrolled / loop graph), so the rule has no Python branch on its value and traces.
+    Samples that halted earlier are the caller's business (the driver freezes them).
     """
-    if torch is not None and isinstance(steps_done, torch.Tensor):
-        return _halt_mask_traced(mode, steps_done, q_halt, q_continue, max_steps, min_steps, threshold)
-    is_torch = torch is not None and isinstance(q_halt, torch.Tensor)
-    last = steps_done >= max_steps
-    full = (lambda v: torch.full_like(q_halt, bool(v), dtype=torch.bool)) if is_torch else \
-        (lambda v: np.full(np.shape(q_halt), bool(v)))
-    if mode == "max" or last:
-        return full(last)
-    if steps_done < min_steps:
-        return full(False)
-    if mode == "adaptive":
-        return q_halt > q_continue
-    if mode == "batch-mean":
-        if threshold is None:
-            raise ValueError("batch-mean halting needs the family's threshold")
-        p = torch.sigmoid(q_halt.float()) if is_torch else 1.0 / (1.0 + np.exp(-np.asarray(q_halt, np.float64)))
-        return full(float(p.mean()) > threshold)
-    raise ValueError(f"unknown halt mode {mode!r}")
+    if torch is not None and isinstance(q_halt, torch.Tensor):
+        def like(v: Any) -> Any:  # a bool or 0-d tensor, spread over the batch
+            return v.expand_as(q_halt) if isinstance(v, torch.Tensor) else torch.full_like(q_halt, bool(v),
+                                                                                            dtype=torch.bool)
 
+        def sigmoid(x: Any) -> Any:
+            return torch.sigmoid(x.float())
+    else:
+        def like(v: Any) -> Any:
+            return np.full(np.shape(q_halt), bool(v))
 
-def _halt_mask_traced(mode: str, steps_done: torch.Tensor, q_halt: torch.Tensor, q_continue: torch.Tensor,
-                      max_steps: int, min_steps: int, threshold: float | None) -> torch.Tensor:
-    """`halt_mask` with a tensor segment counter: last | (ready & wants_to_halt), no value branches."""
-    last = (steps_done >= max_steps).expand_as(q_halt)
+        def sigmoid(x: Any) -> Any:
+            return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
+    last = like(steps_done >= max_steps)
     if mode == "max":
         return last
-    ready = (steps_done >= min_steps).expand_as(q_halt)
+    ready = like(steps_done >= min_steps)
     if mode == "adaptive":
         want = q_halt > q_continue
     elif mode == "batch-mean":
         if threshold is None:
             raise ValueError("batch-mean halting needs the family's threshold")
-        want = (torch.sigmoid(q_halt.float()).mean() > threshold).expand_as(q_halt)
+        want = like(sigmoid(q_halt).mean() > threshold)
     else:
         raise ValueError(f"unknown halt mode {mode!r}")
     return last | (ready & want)
