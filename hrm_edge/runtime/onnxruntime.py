@@ -12,7 +12,6 @@ PyTorch runner; an `unrolled` / `loop` bundle does it inside the graph.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,28 @@ def read_manifest(bundle: str | Path) -> dict[str, Any]:
     if missing:
         raise HrmEdgeError(f"manifest lacks {', '.join(missing)}", path)
     return m
+
+
+def open_puzzle_table(bundle: str | Path, manifest: dict[str, Any]) -> np.ndarray | None:
+    """The bundle's `puzzle_emb.npy`, memory-mapped read-only (None for families without one)."""
+    pe = manifest.get("puzzle_emb")
+    if not pe:
+        return None
+    path = Path(bundle) / pe["file"]
+    if not path.exists():
+        raise HrmEdgeError("bundle's puzzle-embedding table is missing", path)
+    return np.load(path, mmap_mode="r")
+
+
+def read_puzzle_index(bundle: str | Path, manifest: dict[str, Any]) -> dict[str, int] | None:
+    """Puzzle identifier -> table row from the bundle's index, when the export knew the names."""
+    pe = manifest.get("puzzle_emb") or {}
+    if not pe.get("index") or not pe.get("index_known"):
+        return None
+    path = Path(bundle) / pe["index"]
+    if not path.exists():
+        return None
+    return {k: int(v) for k, v in read_json(path, "puzzle index").get("rows", {}).items()}
 
 
 def resolve_providers(providers: str | list[str] | None) -> list[str]:
@@ -142,14 +163,8 @@ class OrtRunner(Runner):
 
     # -- puzzle embeddings -------------------------------------------------------------------------
     def _puzzle_table(self) -> np.ndarray | None:
-        pe = self.manifest.get("puzzle_emb")
-        if not pe:
-            return None
         if self._table is None:
-            path = Path(self.bundle) / pe["file"]
-            if not path.exists():
-                raise HrmEdgeError("bundle's puzzle-embedding table is missing", path)
-            self._table = np.load(path, mmap_mode="r")
+            self._table = open_puzzle_table(self.bundle, self.manifest)
         return self._table
 
     def puzzle_vectors(self, puzzle_ids: np.ndarray) -> np.ndarray | None:
@@ -171,13 +186,7 @@ class OrtRunner(Runner):
     @property
     def identifiers(self) -> dict[str, int] | None:
         """Puzzle identifier -> table row from the bundle's index, when the export knew the names."""
-        pe = self.manifest.get("puzzle_emb") or {}
-        if not pe.get("index") or not pe.get("index_known"):
-            return None
-        path = Path(self.bundle) / pe["index"]
-        if not path.exists():
-            return None
-        return {k: int(v) for k, v in json.loads(path.read_text()).get("rows", {}).items()}
+        return read_puzzle_index(self.bundle, self.manifest)
 
     def puzzle_ids(self, names: list[str], missing: str = "blank") -> np.ndarray:
         """Rows for puzzle identifiers (task name, `name|aug` for augmented copies) from the index file.
@@ -196,4 +205,5 @@ class OrtRunner(Runner):
         return np.asarray(out, dtype=np.int64)
 
 
-__all__ = ["OrtRunner", "read_manifest", "resolve_providers", "BUNDLE_FORMAT", "MANIFEST", "PROVIDER_ALIASES"]
+__all__ = ["OrtRunner", "read_manifest", "resolve_providers", "open_puzzle_table", "read_puzzle_index",
+           "BUNDLE_FORMAT", "MANIFEST", "PROVIDER_ALIASES"]

@@ -17,7 +17,6 @@ or a dict name -> row.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,7 +132,6 @@ class Runtime:
     puzzles: PuzzleTable
     size_bytes: int
     device: str = "cpu"
-    notes: list[str] = field(default_factory=list)
 
 
 def artifact_size(path: str | Path) -> int:
@@ -178,81 +176,61 @@ def _open_onnxruntime(path: Path, device: str | None, identifiers: str | Path | 
     if not path.exists():
         raise HrmEdgeError("no such export bundle", path)
     providers = _ort_providers(device)
-    runner = _make_ort_runner(ort_mod, path, providers, threads)
-    table, notes = _bundle_puzzle_table(ort_mod, runner, path, identifiers)
+    runner = ort_mod.OrtRunner.from_bundle(path, providers=providers, threads=threads)
+    table = _bundle_puzzle_table(runner, path, runner.manifest, identifiers)
     prov = providers[0] if providers else "default providers"
     label = f"onnxruntime {path.name} ({prov.replace('ExecutionProvider', '')})"
-    return Runtime("onnxruntime", path, label, runner, table, artifact_size(path), prov, notes)
+    return Runtime("onnxruntime", path, label, runner, table, artifact_size(path), prov)
 
 
-def _ort_providers(device: str | None) -> list[str] | None:
-    """Which execution providers to ask for: the named one, else CUDA when the install offers it, else CPU."""
+def _ort_providers(device: str | None) -> list[str]:
+    """The named execution provider (checked by the runtime), else CUDA when the install offers it, else CPU."""
     import onnxruntime as ort
 
-    avail = ort.get_available_providers()
-    aliases = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
-               "tensorrt": "TensorrtExecutionProvider", "trt": "TensorrtExecutionProvider"}
+    from hrm_edge.runtime.onnxruntime import resolve_providers
+
     if device:
-        want = aliases.get(device.lower(), device)
-        if want not in avail:
-            raise MissingDependencyError(f"onnxruntime here offers {', '.join(avail)}, not {want}")
-        return [want] + (["CPUExecutionProvider"] if want != "CPUExecutionProvider" else [])
+        return resolve_providers(device)
     # CUDA before TensorRT: the TensorRT EP builds an engine per session (minutes on a Jetson) unless
     # its cache is configured, so it is used when asked for (`--provider tensorrt`), not by default.
-    if "CUDAExecutionProvider" in avail:
+    if "CUDAExecutionProvider" in ort.get_available_providers():
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
 
-def _make_ort_runner(ort_mod: Any, path: Path, providers: list[str] | None, threads: int | None) -> Runner:
-    return ort_mod.OrtRunner.from_bundle(path, providers=providers, threads=threads)
-
-
-def _bundle_puzzle_table(ort_mod: Any, runner: Runner, path: Path, identifiers: str | Path | None
-                         ) -> tuple[PuzzleTable, list[str]]:
+def _bundle_puzzle_table(runner: Runner, bundle: Path, manifest: dict[str, Any],
+                         identifiers: str | Path | None) -> PuzzleTable:
     """The bundle's own table (fp16 rows, read-only memory map) and its identifier index."""
-    spec = runner.spec
-    notes: list[str] = []
-    ndim = int(spec.puzzle_emb_ndim)
-    manifest = getattr(runner, "manifest", None)
-    if manifest is None and (path / "manifest.json").is_file():
-        manifest = json.loads((path / "manifest.json").read_text())
-    manifest = manifest if isinstance(manifest, dict) else {}
+    from hrm_edge.runtime.onnxruntime import OrtRunner, open_puzzle_table, read_puzzle_index
+
+    ndim = int(runner.spec.puzzle_emb_ndim)
     table_rows: Callable[[np.ndarray], np.ndarray] | None = None
     num_rows = 1
     if ndim > 0:
-        if hasattr(runner, "puzzle_vectors"):
-            table_rows = runner.puzzle_vectors  # type: ignore[assignment]
-            num_rows = int(getattr(runner, "num_puzzle_identifiers", 0) or 0)
-        if not num_rows or table_rows is None:
-            npy = path / "puzzle_emb.npy"
-            if not npy.is_file():
-                raise HrmEdgeError("bundle has no puzzle_emb.npy but the model needs puzzle embeddings", path)
-            arr = np.load(npy, mmap_mode="r")
-            num_rows = int(arr.shape[0])
-            if table_rows is None:
-                table_rows = lambda ids, a=arr: np.asarray(a[ids], dtype=np.float32)  # noqa: E731
+        table = open_puzzle_table(bundle, manifest)
+        if table is None:
+            raise HrmEdgeError("bundle has no puzzle-embedding table but the model needs puzzle embeddings", bundle)
+        num_rows = int(table.shape[0])
+        table_rows = runner.puzzle_vectors if isinstance(runner, OrtRunner) else \
+            (lambda ids: np.asarray(table[ids], dtype=np.float32))
     extra: list[tuple[str, Any]] = []
-    idx = getattr(runner, "identifiers", None)
-    if idx is not None:
-        extra.append(("bundle index", idx))
-    pe = manifest.get("puzzle_emb") if isinstance(manifest.get("puzzle_emb"), dict) else {}
-    if idx is None and pe.get("index") and pe.get("index_known") and (path / pe["index"]).is_file():
-        # the export's puzzle_index.json ({"known": true, "rows": {name: row}}), e.g. beside an engine
-        extra.append(("bundle index", json.loads((path / pe["index"]).read_text()).get("rows", {})))
+    index = read_puzzle_index(bundle, manifest)
+    if index is not None:
+        extra.append(("bundle index", index))
     for key in ("identifiers", "puzzle_identifiers"):
         val = manifest.get(key)
         if isinstance(val, str):
-            extra.append((f"manifest {key}", path / val))
+            extra.append((f"manifest {key}", bundle / val))
         elif val is not None:
             extra.append((f"manifest {key}", val))
-    names, source = _names_for_artifact(path, identifiers, extra)
-    return PuzzleTable(ndim=ndim, num_rows=num_rows, names=names, rows=table_rows, source=source), notes
+    names, source = _names_for_artifact(bundle, identifiers, extra)
+    return PuzzleTable(ndim=ndim, num_rows=num_rows, names=names, rows=table_rows, source=source)
 
 
 def _open_tensorrt(path: Path, device: str | None, identifiers: str | Path | None, threads: int | None = None
                    ) -> Runtime:
     from hrm_edge.runtime import tensorrt as trt_mod
+    from hrm_edge.runtime.onnxruntime import read_manifest
 
     try:
         trt_mod.import_tensorrt()
@@ -265,9 +243,10 @@ def _open_tensorrt(path: Path, device: str | None, identifiers: str | Path | Non
     if not path.exists():
         raise HrmEdgeError("no such engine file", path)
     runner = trt_mod.TrtRunner.from_engine(path)
-    bundle_dir = path.parent
-    table, notes = _bundle_puzzle_table(None, runner, bundle_dir, identifiers)
-    return Runtime("tensorrt", path, f"tensorrt {path.name}", runner, table, artifact_size(path), "cuda", notes)
+    bundle_dir = path.parent  # the engine is built beside its export bundle (puzzle table, index)
+    manifest = read_manifest(bundle_dir) if (bundle_dir / "manifest.json").is_file() else {}
+    table = _bundle_puzzle_table(runner, bundle_dir, manifest, identifiers)
+    return Runtime("tensorrt", path, f"tensorrt {path.name}", runner, table, artifact_size(path), "cuda")
 
 
 _OPENERS = {"torch": _open_torch, "onnxruntime": _open_onnxruntime, "tensorrt": _open_tensorrt}
