@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hrm_edge.data.identifiers import names_by_row, parse_identifiers, read_identifiers
 from hrm_edge.errors import HrmEdgeError
-from hrm_edge.fileio import read_json
 
 DEFAULT_L3_BATCHES = (1, 3)
 DEFAULT_L4_PUZZLES = 4
@@ -42,24 +42,6 @@ def default_target(precision: str) -> str:
 
 def default_out(ckpt: Path, act: str, precision: str) -> Path:
     return ckpt.parent / f"{ckpt.stem}-{act}{'' if precision == 'fp32' else '-' + precision}"
-
-
-def _read_identifiers(path: str | Path | None) -> list[str] | None:
-    """Puzzle identifier names by row: the reference's identifiers.json (a list), or {name: row}."""
-    if path is None:
-        return None
-    p = Path(path)
-    if not p.exists():
-        raise HrmEdgeError("no such identifiers file", p)
-    data = read_json(p, "identifiers")
-    if isinstance(data, list):
-        return [str(x) if x is not None else None for x in data]  # type: ignore[misc]
-    if isinstance(data, dict):
-        names: list[Any] = [None] * (max(int(v) for v in data.values()) + 1 if data else 0)
-        for k, v in data.items():
-            names[int(v)] = str(k)
-        return names
-    raise HrmEdgeError("identifiers file must be a JSON list (row -> name) or object (name -> row)", p)
 
 
 def precision_report(report: Any, size: int) -> dict[str, Any]:
@@ -159,13 +141,14 @@ def export_checkpoint(ckpt: str | Path, out: str | Path | None = None, *, identi
 
     ckpt = Path(ckpt)
     ck = load_checkpoint(ckpt)
-    names = _read_identifiers(identifiers)
+    index = read_identifiers(identifiers) if identifiers is not None else None
     ts = ck.train_state if isinstance(ck.train_state, dict) else {}
-    if names is None and isinstance(ts.get("identifiers"), list):
-        names = [str(x) for x in ts["identifiers"]]
+    if index is None and isinstance(ts.get("identifiers"), list):
+        index = parse_identifiers(ts["identifiers"], f"{ckpt}: train_state identifiers")
     for folder in ([Path(ts["data_dir"])] if isinstance(ts.get("data_dir"), str) else []) + [ckpt.parent]:
-        if names is None and (folder / "identifiers.json").exists():
-            names = _read_identifiers(folder / "identifiers.json")
+        if index is None and (folder / "identifiers.json").exists():
+            index = read_identifiers(folder)
+    names = names_by_row(index) if index is not None else None
     source = {"path": str(ckpt.resolve()), "sha256": ck.sha256, "format": ck.source_format,
               "meta": {k: v for k, v in ck.meta.items() if k != "info"}}
     out = Path(out) if out is not None else default_out(ckpt, kwargs.get("act", "step"),

@@ -24,40 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from hrm_edge.data.identifiers import parse_identifiers, read_identifiers
 from hrm_edge.errors import HrmEdgeError, MissingDependencyError
-from hrm_edge.fileio import read_json
 from hrm_edge.runtime.base import Runner
 
 RUNTIMES = ("torch", "onnxruntime", "tensorrt")
-BLANK_NAMES = ("<blank>", "")
-
-
-# --------------------------------------------------------------------------------------------------
-# puzzle identifiers
-# --------------------------------------------------------------------------------------------------
-def parse_identifiers(obj: Any, where: str | Path | None = None) -> dict[str, int]:
-    """A name -> row dict from the reference's list form or a dict form."""
-    if isinstance(obj, dict) and "identifiers" in obj and not all(isinstance(v, int) for v in obj.values()):
-        obj = obj["identifiers"]
-    if isinstance(obj, list):
-        if not all(isinstance(n, str) for n in obj):
-            raise HrmEdgeError("identifier list must hold names (strings)", where)
-        return {n: i for i, n in enumerate(obj) if i > 0 and n not in BLANK_NAMES}
-    if isinstance(obj, dict):
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in obj.values()):
-            raise HrmEdgeError("identifier dict must map names to integer rows", where)
-        return {str(k): int(v) for k, v in obj.items() if int(v) > 0 and k not in BLANK_NAMES}
-    raise HrmEdgeError(f"identifiers must be a list of names or a dict name -> row, got {type(obj).__name__}",
-                       where)
-
-
-def read_identifiers(path: str | Path) -> dict[str, int]:
-    p = Path(path)
-    if p.is_dir():
-        p = p / "identifiers.json"
-    if not p.is_file():
-        raise HrmEdgeError("no such identifiers file", p)
-    return parse_identifiers(read_json(p, "identifiers"), p)
 
 
 @dataclass
