@@ -42,7 +42,7 @@ import torch
 
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.export import trt_ops
-from hrm_edge.model.act import halt_mask
+from hrm_edge.model.act import HaltTracker
 from hrm_edge.runtime.base import ActResult, ModelSpec, Runner, TensorMeta
 from hrm_edge.runtime.torch import TorchRunner
 
@@ -373,16 +373,13 @@ def _kind(name: str) -> str:
 
 
 def _halting_steps(qh: list[np.ndarray], qc: list[np.ndarray], halt: str, spec: ModelSpec) -> np.ndarray:
-    b = qh[0].shape[0]
-    steps, done = np.zeros(b, np.int32), np.zeros(b, bool)
+    tracker = HaltTracker(qh[0].shape[0], halt, spec.max_steps, spec.min_halt_steps, spec.halt_threshold)
     for k in range(1, len(qh) + 1):
-        live = ~done
-        steps[live] = k
-        done |= live & halt_mask(halt, k, qh[k - 1], qc[k - 1], spec.max_steps, spec.min_halt_steps,
-                                 spec.halt_threshold)
-        if done.all():
+        tracker.update(k, qh[k - 1], qc[k - 1])
+        if tracker.done.all():
             break
-    steps[~done] = 0  # not halted within the segments available: never equal to a graph's answer
+    steps = tracker.steps
+    steps[~tracker.done] = 0  # not halted within the segments available: never equal to a graph's answer
     return steps
 
 

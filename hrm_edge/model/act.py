@@ -64,6 +64,24 @@ def halt_mask(mode: str, steps_done: Any, q_halt: Any, q_continue: Any, max_step
     return last | (ready & want)
 
 
+class HaltTracker:
+    """Per-sample halting bookkeeping on the host: which samples are still live, and after how many
+    segments each one halted. The ACT driver and the parity replay of recorded q values share it."""
+
+    def __init__(self, batch: int, mode: str, max_steps: int, min_steps: int, threshold: float | None) -> None:
+        self.mode, self.max_steps, self.min_steps, self.threshold = mode, max_steps, min_steps, threshold
+        self.done = np.zeros(batch, dtype=bool)
+        self.steps = np.zeros(batch, dtype=np.int32)
+
+    def update(self, n: int, q_halt: np.ndarray, q_continue: np.ndarray) -> np.ndarray:
+        """Record segment `n` (1-based); returns the samples that were live for it (their outputs count)."""
+        live = ~self.done
+        self.steps[live] = n
+        self.done |= live & halt_mask(self.mode, n, q_halt, q_continue, self.max_steps, self.min_steps,
+                                      self.threshold)
+        return live
+
+
 @dataclass
 class ActTrainCarry:
     """Per-sample ACT state during training: model carry, segments run, halted flag, current data."""

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from hrm_edge.errors import HrmEdgeError
-from hrm_edge.model.act import halt_mask
+from hrm_edge.model.act import HaltTracker
 
 # Names of the step graph's inputs and outputs (also used by unrolled/loop graphs where they apply).
 STEP_INPUTS = ("tokens", "puzzle_emb", "z_H", "z_L", "halted")
@@ -171,27 +171,23 @@ class Runner(ABC):
         feed["z_H"] = np.zeros(z_shape, carry_dtype)
         feed["z_L"] = np.zeros(z_shape, carry_dtype)
         feed["halted"] = np.ones(b, dtype=bool)
-        done = np.zeros(b, dtype=bool)
+        tracker = HaltTracker(b, halt, spec.max_steps, spec.min_halt_steps, spec.halt_threshold)
         logits = q_halt = q_cont = None
-        steps = np.zeros(b, np.int32)
         for n in range(1, spec.max_steps + 1):
             out = self.infer(feed)
             if logits is None:
                 logits = out["logits"].astype(np.float32, copy=True)
                 q_halt, q_cont = out["q_halt"].astype(np.float32), out["q_continue"].astype(np.float32)
-            live = ~done
+            live = tracker.update(n, out["q_halt"], out["q_continue"])
             logits[live] = out["logits"][live]
             q_halt[live] = out["q_halt"][live]
             q_cont[live] = out["q_continue"][live]
-            steps[live] = n
-            done |= live & halt_mask(halt, n, out["q_halt"], out["q_continue"], spec.max_steps,
-                                     spec.min_halt_steps, spec.halt_threshold)
-            if done.all():
+            if tracker.done.all():
                 break
             feed["z_H"], feed["z_L"] = out["z_H_next"], out["z_L_next"]
             feed["halted"] = np.zeros(b, dtype=bool)
         assert logits is not None and q_halt is not None and q_cont is not None
-        return ActResult(logits, q_halt, q_cont, steps)
+        return ActResult(logits, q_halt, q_cont, tracker.steps)
 
     def latency_summary(self) -> dict[str, float]:
         t = np.asarray(self.inference_times) * 1000.0
