@@ -119,8 +119,7 @@ def compare_runtimes(tasks: list[ArcTask], reference: Runtime, others: list[tupl
     `others` is a list of (kind, artifact, open kwargs). `progress(label, total)` may return a
     per-batch callback.
     """
-    canvas = int(round(reference.runner.spec.seq_len ** 0.5))
-    plan = plan_tasks(tasks, options, canvas, reference.puzzles)
+    plan = plan_tasks(tasks, options, reference.runner.spec.canvas, reference.puzzles)
     notes: list[str] = [f"{e}" for e in plan.errors]
     n = len(plan.jobs)
 

@@ -80,14 +80,6 @@ def _check_halt(halt: str) -> None:
         raise HrmEdgeError(f"--halt must be one of {', '.join(HALT_MODES)}, got {halt!r}")
 
 
-def _canvas(rt: Any) -> int:
-    seq = rt.runner.spec.seq_len
-    c = int(round(seq ** 0.5))
-    if c * c != seq:
-        raise HrmEdgeError(f"model sequence length {seq} is not a square canvas")
-    return c
-
-
 def _blank_note(n_blank: int, n: int, table: Any) -> str:
     where = f"index from {table.source}" if table.source else "no identifier index found"
     return (f"note: {n_blank} of {n} puzzles use the blank puzzle identifier (0): the model's table has no row for "
@@ -137,10 +129,8 @@ def solve(
     artifact = artifact_option(kind, ckpt, bundle, engine)
     rt = open_runtime(kind, artifact, device=provider if kind == "onnxruntime" else device, identifiers=identifiers,
                       threads=threads)
-    if halt not in rt.runner.spec.halt_modes:
-        raise HrmEdgeError(f"--halt {halt} is not available for the {rt.runner.spec.family} family "
-                           f"(choose {', '.join(rt.runner.spec.halt_modes)})")
-    canvas = _canvas(rt)
+    rt.runner.spec.check_halt(halt)
+    canvas = rt.runner.spec.canvas
     task_list, problems = _load(tasks, canvas, limit)
     opts = SolveOptions(augment=augment, attempts=attempts, halt=halt, batch=batch, seed=seed)
     plan = plan_tasks(task_list, opts, canvas, rt.puzzles)
@@ -258,7 +248,7 @@ def compare(
     _check_halt(halt)
     con = _out()
     ref = open_runtime("torch", ckpt, device=device, identifiers=identifiers, threads=threads)
-    task_list, problems = _load(tasks, _canvas(ref), limit)
+    task_list, problems = _load(tasks, ref.runner.spec.canvas, limit)
     others: list[tuple[str, Path, dict[str, Any]]] = []
     others += [("onnxruntime", b, {"device": provider, "identifiers": identifiers, "threads": threads})
                for b in bundle or []]
@@ -320,7 +310,7 @@ def bench(
             results.append({"runtime": f"{kind} {path.name}", "kind": kind, "artifact": str(path), "status": status,
                             "reason": reason})
             continue
-        canvas = _canvas(rt)
+        canvas = rt.runner.spec.canvas
         if tasks is not None:
             if loaded is None:
                 loaded, _ = _load(tasks, canvas, None)

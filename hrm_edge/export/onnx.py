@@ -64,9 +64,7 @@ class ExportOptions:
             raise HrmEdgeError(f"--segments must be >= 1, got {self.segments}")
         if self.batch is not None and self.batch < 1:
             raise HrmEdgeError(f"--batch must be 'dynamic' or >= 1, got {self.batch}")
-        if self.halt not in spec.halt_modes:
-            raise HrmEdgeError(f"halt mode {self.halt!r} is not available for the {spec.family} family "
-                               f"(choose {', '.join(spec.halt_modes)})")
+        spec.check_halt(self.halt)
 
 
 @dataclass

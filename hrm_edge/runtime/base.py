@@ -10,6 +10,7 @@ Runtime and TensorRT all go through this same code, so they halt by the same rul
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -44,6 +45,20 @@ class ModelSpec:
     @property
     def carry_len(self) -> int:
         return self.seq_len + self.puzzle_emb_len
+
+    @property
+    def canvas(self) -> int:
+        """Side of the square token canvas (30 for ARC)."""
+        side = math.isqrt(self.seq_len)
+        if side * side != self.seq_len:
+            raise HrmEdgeError(f"model sequence length {self.seq_len} is not a square canvas")
+        return side
+
+    def check_halt(self, halt: str) -> None:
+        """One clear error when this family has no such halting mode (lite alone has batch-mean)."""
+        if halt not in self.halt_modes:
+            raise HrmEdgeError(f"halt mode {halt!r} is not available for the {self.family} family "
+                               f"(choose {', '.join(self.halt_modes)})")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -148,9 +163,7 @@ class Runner(ABC):
     def run_act(self, tokens: np.ndarray, puzzle_emb: np.ndarray | None = None, halt: str = "max") -> ActResult:
         """Full ACT inference on a batch; identical halting on every runtime."""
         spec = self.spec
-        if halt not in spec.halt_modes:
-            raise HrmEdgeError(f"halt mode {halt!r} is not available for the {spec.family} family "
-                               f"(choose {', '.join(spec.halt_modes)})")
+        spec.check_halt(halt)
         tokens = np.ascontiguousarray(tokens, dtype=np.int32)
         b = tokens.shape[0]
         meta = self.input_metadata()
