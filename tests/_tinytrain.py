@@ -22,11 +22,12 @@ import torch.nn.functional as F
 
 from hrm_edge.config import preset
 from hrm_edge.data.arc import ArcTask, load_tasks
-from hrm_edge.data.augment import Augmentation, random_augmentations
+from hrm_edge.data.augment import random_augmentations
 from hrm_edge.data.tokens import PAD, encode_grid
 from hrm_edge.model import build_model
 from hrm_edge.model.act import act_train_step, initial_train_carry
 from hrm_edge.model.checkpoint import save_checkpoint
+from hrm_edge.solve.solver import identifier_name
 
 # Same-shape tasks with small grids from ARC-AGI-1 training (outputs keep the input's shape).
 TASK_IDS = ("0d3d703e", "25ff71a9", "3c9b0459", "6150a2bd", "67a3c6ac", "68b16354")
@@ -38,10 +39,6 @@ def pick_tasks(ids: tuple[str, ...] = TASK_IDS) -> list[ArcTask]:
     return [by_id[i] for i in ids]
 
 
-def identifier(task_id: str, aug: Augmentation) -> str:
-    return task_id if aug.is_identity else f"{task_id}_{aug.name}"
-
-
 def build_examples(tasks: list[ArcTask], n_aug: int, seed: int, canvas: int
                    ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """(identifier names with '<blank>' at row 0, inputs, labels, puzzle ids)."""
@@ -50,7 +47,7 @@ def build_examples(tasks: list[ArcTask], n_aug: int, seed: int, canvas: int
     xs, ys, ids = [], [], []
     for t in tasks:
         for aug in random_augmentations(rng, n_aug, include_identity=True):
-            names.append(identifier(t.id, aug))
+            names.append(identifier_name(t.id, aug))
             for p in t.train:
                 xs.append(encode_grid(aug.apply(p.input), canvas))
                 ys.append(encode_grid(aug.apply(p.output), canvas))
