@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-import shutil
 import time
 import zlib
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from hrm_edge.data.arc import ArcPair, ArcTask, TaskError, load_sources
 from hrm_edge.data.augment import dihedral_index, random_colors
 from hrm_edge.data.tokens import COLOR_OFFSET, DEFAULT_CANVAS, EOS, PAD, VOCAB_SIZE
 from hrm_edge.errors import HrmEdgeError
+from hrm_edge.fileio import StagedDir
 
 SET_NAME = "all"
 BLANK = "<blank>"
@@ -466,29 +466,15 @@ def build_dataset(cfg: BuildConfig, progress: ProgressFn | None = None) -> Build
         raise HrmEdgeError(f"no valid tasks in {', '.join(map(str, cfg.sources))} ({len(loaded.errors)} problems)")
     timings = {"load_s": time.perf_counter() - t0}
     workers = cfg.workers or _cores()
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp.mkdir()
-    try:
+    with StagedDir(out) as staged:
         with _executor(workers) as ex:
-            report = _build_into(tmp, cfg, tasks, ex, workers, progress, timings)
+            report = _build_into(staged.dir, cfg, tasks, ex, workers, progress, timings)
         report.errors = loaded.errors
         report.duplicates = loaded.duplicates
         report.seconds = time.perf_counter() - t0
         report.timings = {k: round(v, 3) for k, v in timings.items()}
-        _write_build_json(tmp, cfg, report)
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        _write_build_json(staged.dir, cfg, report)
+        staged.commit()
     report.out = out
     return report
 

@@ -14,9 +14,6 @@ a bundle that exists was proven.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ import onnx
 
 from hrm_edge import __version__
 from hrm_edge.errors import HrmEdgeError
-from hrm_edge.fileio import file_sha256
+from hrm_edge.fileio import StagedDir, file_sha256
 from hrm_edge.runtime.onnxruntime import BUNDLE_FORMAT, MANIFEST, read_manifest
 
 MODEL_FILE = "model.onnx"
@@ -39,43 +36,16 @@ _NP = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16", o
        onnx.TensorProto.INT64: "int64", onnx.TensorProto.BOOL: "bool"}
 
 
-class StagedBundle:
-    """A temp folder that becomes `out` on `commit()` and vanishes on any exception."""
+class StagedBundle(StagedDir):
+    """The bundle's staging folder: refuses to replace an existing bundle unless forced."""
 
     def __init__(self, out: str | Path, force: bool = False) -> None:
-        self.out = Path(out)
-        if self.out.exists() and not force:
-            raise HrmEdgeError("already exists; pass --force to replace it", self.out)
-        if self.out.exists() and not self.out.is_dir():
-            raise HrmEdgeError("exists and is not a folder", self.out)
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.dir = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
-        self.committed = False
-
-    def __enter__(self) -> StagedBundle:
-        return self
-
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        if not self.committed:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def commit(self) -> Path:
-        """Rename the staged folder to its destination (replacing an old bundle atomically-ish)."""
-        old = None
-        if self.out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.out.parent))
-            old.rmdir()
-            os.replace(self.out, old)
-        try:
-            os.replace(self.dir, self.out)
-        except BaseException:
-            if old is not None:
-                os.replace(old, self.out)
-            raise
-        self.committed = True
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return self.out
+        out = Path(out)
+        if out.exists() and not force:
+            raise HrmEdgeError("already exists; pass --force to replace it", out)
+        if out.exists() and not out.is_dir():
+            raise HrmEdgeError("exists and is not a folder", out)
+        super().__init__(out)
 
 
 def save_model(model: onnx.ModelProto, folder: Path) -> dict[str, Any]:
