@@ -21,6 +21,51 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it: POSIX offers no pure getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# --------------------------------------------------------------------------------------------------
+# output locations
+# --------------------------------------------------------------------------------------------------
+def check_output(path: str | Path, kind: str = "file", what: str = "output") -> Path:
+    """Fail fast, before any work, if `path` cannot be written as a `kind` ("file" or "dir").
+
+    Every command that writes calls this first, so an unwritable location costs the user one clear
+    line (HrmEdgeError -> exit 2) instead of a traceback after minutes of work. The nearest existing
+    ancestor must be a folder we can create entries in, probed by really creating (and removing) a
+    temp file there: permission bits alone do not tell (root, read-only mounts, /proc).
+    Nothing is left behind; missing parent folders are not created here.
+    """
+    from hrm_edge.errors import HrmEdgeError
+
+    path = Path(path)
+    if kind not in ("file", "dir"):
+        raise ValueError(f"kind must be 'file' or 'dir', got {kind!r}")
+    if path.exists():
+        if kind == "file" and path.is_dir():
+            raise HrmEdgeError(f"cannot write {what}: it is an existing folder, expected a file path", path)
+        if kind == "dir" and not path.is_dir():
+            raise HrmEdgeError(f"cannot write {what}: it is an existing file, expected a folder path", path)
+    ancestor = path.parent if not path.exists() or kind == "file" else path
+    ancestor = Path(os.path.abspath(ancestor))
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise HrmEdgeError(f"cannot write {what}: {ancestor} is a file, not a folder", path)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".hrm-edge-probe-", dir=ancestor)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise HrmEdgeError(f"cannot write {what}: {ancestor} is not writable ({reason})", path) from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
 # --------------------------------------------------------------------------------------------------
 # atomic writes
 # --------------------------------------------------------------------------------------------------
@@ -30,6 +75,7 @@ def atomic_write_bytes(path: str | Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; the result must read like a normal write
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
