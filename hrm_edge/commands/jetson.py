@@ -1,0 +1,84 @@
+"""`hrm-edge build-engine` and `hrm-edge doctor`: the Jetson / TensorRT commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from hrm_edge.errors import HrmEdgeError
+
+
+def build_engine(
+    bundle: Path = typer.Argument(..., help="Export bundle folder (from `hrm-edge export`)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Allow fp16 kernels; norms, softmax and reductions stay fp32 "
+                                                    "through obeyed precision constraints."),
+    int8: bool = typer.Option(False, "--int8", help="Int8 from the bundle's Q/DQ nodes (explicit quantization, "
+                                                    "`export --precision int8-qdq`); refused without them."),
+    workspace: Optional[int] = typer.Option(None, "--workspace", min=1, help="Builder workspace limit in MB "
+                                                                             "(default: TensorRT's, all free memory)."),
+    timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="Timing cache file: read when it exists, "
+                                                                             "written after the build."),
+    min_batch: int = typer.Option(1, "--min-batch", min=1, help="Smallest batch of the optimization profile."),
+    opt_batch: Optional[int] = typer.Option(None, "--opt-batch", min=1, help="Batch TensorRT tunes for "
+                                                                             "(default: --max-batch)."),
+    max_batch: int = typer.Option(16, "--max-batch", min=1, help="Largest batch of the optimization profile."),
+    builder_level: Optional[int] = typer.Option(None, "--builder-level", min=0, max=5,
+                                                help="Builder optimization level 0-5 (TensorRT 8.6+; default "
+                                                     "TensorRT's 3; ignored with a note on 8.5)."),
+    dla: Optional[int] = typer.Option(None, "--dla", min=0, help="Build for this DLA core (Xavier, Orin AGX/NX; "
+                                                                 "needs --fp16 or --int8)."),
+    gpu_fallback: bool = typer.Option(False, "--gpu-fallback", help="With --dla: run layers the DLA cannot on "
+                                                                    "the GPU."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Engine file (default: BUNDLE/model.engine); its "
+                                                           "sidecar is written beside it as <out>.json."),
+) -> None:
+    """Build a TensorRT engine from an export bundle, on the device that will run it."""
+    from hrm_edge.fileio import check_output
+    from hrm_edge.runtime.trt_build import EngineOptions
+    from hrm_edge.runtime.trt_build import build_engine as build
+
+    opts = EngineOptions(fp16=fp16, int8=int8, workspace_mb=workspace, timing_cache=timing_cache,
+                         min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
+                         builder_level=builder_level, dla=dla, gpu_fallback=gpu_fallback)
+    opts.validate()
+    if not bundle.is_dir():
+        raise HrmEdgeError("no such export bundle folder", bundle)
+    out = out or bundle / "model.engine"
+    check_output(out, "file", "engine")
+    if timing_cache is not None:
+        check_output(timing_cache, "file", "timing cache")
+    sc = build(bundle, out, opts, say=lambda m: print(m, file=sys.stderr, flush=True))
+    print(f"wrote {out} and {out.name}.json ({sc['precision']}, TensorRT {sc['tensorrt_version']}, "
+          f"{sc['device_name']}, {sc['build_seconds']:.1f} s)")
+
+
+def doctor(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of the table.")) -> None:
+    """What this machine can run: Python, torch, onnxruntime, TensorRT, CUDA, pycuda, JetPack, power mode."""
+    from hrm_edge.runtime.doctor import report, run_checks
+
+    rows, facts = run_checks()
+    if json_out:
+        print(json.dumps(report(rows, facts), indent=2))
+        return
+    t = Table(title="hrm-edge doctor")
+    for c in ("component", "status", "detail", "to install / fix"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*(escape(x) for x in (r.name, r.status, r.detail, r.fix)), style={"missing": "yellow"}.get(r.status))
+    con = Console()
+    (con if con.is_terminal else Console(width=200)).print(t)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build-engine")(build_engine)
+    app.command("doctor")(doctor)
+
+
+__all__ = ["register", "build_engine", "doctor"]

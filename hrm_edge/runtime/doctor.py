@@ -1,0 +1,125 @@
+"""`hrm-edge doctor`: what this machine can run, each missing piece with the command that installs it.
+
+Every probe is cheap and never raises: a missing module or tool is a row saying "missing" and how to
+get it (the command differs on a Jetson, where torch / onnxruntime-gpu / TensorRT come from JetPack).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from hrm_edge.runtime.jetson_info import jetson_facts
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # "ok" | "missing" | "info"
+    detail: str
+    fix: str = ""
+
+
+def _version(module: str) -> tuple[Any, str | None]:
+    try:
+        mod = importlib.import_module(module)
+    except Exception as exc:  # ImportError, or a broken install raising OSError & co.
+        return None, str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+    return mod, None
+
+
+def _mem_available() -> str:
+    try:
+        for line in open("/proc/meminfo", encoding="ascii"):
+            if line.startswith("MemAvailable:"):
+                return f"{int(line.split()[1]) / 1024**2:.1f} GiB available (host RAM, shared with the GPU on Jetson)"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _driver() -> str | None:
+    if shutil.which("nvidia-smi"):
+        try:
+            p = subprocess.run(["nvidia-smi", "--query-gpu=driver_version,name", "--format=csv,noheader"],
+                               capture_output=True, text=True, timeout=10)
+            if p.returncode == 0 and p.stdout.strip():
+                return p.stdout.strip().splitlines()[0]
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    for path in ("/proc/driver/nvidia/version",):
+        if os.path.exists(path):
+            return open(path, encoding="utf-8", errors="replace").readline().strip()
+    return None
+
+
+def run_checks() -> tuple[list[Check], dict[str, Any]]:
+    """All rows, plus the Jetson facts dict (L4T, JetPack, board, nvpmodel, jetson_clocks)."""
+    facts = jetson_facts()
+    jetson = facts["l4t"] is not None
+    rows = [Check("python", "ok", f"{platform.python_version()} ({platform.machine()})")]
+
+    torch, err = _version("torch")
+    if torch is None:
+        rows.append(Check("torch", "missing", err or "", "NVIDIA's Jetson torch wheel (jetson/setup.sh)" if jetson
+                          else "pip install torch"))
+    else:
+        cuda = torch.cuda.is_available()
+        rows.append(Check("torch", "ok", f"{torch.__version__}, CUDA " + (
+            f"{torch.version.cuda} on {torch.cuda.get_device_name(0)}" if cuda else "not available")))
+
+    ort, err = _version("onnxruntime")
+    if ort is None:
+        rows.append(Check("onnxruntime", "missing", err or "", "pip install onnxruntime-gpu from the Jetson AI Lab "
+                          "index (jetson/setup.sh)" if jetson else "pip install onnxruntime"))
+    else:
+        rows.append(Check("onnxruntime", "ok", f"{ort.__version__}; providers "
+                          + ", ".join(p.replace("ExecutionProvider", "") for p in ort.get_available_providers())))
+
+    trt, err = _version("tensorrt")
+    rows.append(Check("tensorrt", "ok", str(trt.__version__)) if trt is not None else Check(
+        "tensorrt", "missing", err or "", "sudo apt install python3-libnvinfer (JetPack), and a venv with "
+        "--system-site-packages" if jetson else "pip install 'hrm-edge[trt]'"))
+
+    drv = _driver()
+    rows.append(Check("CUDA driver", "ok" if drv or jetson else "missing",
+                      drv or ("Jetson integrated GPU (driver is part of L4T)" if jetson else "no NVIDIA driver found"),
+                      "" if drv or jetson else "an NVIDIA GPU and driver are needed for TensorRT"))
+
+    pycuda, err = _version("pycuda.driver")
+    rows.append(Check("pycuda", "ok", str(importlib.import_module("pycuda").VERSION_TEXT)) if pycuda is not None
+                else Check("pycuda", "missing", err or "", "pip install 'hrm-edge[jetson]'" if jetson
+                           else "pip install 'hrm-edge[trt]'"))
+    cp, err = _version("cuda")
+    rows.append(Check("cuda-python", "ok" if cp is not None else "info",
+                      getattr(cp, "__version__", "installed") if cp is not None else "not installed (optional)"))
+
+    rows.append(Check("L4T / JetPack", "ok" if jetson else "info",
+                      f"L4T {facts['l4t']} = JetPack {facts['jetpack'] or '?'}" if jetson else "not a Jetson"))
+    if jetson:
+        rows.append(Check("board", "ok", facts["board"] or "unknown"))
+        rows.append(Check("nvpmodel", "ok" if facts["nvpmodel"] else "info", facts["nvpmodel"] or "unknown",
+                          "" if facts["nvpmodel"] else "sudo nvpmodel -q"))
+        rows.append(Check("jetson_clocks", "ok" if facts["jetson_clocks"] else "info",
+                          facts["jetson_clocks"] or "unknown (needs root)", "sudo jetson/clocks.sh max"))
+        rows.append(Check("tegrastats", "ok" if shutil.which("tegrastats") else "missing",
+                          shutil.which("tegrastats") or "not on PATH", "" if shutil.which("tegrastats")
+                          else "part of L4T (nvidia-l4t-tools)"))
+    rows.append(Check("memory", "info", _mem_available()))
+    return rows, facts
+
+
+def report(rows: list[Check], facts: dict[str, Any]) -> dict[str, Any]:
+    """The `--json` document."""
+    return {"checks": [asdict(r) for r in rows], "jetson": facts,
+            "can_run": {"torch": _ok(rows, "torch"), "onnxruntime": _ok(rows, "onnxruntime"),
+                        "tensorrt": _ok(rows, "tensorrt") and _ok(rows, "pycuda") and _ok(rows, "CUDA driver")}}
+
+
+def _ok(rows: list[Check], name: str) -> bool:
+    return any(r.name == name and r.status == "ok" for r in rows)
