@@ -104,6 +104,27 @@ class TensorMeta:
     shape: tuple[int | str | None, ...]  # str / None marks a dynamic dimension
 
 
+class StepSession:
+    """One batch of a `step` graph, segment after segment: `run` a segment and get its q values,
+    fetch the `logits` of chosen samples, `advance` the carry. The ACT driver only talks to this, so a
+    runtime may keep the carry wherever it likes (TensorRT keeps it on the device)."""
+
+    def __init__(self, runner: Runner, feed: dict[str, np.ndarray]) -> None:
+        self.runner, self.feed = runner, feed
+        self.out: dict[str, np.ndarray] = {}
+
+    def run(self) -> tuple[np.ndarray, np.ndarray]:
+        self.out = self.runner.infer(self.feed)
+        return self.out["q_halt"], self.out["q_continue"]
+
+    def logits(self, rows: np.ndarray) -> np.ndarray:
+        return self.out["logits"][rows]
+
+    def advance(self) -> None:
+        self.feed["z_H"], self.feed["z_L"] = self.out["z_H_next"], self.out["z_L_next"]
+        self.feed["halted"] = np.zeros_like(self.feed["halted"])
+
+
 @dataclass
 class Runner(ABC):
     """Base of all runtimes. Subclasses implement activate/deactivate/_infer/input_metadata."""
@@ -140,6 +161,14 @@ class Runner(ABC):
     # -- checked, timed inference --------------------------------------------------------------
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run once after checking the feed against the model's inputs; records the time taken."""
+        self.check_feed(feed)
+        t0 = time.perf_counter()
+        out = self._infer(feed)
+        self.inference_times.append(time.perf_counter() - t0)
+        return out
+
+    def check_feed(self, feed: dict[str, np.ndarray]) -> None:
+        """Names, dtypes and shapes of a feed against the model's inputs (one clear error each)."""
         if not self.is_active:
             raise HrmEdgeError(f"{self.name}: runner used outside its `with` block (not activated)")
         meta = self.input_metadata()
@@ -154,10 +183,6 @@ class Runner(ABC):
                 isinstance(d, int) and d != a for d, a in zip(m.shape, arr.shape)
             ):
                 raise HrmEdgeError(f"{self.name}: input {k!r} has shape {arr.shape}, model expects {m.shape}")
-        t0 = time.perf_counter()
-        out = self._infer(feed)
-        self.inference_times.append(time.perf_counter() - t0)
-        return out
 
     # -- the ACT driver --------------------------------------------------------------------------
     def run_act(self, tokens: np.ndarray, puzzle_emb: np.ndarray | None = None, halt: str = "max") -> ActResult:
@@ -185,22 +210,28 @@ class Runner(ABC):
         feed["z_L"] = np.zeros(z_shape, carry_dtype)
         feed["halted"] = np.ones(b, dtype=bool)
         tracker = HaltTracker(b, halt, spec.max_steps, spec.min_halt_steps, spec.halt_threshold)
-        logits = q_halt = q_cont = None
+        session = self.step_session(feed)
+        logits: np.ndarray | None = None
+        q_halt, q_cont = np.zeros(b, np.float32), np.zeros(b, np.float32)
         for n in range(1, spec.max_steps + 1):
-            out = self.infer(feed)
-            if logits is None:
-                logits = out["logits"].astype(np.float32, copy=True)
-                q_halt, q_cont = out["q_halt"].astype(np.float32), out["q_continue"].astype(np.float32)
-            live = tracker.update(n, out["q_halt"], out["q_continue"])
-            logits[live] = out["logits"][live]
-            q_halt[live] = out["q_halt"][live]
-            q_cont[live] = out["q_continue"][live]
+            qh, qc = session.run()
+            live = tracker.update(n, qh, qc)
+            q_halt[live], q_cont[live] = qh[live], qc[live]
+            rows = np.flatnonzero(live & tracker.done)  # halted at this segment: their answer is final
+            if rows.size:
+                part = session.logits(rows)
+                if logits is None:
+                    logits = np.zeros((b,) + part.shape[1:], np.float32)
+                logits[rows] = part
             if tracker.done.all():
                 break
-            feed["z_H"], feed["z_L"] = out["z_H_next"], out["z_L_next"]
-            feed["halted"] = np.zeros(b, dtype=bool)
-        assert logits is not None and q_halt is not None and q_cont is not None
+            session.advance()
+        assert logits is not None
         return ActResult(logits, q_halt, q_cont, tracker.steps)
+
+    def step_session(self, feed: dict[str, np.ndarray]) -> StepSession:
+        """How one batch's segments run; the default keeps the carry on the host (TensorRT overrides it)."""
+        return StepSession(self, feed)
 
     def latency_summary(self) -> dict[str, float]:
         t = np.asarray(self.inference_times) * 1000.0

@@ -7,11 +7,14 @@ running TensorRT / device, saying to rebuild. `tensorrt` and `pycuda` are import
 `trt` / `jetson` extras), so the package imports and its CPU tests run without them.
 
 It uses the name-based I/O API (`set_input_shape`, `set_tensor_address`, `execute_async_v3`),
-present from TensorRT 8.5 (JetPack 5) through 10.x (JetPack 6).
+present from TensorRT 8.5 (JetPack 5) through 10.x (JetPack 6); the rest of the version differences
+live in `trt_compat`. Device memory goes through the small interface of `cuda_mem` (pycuda).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,8 @@ import numpy as np
 
 from hrm_edge.errors import HrmEdgeError, MissingDependencyError
 from hrm_edge.fileio import read_json
-from hrm_edge.runtime.base import ModelSpec, Runner, TensorMeta
+from hrm_edge.runtime import trt_compat
+from hrm_edge.runtime.base import ModelSpec, Runner, StepSession, TensorMeta
 
 SIDECAR_SUFFIX = ".json"
 
@@ -34,16 +38,6 @@ def import_tensorrt() -> Any:
             "TensorRT is not installed: on a Jetson it comes with JetPack (python3-libnvinfer); on a desktop "
             "GPU `pip install hrm-edge[trt]`") from None
     return trt
-
-
-def import_pycuda() -> Any:
-    try:
-        import pycuda.driver as cuda
-    except ImportError:
-        raise MissingDependencyError("pycuda is not installed (`pip install hrm-edge[jetson]` or `[trt]`)") from None
-    except Exception as exc:  # pycuda present but no driver / GPU
-        raise MissingDependencyError(f"pycuda cannot reach a CUDA driver: {exc}") from None
-    return cuda
 
 
 def sidecar_path(engine: str | Path) -> Path:
@@ -78,89 +72,188 @@ def sidecar_mismatch(sidecar: dict[str, Any], trt_version: str, device_name: str
 
 @dataclass
 class TrtRunner(Runner):
+    """An engine run through the shared ACT driver; in step mode the carry never leaves the device.
+
+    `trt_module` / `cuda_factory` default to `import tensorrt` and pycuda (`cuda_mem.PycudaBackend`);
+    the CPU tests pass doubles spec'd from the real TensorRT classes instead.
+    """
+
     engine_path: str = ""
     sidecar: dict[str, Any] = field(default_factory=dict)
     name: str = "tensorrt"
+    cuda_graph: bool = False
+    trt_module: Any = None
+    cuda_factory: Callable[[], Any] | None = None
     _state: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_engine(cls, engine: str | Path) -> TrtRunner:
+    def from_engine(cls, engine: str | Path, **kw: Any) -> TrtRunner:
         sc = read_sidecar(engine)
         return cls(spec=ModelSpec.from_dict(sc["spec"]), act_mode=sc["act_mode"], baked_halt=sc.get("halt"),
-                   engine_path=str(engine), sidecar=sc)
+                   engine_path=str(engine), sidecar=sc, **kw)
 
     def input_metadata(self) -> dict[str, TensorMeta]:
         return {i["name"]: TensorMeta(np.dtype(i["dtype"]), tuple(i["shape"])) for i in self.sidecar["inputs"]}
 
     def activate(self) -> None:
-        trt = import_tensorrt()
-        cuda = import_pycuda()
-        cuda.init()
-        dev = cuda.Device(0)
-        why = sidecar_mismatch(self.sidecar, trt.__version__, dev.name())
-        if why:
-            raise HrmEdgeError(why, self.engine_path)
-        ctx = dev.make_context()
+        trt = self.trt_module or import_tensorrt()
+        if self.cuda_factory is None:
+            from hrm_edge.runtime.cuda_mem import PycudaBackend
+
+            cuda = PycudaBackend()
+        else:
+            cuda = self.cuda_factory()
         try:
-            logger = trt.Logger(trt.Logger.WARNING)
-            engine = trt.Runtime(logger).deserialize_cuda_engine(Path(self.engine_path).read_bytes())
+            why = sidecar_mismatch(self.sidecar, str(trt.__version__), cuda.device_name())
+            if why:
+                raise HrmEdgeError(why, self.engine_path)
+            runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+            engine = runtime.deserialize_cuda_engine(Path(self.engine_path).read_bytes())
             if engine is None:
                 raise HrmEdgeError("TensorRT could not deserialize this engine; rebuild it", self.engine_path)
-            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-            self._state = {
-                "trt": trt, "cuda": cuda, "ctx": ctx, "engine": engine, "context": engine.create_execution_context(),
-                "stream": cuda.Stream(), "names": names, "buffers": {},
-                "inputs": [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT],
-            }
+            inputs, outputs = trt_compat.io_tensors(trt, engine)
+            self._state = {"trt": trt, "cuda": cuda, "runtime": runtime, "engine": engine,
+                           "context": engine.create_execution_context(), "stream": cuda.stream(),
+                           "inputs": inputs, "outputs": outputs, "buffers": {}, "graphs": {}}
         except BaseException:
-            ctx.pop()
+            cuda.close()
+            self._state = {}
             raise
 
     def deactivate(self) -> None:
-        st = self._state
+        st, self._state = self._state, {}
         if not st:
             return
-        for buf in st["buffers"].values():
-            buf[0].free()
-        st["ctx"].pop()
-        self._state = {}
+        try:
+            for buf in st["buffers"].values():
+                buf[0].free()
+        finally:
+            st["cuda"].close()
 
-    def _buffer(self, name: str, nbytes: int) -> Any:
-        """Device buffer for a tensor, grown when a larger batch arrives."""
-        st = self._state
-        have = st["buffers"].get(name)
+    # -- device memory ---------------------------------------------------------------------------
+    def _buffer(self, key: str, nbytes: int) -> int:
+        """Device pointer of a named buffer, (re)allocated when a larger one is needed."""
+        bufs = self._state["buffers"]
+        have = bufs.get(key)
         if have is None or have[1] < nbytes:
             if have is not None:
                 have[0].free()
-            have = (st["cuda"].mem_alloc(max(nbytes, 1)), nbytes)
-            st["buffers"][name] = have
-        return have[0]
+                self._state["graphs"].clear()  # captured graphs point at the old address
+            have = (self._state["cuda"].alloc(nbytes), nbytes)
+            bufs[key] = have
+        return int(have[0])
 
+    def _dtype(self, name: str) -> np.dtype:
+        st = self._state
+        return np.dtype(st["trt"].nptype(st["engine"].get_tensor_dtype(name)))
+
+    # -- one call with host inputs and outputs (unrolled / loop graphs) ------------------------------
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         st = self._state
-        trt, cuda, engine, context, stream = st["trt"], st["cuda"], st["engine"], st["context"], st["stream"]
-        st["ctx"].push()
-        try:
-            for name in st["inputs"]:
-                arr = np.ascontiguousarray(feed[name].astype(trt.nptype(engine.get_tensor_dtype(name)), copy=False))
-                context.set_input_shape(name, arr.shape)
-                buf = self._buffer(name, arr.nbytes)
-                cuda.memcpy_htod_async(buf, arr, stream)
-                context.set_tensor_address(name, int(buf))
-            outputs: dict[str, np.ndarray] = {}
-            for name in st["names"]:
-                if name in st["inputs"]:
-                    continue
-                shape = tuple(context.get_tensor_shape(name))
-                host = np.empty(shape, dtype=trt.nptype(engine.get_tensor_dtype(name)))
-                buf = self._buffer(name, host.nbytes)
-                context.set_tensor_address(name, int(buf))
-                outputs[name] = host
-            if not context.execute_async_v3(stream.handle):
-                raise HrmEdgeError("TensorRT execution failed", self.engine_path)
-            for name, host in outputs.items():
-                cuda.memcpy_dtoh_async(host, st["buffers"][name][0], stream)
-            stream.synchronize()
-        finally:
-            st["ctx"].pop()
+        cuda, context, stream = st["cuda"], st["context"], st["stream"]
+        for name in st["inputs"]:
+            arr = np.ascontiguousarray(feed[name].astype(self._dtype(name), copy=False))
+            context.set_input_shape(name, arr.shape)
+            ptr = self._buffer(name, arr.nbytes)
+            cuda.htod(ptr, arr, stream)
+            context.set_tensor_address(name, ptr)
+        outputs: dict[str, np.ndarray] = {}
+        for name in st["outputs"]:
+            host = np.empty(tuple(context.get_tensor_shape(name)), dtype=self._dtype(name))
+            context.set_tensor_address(name, self._buffer(name, host.nbytes))
+            outputs[name] = host
+        if not context.execute_async_v3(stream.handle):
+            raise HrmEdgeError("TensorRT execution failed", self.engine_path)
+        for name, host in outputs.items():
+            cuda.dtoh(host, self._buffer(name, host.nbytes), stream)
+        stream.synchronize()
         return outputs
+
+    def step_session(self, feed: dict[str, np.ndarray]) -> StepSession:
+        self.check_feed(feed)
+        return DeviceSteps(self, feed)
+
+
+class DeviceSteps(StepSession):
+    """Step-mode ACT with the carry resident on the device.
+
+    Two carry buffer pairs, A and B: a segment reads z_H/z_L from one and writes z_H_next/z_L_next into
+    the other, and `advance` swaps their addresses, so the carry never crosses to the host. Each segment
+    brings back only q_halt / q_continue; logits come back only for the samples that halted. The first
+    segment reads a `halted = 1` buffer, the later ones a `halted = 0` buffer. With `--cuda-graph` the
+    later segments are replayed from two captured graphs (one per carry direction), kept per batch size.
+    """
+
+    def __init__(self, runner: TrtRunner, feed: dict[str, np.ndarray]) -> None:
+        super().__init__(runner, feed)
+        self.r = runner
+        st = runner._state
+        self.cuda, self.context, self.stream = st["cuda"], st["context"], st["stream"]
+        self.b = b = int(feed["tokens"].shape[0])
+        self.ptr: dict[str, int] = {}
+        for name in st["inputs"]:
+            arr = np.ascontiguousarray(feed[name].astype(runner._dtype(name), copy=False))
+            self.context.set_input_shape(name, arr.shape)
+            if name in ("z_H", "z_L"):
+                for side in "AB":
+                    self.ptr[name + side] = runner._buffer(f"{name}{side}/{b}", arr.nbytes)
+                self.cuda.htod(self.ptr[name + "A"], arr, self.stream)  # the zero carry of segment 1
+            elif name == "halted":
+                for flag in (1, 0):
+                    self.ptr[f"halted{flag}"] = runner._buffer(f"halted{flag}/{b}", arr.nbytes)
+                    self.cuda.htod(self.ptr[f"halted{flag}"], np.full(arr.shape, flag, arr.dtype), self.stream)
+            else:
+                self.ptr[name] = runner._buffer(f"{name}/{b}", arr.nbytes)
+                self.cuda.htod(self.ptr[name], arr, self.stream)
+        self.out_shape = {n: tuple(self.context.get_tensor_shape(n)) for n in st["outputs"]}
+        for name in ("logits", "q_halt", "q_continue"):
+            nbytes = int(np.prod(self.out_shape[name])) * runner._dtype(name).itemsize
+            self.ptr[name] = runner._buffer(f"{name}/{b}", nbytes)
+        self.q = {n: self.cuda.pinned(self.out_shape[n], runner._dtype(n)) for n in ("q_halt", "q_continue")}
+        self.parity, self.first = 0, True
+
+    def _bind(self) -> None:
+        src, dst = "AB"[self.parity], "BA"[self.parity]
+        addr = {"z_H": self.ptr["z_H" + src], "z_L": self.ptr["z_L" + src], "z_H_next": self.ptr["z_H" + dst],
+                "z_L_next": self.ptr["z_L" + dst], "halted": self.ptr["halted1" if self.first else "halted0"]}
+        for name in self.r._state["inputs"] + self.r._state["outputs"]:
+            self.context.set_tensor_address(name, addr.get(name, self.ptr.get(name, 0)))
+
+    def _enqueue(self) -> None:
+        if not self.context.execute_async_v3(self.stream.handle):
+            raise HrmEdgeError("TensorRT execution failed", self.r.engine_path)
+
+    def run(self) -> tuple[np.ndarray, np.ndarray]:
+        t0 = time.perf_counter()
+        self._bind()
+        if self.r.cuda_graph and not self.first:
+            graphs = self.r._state["graphs"]
+            key = (self.b, self.parity)
+            if key not in graphs:
+                graphs[key] = self.cuda.graphs().capture(self.stream.handle, self._enqueue)
+            self.cuda.graphs().launch(graphs[key], self.stream.handle)
+        else:
+            self._enqueue()
+        for n, host in self.q.items():
+            self.cuda.dtoh(host, self.ptr[n], self.stream)
+        self.stream.synchronize()
+        self.r.inference_times.append(time.perf_counter() - t0)
+        return self.q["q_halt"].copy(), self.q["q_continue"].copy()
+
+    def logits(self, rows: np.ndarray) -> np.ndarray:
+        dtype = self.r._dtype("logits")
+        per = self.out_shape["logits"][1:]
+        row_bytes = int(np.prod(per)) * dtype.itemsize
+        if rows.size == self.b:
+            host = np.empty(self.out_shape["logits"], dtype)
+            self.cuda.dtoh(host, self.ptr["logits"], self.stream)
+        else:
+            host = np.empty((rows.size,) + per, dtype)
+            for k, r in enumerate(rows):
+                self.cuda.dtoh(host[k], self.ptr["logits"] + int(r) * row_bytes, self.stream)
+        self.stream.synchronize()
+        return host[rows] if rows.size == self.b else host
+
+    def advance(self) -> None:
+        self.parity ^= 1
+        self.first = False

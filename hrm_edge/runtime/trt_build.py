@@ -33,11 +33,11 @@ from hrm_edge.runtime.tensorrt import sidecar_path
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 ORT_INT8_OPS = frozenset({"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearMatMul"})
 # Kept in fp32 under --fp16: reductions and softmax, and the arithmetic of a norm around its ReduceMean
-# (x*x or x-mean before it; +eps, sqrt, reciprocal and the dividing Mul/Div after it).
+# (x*x or x-mean before it; x-mean, +eps, sqrt, reciprocal and the dividing Mul/Div after it).
 FP32_OPS = frozenset({"ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceMax", "ReduceMin", "ReduceL2",
                       "ReduceLogSumExp", "Softmax", "LogSoftmax", "LayerNormalization"})
 _NORM_BEFORE = frozenset({"Mul", "Pow", "Sub"})
-_NORM_AFTER = frozenset({"Add", "Sqrt", "Reciprocal", "Div", "Mul"})
+_NORM_AFTER = frozenset({"Add", "Sub", "Sqrt", "Reciprocal", "Div", "Mul"})
 FP32_LAYER_TYPES = ("REDUCE", "SOFTMAX", "NORMALIZATION")  # trt.LayerType members, matched whatever their name
 
 
@@ -106,8 +106,9 @@ def fp32_node_names(model: onnx.ModelProto) -> list[str]:
 
     The export names nodes after their module scope (`/H_level/layers.0/ReduceMean`,
     `/h_layers.0/norm1/Div`, ...), and the TensorRT ONNX parser names each layer after its node, so
-    these names find the layers. Seeds are the FP32_OPS; around each reduction the square / centring
-    that feeds it and the chain +eps -> sqrt -> divide that applies it are added.
+    these names find the layers (exact names: `X_1` is another node of the export, not a helper of X).
+    Seeds are the FP32_OPS; around each reduction the square / centring that feeds it and the chain
+    +eps -> sqrt -> divide -> multiply that applies it are added.
     """
     nodes = _all_nodes(model.graph)
     producer = {o: n for n in nodes for o in n.output}
@@ -126,23 +127,16 @@ def fp32_node_names(model: onnx.ModelProto) -> list[str]:
         if src is not None and src.op_type in _NORM_BEFORE:
             keep.add(src.name)
         frontier, depth = [n], 0
-        while frontier and depth < 4:  # ReduceMean -> Add(eps) -> Sqrt -> Div, at most
+        while frontier and depth < 4:  # ReduceMean -> Add(eps) -> Sqrt -> Div(1/.) -> Mul(x * .), at most
             nxt = []
             for f in frontier:
                 for c in consumers.get(f.output[0], []) if f.output else []:
                     if c.op_type in _NORM_AFTER and c.name not in keep:
                         keep.add(c.name)
-                        if c.op_type not in ("Div", "Mul"):
+                        if c.op_type != "Mul":
                             nxt.append(c)
             frontier, depth = nxt, depth + 1
     return sorted(k for k in keep if k)
-
-
-def _matches(layer_name: str, names: set[str]) -> bool:
-    """The parser names a node's layer after it; helper layers of one node get `_N` / `_output` suffixes."""
-    if layer_name in names:
-        return True
-    return any(layer_name.startswith(n + "_") or layer_name.startswith(n + " ") for n in names)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -321,7 +315,7 @@ def _keep_fp32(trt: Any, network: Any, node_names: set[str]) -> list[str]:
     pinned = []
     for i in range(network.num_layers):
         layer = network.get_layer(i)
-        if layer.type not in kinds and not _matches(layer.name, node_names):
+        if layer.type not in kinds and layer.name not in node_names:
             continue
         outs = [j for j in range(layer.num_outputs) if layer.get_output(j).dtype in floats]
         if not outs:
