@@ -87,6 +87,10 @@ def machine_info() -> dict[str, Any]:
         pass
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+    from hrm_edge.runtime.jetson_info import is_jetson, jetson_facts
+
+    if is_jetson():  # L4T/JetPack, board, nvpmodel mode and jetson_clocks recorded with every Jetson result
+        info["jetson"] = jetson_facts()
     return info
 
 

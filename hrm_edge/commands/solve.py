@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Optional
 
@@ -288,19 +288,26 @@ def bench(
     seed: int = typer.Option(0, "--seed", help="Seed for the random grids."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch and onnxruntime "
                                                                         "(default: each library's own)."),
+    power: bool = typer.Option(False, "--power", help="Jetson: sample tegrastats during each runtime's run and "
+                                                      "report mean power per rail and energy per puzzle (mJ)."),
+    cuda_graph: bool = typer.Option(False, "--cuda-graph", help="TensorRT step engines: replay each segment from "
+                                                                "a captured CUDA graph."),
 ) -> None:
     """Latency and throughput of one or more runtimes on N puzzles (JSON out)."""
     from hrm_edge.bench.compare import _size, machine_info
     from hrm_edge.bench.harness import latency_stats, run_batches, synthetic_batches
     from hrm_edge.fileio import atomic_write_json
+    from hrm_edge.runtime.jetson_power import TegrastatsSampler, require_tegrastats
     from hrm_edge.solve.runners import probe_runtime
     from hrm_edge.solve.solver import SolveOptions, make_batches, plan_tasks
 
     _check_halt(halt)
     specs = [("torch", p, device) for p in ckpt or []] + [("onnxruntime", p, provider) for p in bundle or []] + \
-        [("tensorrt", p, None) for p in engine or []]
+        [("tensorrt", p, "cuda-graph" if cuda_graph else None) for p in engine or []]
     if not specs:
         raise HrmEdgeError("give at least one of --ckpt, --bundle, --engine")
+    if power:
+        require_tegrastats()
     con = _out()
     results: list[dict[str, Any]] = []
     loaded: list[Any] | None = None
@@ -324,11 +331,17 @@ def bench(
         secs: list[float] = []
         sizes: list[int] = []
         steps: list[float] = []
+        watts: dict[str, Any] = {}
         try:
             with _progress() as start, rt.runner:
                 adv = start(rt.label, len(batches) and sum(b.size for b in batches) * repeat)
                 for r in range(repeat):
-                    rec = run_batches(rt.runner, batches, halt, warmup=r == 0, on_batch=adv)
+                    if r == 0 and batches:  # warm up outside the power window
+                        rt.runner.run_act(batches[0].tokens, batches[0].puzzle_emb, halt=halt)
+                    with TegrastatsSampler() if power else nullcontext() as sampler:
+                        rec = run_batches(rt.runner, batches, halt, warmup=False, on_batch=adv)
+                    if sampler is not None:
+                        watts = sampler.report(sum(rec.batch_sizes)).as_dict()
                     secs += rec.batch_seconds
                     sizes += rec.batch_sizes
                     steps.append(float(rec.flat("steps").mean()))
@@ -338,7 +351,8 @@ def bench(
             continue
         results.append({"runtime": rt.label, "kind": kind, "artifact": str(path), "status": "ok",
                         "size_bytes": rt.size_bytes, "device": rt.device, "batch": batch, "halt": halt,
-                        "mean_steps": float(sum(steps) / len(steps)), **latency_stats(secs, sizes)})
+                        "mean_steps": float(sum(steps) / len(steps)), **latency_stats(secs, sizes),
+                        **({"power": watts} if watts else {})})
     t = Table(title=f"bench: {puzzles} puzzles x {repeat}, batch {batch}, halt {halt}"
               + ("" if tasks else " (random grids)"))
     for c in ("runtime", "status", "size", "p50 ms", "p90 ms", "p99 ms", "batch p50 ms", "puzzles/s", "mean steps"):
@@ -354,6 +368,11 @@ def bench(
     for r in results:
         if r["status"] != "ok":
             con.print(f"{r['runtime']}: {r['status']}: {r['reason']}", highlight=False, markup=False, style="yellow")
+        elif "power" in r:
+            pw = r["power"]
+            rails = ", ".join(f"{k} {v:.0f}" for k, v in pw["rails_mean_mw"].items())
+            con.print(f"{r['runtime']}: power {pw['total_mean_mw'] / 1000:.2f} W ({pw['total_rule']}), "
+                      f"{pw['energy_per_puzzle_mj']:.1f} mJ/puzzle; mean mW: {rails}", highlight=False, markup=False)
     atomic_write_json(out, {"puzzles": puzzles, "batch": batch, "repeat": repeat, "halt": halt,
                             "source": tasks or "random grids", "machine": machine_info(), "results": results})
     con.print(f"wrote {out}", highlight=False)

@@ -213,7 +213,7 @@ def _open_tensorrt(path: Path, device: str | None, identifiers: str | Path | Non
         raise MissingDependencyError(f"TensorRT cannot be imported here: {str(exc).splitlines()[0][:160]}") from None
     if not path.exists():
         raise HrmEdgeError("no such engine file", path)
-    runner = trt_mod.TrtRunner.from_engine(path)
+    runner = trt_mod.TrtRunner.from_engine(path, cuda_graph=device == "cuda-graph")
     bundle_dir = path.parent  # the engine is built beside its export bundle (puzzle table, index)
     manifest = read_manifest(bundle_dir) if (bundle_dir / "manifest.json").is_file() else {}
     table = _bundle_puzzle_table(runner, bundle_dir, manifest, identifiers)
@@ -227,7 +227,8 @@ def open_runtime(kind: str, artifact: str | Path, *, device: str | None = None,
                  identifiers: str | Path | None = None, threads: int | None = None) -> Runtime:
     """Open one runtime; raises MissingDependencyError when it cannot run here, HrmEdgeError on bad input.
 
-    `device`: torch device (cpu, cuda) or onnxruntime execution provider (cpu, cuda, tensorrt);
+    `device`: torch device (cpu, cuda), onnxruntime execution provider (cpu, cuda, tensorrt), or for
+    tensorrt "cuda-graph" (replay each step from a captured CUDA graph);
     `threads`: CPU intra-op threads (torch: process-wide; onnxruntime: this session), None = default.
     """
     if kind not in _OPENERS:
