@@ -1,0 +1,242 @@
+"""Jetson pieces that run on any CPU: tegrastats parsing and `bench --power`, L4T/JetPack facts, doctor,
+build-engine's checks before TensorRT is needed, the fp32 layer choice for --fp16, Dockerfile.l4t and jetson/.
+
+The tegrastats lines below are the formats those releases print (JetPack 5 on Xavier NX: no units;
+JetPack 6 on Orin Nano and AGX Orin: a date, then `mW` values).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+
+from _qdq_bundle import make_bundle
+from hrm_edge.errors import HrmEdgeError
+from hrm_edge.runtime import jetson_info
+from hrm_edge.runtime.jetson_power import parse_rails, summarize, total_mw
+from hrm_edge.runtime.trt_build import EngineOptions, check_bundle, fp32_node_names, qdq_count
+
+REPO = Path(__file__).resolve().parents[1]
+
+JP5_XAVIER_NX = ("RAM 3027/6854MB (lfb 220x4MB) SWAP 0/3427MB (cached 0MB) CPU [3%@1190,1%@1190,0%@1190,1%@1190,off,"
+                 "off] EMC_FREQ 0% GR3D_FREQ 0% AUX@36C CPU@38C thermal@36.75C AO@35C GPU@36C PMIC@50C "
+                 "VDD_IN 3867/3867 VDD_CPU_GPU_CV 489/489 VDD_SOC 1222/1222")
+JP6_ORIN_NANO = ("11-14-2024 10:12:33 RAM 2136/7620MB (lfb 2x4MB) SWAP 0/3810MB (cached 0MB) CPU [0%@729,0%@729,"
+                 "0%@729,0%@729,0%@729,0%@729] GR3D_FREQ 0% cpu@47.968C soc2@46.875C soc0@47.156C gpu@47.343C "
+                 "tj@47.968C soc1@46.468C VDD_IN 4969mW/4969mW VDD_CPU_GPU_CV 563mW/563mW VDD_SOC 1486mW/1486mW")
+JP6_AGX_ORIN = ("11-25-2026 14:00:01 RAM 5285/30536MB (lfb 6045x4MB) SWAP 0/15268MB (cached 0MB) CPU [1%@729,0%@729,"
+                "0%@729,0%@729,off,off,off,off,off,off,off,off] EMC_FREQ 0%@2133 GR3D_FREQ 0%@[0,0] VIC_FREQ 729 "
+                "APE 174 CV0@-256C CPU@43.875C Tboard@32C SOC2@40.281C Tdiode@34.75C SOC0@40.5C CV1@-256C "
+                "GPU@-256C tj@43.875C SOC1@40.062C CV2@-256C VDD_GPU_SOC 2767mW/2767mW VDD_CPU_CV 395mW/395mW "
+                "VIN_SYS_5V0 3731mW/3731mW VDDQ_VDD2_1V8AO 402mW/402mW")
+
+
+@pytest.fixture(scope="module")
+def tiny_step_bundle(tmp_path_factory) -> Path:
+    from hrm_edge.config import preset
+    from hrm_edge.export import export_model
+    from hrm_edge.model import build_model
+
+    out = tmp_path_factory.mktemp("act") / "tiny-step"
+    export_model(build_model(preset("tiny"), seed=0), out, act="step", l4_puzzles=1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_lite_bundle(tmp_path_factory) -> Path:
+    from hrm_edge.config import preset
+    from hrm_edge.export import export_model
+    from hrm_edge.model import build_model
+
+    out = tmp_path_factory.mktemp("lite") / "lite-step"
+    export_model(build_model(preset("tiny-lite"), seed=0), out, act="step", l4_puzzles=1)
+    return out
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hrm_edge.cli", *args], capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+# --------------------------------------------------------------------------------------------------
+# tegrastats
+# --------------------------------------------------------------------------------------------------
+def test_tegrastats_rails_in_three_layouts() -> None:
+    assert parse_rails(JP5_XAVIER_NX) == {"VDD_IN": 3867, "VDD_CPU_GPU_CV": 489, "VDD_SOC": 1222}
+    assert parse_rails(JP6_ORIN_NANO) == {"VDD_IN": 4969, "VDD_CPU_GPU_CV": 563, "VDD_SOC": 1486}
+    assert parse_rails(JP6_AGX_ORIN) == {"VDD_GPU_SOC": 2767, "VDD_CPU_CV": 395, "VIN_SYS_5V0": 3731,
+                                         "VDDQ_VDD2_1V8AO": 402}
+    assert total_mw(parse_rails(JP6_ORIN_NANO)) == 4969  # VDD_IN is the module input: not added to its parts
+    assert total_mw(parse_rails(JP6_AGX_ORIN)) == 2767 + 395 + 3731 + 402
+
+
+def test_current_not_running_average_and_energy_per_puzzle() -> None:
+    lines = [JP6_ORIN_NANO, JP6_ORIN_NANO.replace("VDD_IN 4969mW/4969mW", "VDD_IN 7031mW/6000mW"), "garbage"]
+    rep = summarize(lines, seconds=2.0, puzzles=10)
+    assert rep.samples == 2 and rep.total_rule == "VDD_IN"
+    assert rep.rails_mean_mw["VDD_IN"] == pytest.approx(6000.0)  # (4969 + 7031) / 2, currents
+    assert rep.energy_mj == pytest.approx(12000.0) and rep.energy_per_puzzle_mj == pytest.approx(1200.0)
+    with pytest.raises(HrmEdgeError, match="no power rails"):
+        summarize(["RAM 1/2MB SWAP 0/1MB"], 1.0, 1)
+
+
+def test_bench_power_without_tegrastats_is_one_line_exit_2(tmp_path) -> None:
+    env = dict(os.environ, PATH=str(tmp_path), PYTHONPATH=str(REPO))
+    p = cli("bench", "--bundle", str(tmp_path / "nothing"), "--power", "--out", str(tmp_path / "b.json"), env=env)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [p.stderr.strip()] and "tegrastats" in p.stderr
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_bench_power_samples_tegrastats_during_the_run(tmp_path, tiny_step_bundle) -> None:
+    """A stand-in `tegrastats` on PATH prints Orin Nano lines; bench records its rails and mJ per puzzle."""
+    fake = tmp_path / "bin" / "tegrastats"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\nwhile true; do echo '{JP6_ORIN_NANO}'; sleep 0.02; done\n")
+    fake.chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake.parent}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(REPO))
+    out = tmp_path / "bench.json"
+    p = cli("bench", "--bundle", str(tiny_step_bundle), "--puzzles", "4", "--batch", "2", "--power", "--threads",
+            "1", "--out", str(out), env=env)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(out.read_text())["results"][0]
+    pw = res["power"]
+    assert pw["samples"] >= 1 and pw["rails_mean_mw"] == {"VDD_CPU_GPU_CV": 563.0, "VDD_IN": 4969.0,
+                                                          "VDD_SOC": 1486.0}
+    assert pw["energy_per_puzzle_mj"] == pytest.approx(4969.0 * pw["seconds"] / 4)
+    assert "mJ/puzzle" in p.stdout
+
+
+# --------------------------------------------------------------------------------------------------
+# L4T / JetPack, nvpmodel, doctor
+# --------------------------------------------------------------------------------------------------
+def test_l4t_and_jetpack() -> None:
+    assert jetson_info.parse_l4t("# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic") == "36.4.3"
+    assert jetson_info.jetpack_for("36.4.3") == "6.2"
+    assert jetson_info.jetpack_for("36.4.0") == "6.1"
+    assert jetson_info.jetpack_for("36.3.0") == "6.0"
+    assert jetson_info.jetpack_for("35.4.1") == "5.1.2"
+    assert jetson_info.parse_l4t("R35 (release), REVISION: 4.1, GCID: 33958178") == "35.4.1"
+    assert jetson_info.parse_l4t("not a release line") is None
+    assert jetson_info.parse_nvpmodel("NV Power Mode: 15W\n1\n") == "15W (1)"
+    assert jetson_info.parse_nvpmodel("NV Fan Mode:quiet\nNV Power Mode: MAXN_SUPER\n2") == "MAXN_SUPER (2)"
+
+
+def test_doctor_json_names_each_missing_piece_with_its_install_command() -> None:
+    p = cli("doctor", "--json", env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    rows = {r["name"]: r for r in doc["checks"]}
+    assert {"python", "torch", "onnxruntime", "tensorrt", "pycuda", "CUDA driver", "L4T / JetPack", "memory"} <= set(rows)
+    assert rows["python"]["detail"].startswith(f"{sys.version_info.major}.{sys.version_info.minor}")
+    for name in ("tensorrt", "pycuda"):
+        have = __import__("importlib").util.find_spec(name) is not None
+        assert (rows[name]["status"] == "ok") == have
+        if not have:
+            assert "pip install 'hrm-edge[" in rows[name]["fix"] or "apt install" in rows[name]["fix"]
+    assert doc["can_run"]["onnxruntime"] is True and doc["can_run"]["tensorrt"] is False
+    table = cli("doctor", env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert "hrm-edge[trt]" in table.stdout  # rich markup must not swallow the [extra]
+
+
+# --------------------------------------------------------------------------------------------------
+# build-engine: checks that come before TensorRT
+# --------------------------------------------------------------------------------------------------
+def test_int8_needs_qdq_nodes(tmp_path) -> None:
+    qdq = make_bundle(tmp_path / "qdq", "qdq")
+    plain = make_bundle(tmp_path / "plain", "fp32")
+    ort8 = make_bundle(tmp_path / "ort8", "ort-int8")
+    _, _, model = check_bundle(qdq, EngineOptions(int8=True))
+    assert qdq_count(model) == 2
+    with pytest.raises(HrmEdgeError, match="has none; export with --precision int8-qdq"):
+        check_bundle(plain, EngineOptions(int8=True))
+    with pytest.raises(HrmEdgeError, match="ONNX Runtime's dynamic int8"):
+        check_bundle(ort8, EngineOptions(int8=True))
+    check_bundle(plain, EngineOptions(fp16=True))  # only --int8 asks for Q/DQ
+
+
+def test_build_engine_cli_errors_are_one_line_exit_2(tmp_path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    plain = make_bundle(tmp_path / "plain", "fp32")
+    fixed = make_bundle(tmp_path / "fixed", "fp32", batch=4)
+    cases = [
+        (["build-engine", str(plain), "--int8"], "QuantizeLinear/DequantizeLinear"),
+        (["build-engine", str(plain), "--min-batch", "8", "--max-batch", "4"], "--min-batch (8)"),
+        (["build-engine", str(plain), "--gpu-fallback"], "--gpu-fallback only applies with --dla"),
+        (["build-engine", str(plain), "--dla", "0"], "DLA runs fp16 or int8 only"),
+        (["build-engine", str(fixed)], "fixed batch of 4"),
+        (["build-engine", str(tmp_path / "none")], "no such export bundle"),
+        (["build-engine", str(plain), "--out", str(plain)], "existing folder"),
+    ]
+    if __import__("importlib").util.find_spec("tensorrt") is None:
+        cases.append((["build-engine", str(make_bundle(tmp_path / "qdq", "qdq")), "--int8"],
+                      "TensorRT is not installed"))  # the Q/DQ bundle passes the check and then needs TensorRT
+    for args, msg in cases:
+        p = cli(*args, env=env)
+        assert p.returncode == 2, (args, p.stdout, p.stderr)
+        assert len(p.stderr.strip().splitlines()) == 1 and msg in p.stderr, (args, p.stderr)
+    assert not list(plain.glob("model.engine*"))
+
+
+def test_build_engine_help_documents_every_flag() -> None:
+    p = cli("build-engine", "--help", env=dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="200"))
+    assert p.returncode == 0
+    for flag in ("--fp16", "--int8", "--workspace", "--timing-cache", "--min-batch", "--opt-batch", "--max-batch",
+                 "--builder-level", "--dla", "--gpu-fallback", "--out"):
+        line = next((x for x in p.stdout.splitlines() if f" {flag} " in x), "")
+        assert len(line.split(flag, 1)[1].strip()) > 20, f"{flag} has no help text"
+
+
+def test_fp16_keeps_norms_softmax_reductions_fp32_in_both_families(tiny_step_bundle, tiny_lite_bundle) -> None:
+    act = onnx.load(str(tiny_step_bundle / "model.onnx"))
+    names = set(fp32_node_names(act))
+    ops = {n.name: n.op_type for n in act.graph.node}
+    assert {ops[n] for n in names} <= {"ReduceMean", "Softmax", "Mul", "Add", "Sqrt", "Div", "Sub"}
+    reduces = [n for n, op in ops.items() if op in ("ReduceMean", "Softmax")]
+    assert reduces and set(reduces) <= names
+    assert not [n for n in names if ops[n] in ("MatMul", "Gemm", "Gather")]
+    # an RMSNorm is ReduceMean(x*x) -> +eps -> Sqrt -> Div: the whole chain is kept
+    assert {"/L_level/layers.0/Mul", "/L_level/layers.0/ReduceMean", "/L_level/layers.0/Add_1",
+            "/L_level/layers.0/Sqrt", "/L_level/layers.0/Div"} <= names
+    lite = onnx.load(str(tiny_lite_bundle / "model.onnx"))
+    lite_names = set(fp32_node_names(lite))
+    for part in ("ReduceMean", "ReduceMean_1", "Sub", "Sqrt", "Div"):  # LayerNorm: mean, centre, var, scale
+        assert f"/h_norm/{part}" in lite_names
+
+
+# --------------------------------------------------------------------------------------------------
+# Dockerfile.l4t and jetson/
+# --------------------------------------------------------------------------------------------------
+def test_dockerfile_l4t_required_lines() -> None:
+    text = (REPO / "Dockerfile.l4t").read_text()
+    lines = [x.strip() for x in text.splitlines() if x.strip() and not x.strip().startswith("#")]
+    assert lines[0] == "ARG BASE=nvcr.io/nvidia/l4t-jetpack:r36.4.0"
+    assert "FROM ${BASE}" in lines
+    assert any(x.startswith("ARG PIP_INDEX_URL=") or x.startswith("ARG JETSON_INDEX=") for x in lines)
+    assert any("hrm-edge" in x and "[jetson]" in x for x in lines) or any(".[jetson]" in x for x in lines)
+    assert lines[-1] == 'ENTRYPOINT ["hrm-edge"]'
+    keywords = {"ARG", "FROM", "ENV", "RUN", "COPY", "WORKDIR", "ENTRYPOINT", "LABEL"}
+    joined = text.replace("\\\n", " ")
+    for x in joined.splitlines():
+        x = x.strip()
+        if x and not x.startswith("#"):
+            assert x.split()[0] in keywords, f"unknown Dockerfile instruction: {x}"
+    if shutil.which("hadolint"):
+        subprocess.run(["hadolint", str(REPO / "Dockerfile.l4t")], check=True)
+
+
+@pytest.mark.parametrize("script", ["jetson/setup.sh", "jetson/clocks.sh"])
+def test_jetson_scripts_parse_and_refuse_non_jetson(script, tmp_path) -> None:
+    path = REPO / script
+    assert os.access(path, os.X_OK)
+    subprocess.run(["bash", "-n", str(path)], check=True)
+    if not Path("/etc/nv_tegra_release").exists():
+        p = subprocess.run(["bash", str(path)], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        assert p.returncode == 2 and "not a Jetson" in p.stderr
