@@ -16,8 +16,8 @@ from pathlib import Path
 
 import onnx
 import pytest
-
 from _qdq_bundle import make_bundle
+
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.runtime import jetson_info
 from hrm_edge.runtime.jetson_power import parse_rails, summarize, total_mw
@@ -134,7 +134,8 @@ def test_doctor_json_names_each_missing_piece_with_its_install_command() -> None
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
     rows = {r["name"]: r for r in doc["checks"]}
-    assert {"python", "torch", "onnxruntime", "tensorrt", "pycuda", "CUDA driver", "L4T / JetPack", "memory"} <= set(rows)
+    want = {"python", "torch", "onnxruntime", "tensorrt", "pycuda", "CUDA driver", "L4T / JetPack", "memory"}
+    assert want <= set(rows)
     assert rows["python"]["detail"].startswith(f"{sys.version_info.major}.{sys.version_info.minor}")
     for name in ("tensorrt", "pycuda"):
         have = __import__("importlib").util.find_spec(name) is not None
