@@ -56,3 +56,36 @@ def test_missing_tensorrt_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(MissingDependencyError, match="TensorRT is not installed"):
         r.activate()
 
+
+
+class _Cuda:
+    """Records whether the runner gave its CUDA context back."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.closed = name, False
+
+    def device_name(self) -> str:
+        return self.name
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_foreign_device_is_refused_and_the_context_freed(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    cuda = _Cuda("NVIDIA Jetson AGX Orin")
+    r = TrtRunner.from_engine(_engine(tmp_path), trt_module=SimpleNamespace(__version__="10.3.0"),
+                              cuda_factory=lambda: cuda)
+    with pytest.raises(HrmEdgeError, match="built on 'Orin' but this device is 'NVIDIA Jetson AGX Orin'"):
+        r.activate()
+    assert cuda.closed and r._state == {}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pycuda") is not None, reason="pycuda is installed here")
+def test_missing_pycuda_is_a_clear_error(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    r = TrtRunner.from_engine(_engine(tmp_path), trt_module=SimpleNamespace(__version__="10.3.0"))
+    with pytest.raises(MissingDependencyError, match=r"pycuda is not installed \(`pip install 'hrm-edge\[jetson\]'`"):
+        r.activate()

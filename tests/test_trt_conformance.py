@@ -148,6 +148,18 @@ def test_parser_errors_name_the_node(real, bundle, tmp_path) -> None:
     assert not (tmp_path / "model.engine").exists()
 
 
+def test_int8_build_of_a_qdq_bundle(real, tmp_path) -> None:
+    from _qdq_bundle import make_bundle
+
+    qdq = make_bundle(tmp_path / "qdq", "qdq")
+    got = real.run("_trt_doubles.py", "build", str(qdq), str(tmp_path / "q.engine"), json.dumps({"int8": True}))
+    assert "error" not in got, got.get("traceback") or got["error"]
+    cfg = got["config"]
+    assert cfg["problems"] == [] and cfg["flags"] == ["BuilderFlag.INT8"] and cfg["precision_layers"] == []
+    assert cfg["profile"] == [["x", [1, 8], [16, 8], [16, 8]]]
+    assert got["sidecar"]["precision"] == "int8" and "--int8" in got["sidecar"]["trtexec"]
+
+
 def test_tensorrt_85_gets_no_builder_level(real, bundle, tmp_path) -> None:
     """8.5 (JetPack 5) is the 8.6 API without builder_optimization_level: the code must not touch it."""
     if real.version != "8.6":
