@@ -163,8 +163,23 @@ def test_int8_needs_qdq_nodes(tmp_path) -> None:
     check_bundle(plain, EngineOptions(fp16=True))  # only --int8 asks for Q/DQ
 
 
-def test_build_engine_cli_errors_are_one_line_exit_2(tmp_path) -> None:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+def _main(capsys, *args: str) -> tuple[int, str]:
+    """`hrm-edge ARGS` in this process (cli.main: HrmEdgeError -> one stderr line, exit 2)."""
+    from hrm_edge import cli as cli_mod
+
+    old = sys.argv
+    sys.argv = ["hrm-edge", *args]
+    try:
+        cli_mod.main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv = old
+    return code, capsys.readouterr().err
+
+
+def test_build_engine_cli_errors_are_one_line_exit_2(tmp_path, capsys) -> None:
     plain = make_bundle(tmp_path / "plain", "fp32")
     fixed = make_bundle(tmp_path / "fixed", "fp32", batch=4)
     cases = [
@@ -180,9 +195,9 @@ def test_build_engine_cli_errors_are_one_line_exit_2(tmp_path) -> None:
         cases.append((["build-engine", str(make_bundle(tmp_path / "qdq", "qdq")), "--int8"],
                       "TensorRT is not installed"))  # the Q/DQ bundle passes the check and then needs TensorRT
     for args, msg in cases:
-        p = cli(*args, env=env)
-        assert p.returncode == 2, (args, p.stdout, p.stderr)
-        assert len(p.stderr.strip().splitlines()) == 1 and msg in p.stderr, (args, p.stderr)
+        code, err = _main(capsys, *args)
+        assert code == 2, (args, err)
+        assert len(err.strip().splitlines()) == 1 and msg in err, (args, err)
     assert not list(plain.glob("model.engine*"))
 
 

@@ -160,10 +160,11 @@ def test_int8_build_of_a_qdq_bundle(real, tmp_path) -> None:
     assert got["sidecar"]["precision"] == "int8" and "--int8" in got["sidecar"]["trtexec"]
 
 
-def test_tensorrt_85_gets_no_builder_level(real, bundle, tmp_path) -> None:
+def test_tensorrt_85_gets_no_builder_level(bundle, tmp_path) -> None:
     """8.5 (JetPack 5) is the 8.6 API without builder_optimization_level: the code must not touch it."""
-    if real.version != "8.6":
-        pytest.skip("8.5 is checked as the 8.6 API minus its documented differences")
+    real = _trt_real.prepare("8.6")
+    if isinstance(real, str):
+        pytest.skip(real)
     got = _build(real, bundle, tmp_path, "--as-8.5", fp16=True, builder_level=3)
     assert "error" not in got, got.get("traceback") or got["error"]
     assert got["config"]["problems"] == []
@@ -174,14 +175,21 @@ def test_tensorrt_85_gets_no_builder_level(real, bundle, tmp_path) -> None:
 # --------------------------------------------------------------------------------------------------
 # the runner: device-resident carry, against spec'd doubles whose "execution" is ONNX Runtime
 # --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def engine(real, bundle, tmp_path_factory) -> Path:
+    """An engine + sidecar written by build-engine under the doubles (the plan bytes are a placeholder)."""
+    folder = tmp_path_factory.mktemp(f"engine{real.version}")
+    built = _build(real, bundle, folder, max_batch=8)
+    assert "error" not in built, built
+    return folder / "model.engine"
+
+
 @pytest.mark.parametrize("graph", [False, True], ids=["plain", "cuda-graph"])
-def test_runner_matches_onnxruntime_with_carry_on_device(real, bundle, tmp_path, graph) -> None:
-    built = _build(real, bundle, tmp_path, max_batch=8)
-    assert "error" not in built
+def test_runner_matches_onnxruntime_with_carry_on_device(real, bundle, engine, tmp_path, graph) -> None:
     from hrm_edge.bench.harness import synthetic_batches
 
     np.save(tmp_path / "tokens.npy", synthetic_batches(6, 6, 30, 0, seed=3)[0].tokens)
-    args = ["run", str(tmp_path / "model.engine"), str(bundle), str(tmp_path / "tokens.npy"), "adaptive"]
+    args = ["run", str(engine), str(bundle), str(tmp_path / "tokens.npy"), "adaptive"]
     got = real.run("_trt_doubles.py", *args, *(["--cuda-graph"] if graph else []))
     assert got["problems"] == []
     assert got["steps"] == got["ref_steps"] and len(set(got["steps"])) > 1  # samples halt at different segments
