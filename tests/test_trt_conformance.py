@@ -234,3 +234,33 @@ def test_gpu_engine_matches_onnxruntime(bundle, tmp_path) -> None:
         assert (got.steps == ref.steps).all()
         assert (got.predictions == ref.predictions).all()
         assert np.abs(got.logits - ref.logits).max() < 1e-3
+
+
+@pytest.fixture(scope="module")
+def loop_engine(real, tmp_path_factory) -> tuple[Path, Path]:
+    """A `loop` bundle (ONNX Loop with early exit, adaptive halting baked in) and its engine."""
+    from hrm_edge.export import export_model
+
+    torch.manual_seed(0)
+    model = build_model(preset("tiny"), seed=0)
+    with torch.no_grad():
+        model.q_head.weight.normal_(0, 0.3)
+        model.q_head.bias.zero_()
+    folder = tmp_path_factory.mktemp(f"loop{real.version}")
+    export_model(model, folder / "tiny-loop", act="loop", halt="adaptive", puzzle_dtype="float32", l4_puzzles=1)
+    built = _build(real, folder / "tiny-loop", folder, max_batch=8)
+    assert "error" not in built and built["config"]["problems"] == [], built
+    return folder / "tiny-loop", folder / "model.engine"
+
+
+def test_runner_host_path_for_a_loop_engine(real, loop_engine, tmp_path) -> None:
+    """unrolled/loop engines run in one call with host inputs and outputs (`TrtRunner._infer`)."""
+    from hrm_edge.bench.harness import synthetic_batches
+
+    bundle, engine = loop_engine
+    np.save(tmp_path / "tokens.npy", synthetic_batches(6, 6, 30, 0, seed=3)[0].tokens)
+    got = real.run("_trt_doubles.py", "run", str(engine), str(bundle), str(tmp_path / "tokens.npy"), "adaptive")
+    assert got["problems"] == []
+    assert got["steps"] == got["ref_steps"] and got["grids_equal"] and got["second_equal"]
+    assert got["executions"] == 2 and got["graph_launches"] == 0
+    assert got["closed"] and got["live_allocations"] == 0
