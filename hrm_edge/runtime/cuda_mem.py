@@ -2,7 +2,7 @@
 
 TensorRT only needs device pointers and a stream handle, so the runner and `build-engine` talk to
 this interface and nothing else: device name and compute capability, allocate / free, host<->device
-and device<->device copies, a stream, a pushed context, and CUDA-graph capture of a stream (pycuda has
+copies, a stream, the current context, and CUDA-graph capture of a stream (pycuda has
 no graph API, so capture goes through the CUDA driver library with ctypes; every JetPack ships
 `libcuda.so.1`). cuda-python or torch's allocator could stand behind the same methods.
 """
@@ -18,7 +18,11 @@ from hrm_edge.errors import HrmEdgeError, MissingDependencyError
 
 
 class PycudaBackend:
-    """One CUDA context on device `ordinal`; `close()` pops it (the runner calls it on exit and on error)."""
+    """The device's primary CUDA context, made current; `close()` releases it (on exit and on error).
+
+    The primary context is the one TensorRT's builder and torch's CUDA runtime use, so a TensorRT
+    runner and a torch CUDA runner can share one process (a private `make_context` would not).
+    """
 
     def __init__(self, ordinal: int = 0) -> None:
         try:
@@ -29,7 +33,8 @@ class PycudaBackend:
         try:
             cuda.init()
             self.device = cuda.Device(ordinal)
-            self.ctx = self.device.make_context()
+            self.ctx = self.device.retain_primary_context()
+            self.ctx.push()
         except Exception as exc:  # pycuda present but no driver / GPU
             raise MissingDependencyError(f"pycuda cannot reach a CUDA device: {str(exc).splitlines()[0]}") from None
         self.cuda = cuda
@@ -42,11 +47,6 @@ class PycudaBackend:
     def compute_capability(self) -> str:
         major, minor = self.device.compute_capability()
         return f"{major}.{minor}"
-
-    def memory(self) -> tuple[int, int]:
-        """(free, total) bytes of device memory."""
-        free, total = self.cuda.mem_get_info()
-        return int(free), int(total)
 
     # memory and copies
     def alloc(self, nbytes: int) -> Any:
@@ -61,24 +61,18 @@ class PycudaBackend:
     def dtoh(self, dst: np.ndarray, src_ptr: int, stream: Any) -> None:
         self.cuda.memcpy_dtoh_async(dst, src_ptr, stream)
 
-    def dtod(self, dst_ptr: int, src_ptr: int, nbytes: int, stream: Any) -> None:
-        self.cuda.memcpy_dtod_async(dst_ptr, src_ptr, nbytes, stream)
-
     def stream(self) -> Any:
         return self.cuda.Stream()
-
-    def push(self) -> None:
-        self.ctx.push()
-
-    def pop(self) -> None:
-        self.cuda.Context.pop()
 
     def graphs(self) -> CudaGraphs:
         return self._graphs
 
     def close(self) -> None:
-        self._graphs.destroy_all()
-        self.ctx.pop()
+        try:
+            self._graphs.destroy_all()
+        finally:
+            self.cuda.Context.pop()
+            self.ctx.detach()
 
 
 class CudaGraphs:
