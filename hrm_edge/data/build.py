@@ -45,7 +45,7 @@ from hrm_edge.data.arc import ArcPair, ArcTask, TaskError, load_sources
 from hrm_edge.data.augment import dihedral_index, random_colors
 from hrm_edge.data.tokens import COLOR_OFFSET, DEFAULT_CANVAS, EOS, PAD, VOCAB_SIZE
 from hrm_edge.errors import HrmEdgeError
-from hrm_edge.fileio import StagedDir
+from hrm_edge.fileio import StagedDir, check_output
 
 SET_NAME = "all"
 BLANK = "<blank>"
@@ -450,9 +450,8 @@ def _batches(items: list[Any], size: int) -> list[list[Any]]:
 ProgressFn = Callable[[str, int, int], None]  # (phase, advance, total)
 
 
-def build_dataset(cfg: BuildConfig, progress: ProgressFn | None = None) -> BuildReport:
-    """Load, validate, augment and write a dataset; see the module docstring for the layout."""
-    t0 = time.perf_counter()
+def check_build_config(cfg: BuildConfig) -> Path:
+    """The options and the output folder, checked before any task is read (the CLI calls this first)."""
     if cfg.augment < 0:
         raise HrmEdgeError(f"--augment must be >= 0, got {cfg.augment}")
     if not 1 <= cfg.canvas <= 255:
@@ -460,6 +459,13 @@ def build_dataset(cfg: BuildConfig, progress: ProgressFn | None = None) -> Build
     out = Path(cfg.out)
     if out.exists() and not cfg.overwrite and (not out.is_dir() or any(out.iterdir())):
         raise HrmEdgeError("output exists (use --overwrite to replace it)", path=out)
+    return check_output(out, "dir", "dataset folder")
+
+
+def build_dataset(cfg: BuildConfig, progress: ProgressFn | None = None) -> BuildReport:
+    """Load, validate, augment and write a dataset; see the module docstring for the layout."""
+    t0 = time.perf_counter()
+    out = check_build_config(cfg)
     loaded = load_sources(list(cfg.sources), cfg.canvas)
     tasks = loaded.tasks
     if not tasks:

@@ -55,7 +55,9 @@ class ExportOptions:
     halt: str = "max"  # baked into unrolled / loop graphs; step graphs leave halting to the host
     batch: int | None = None  # None: dynamic batch dimension
 
-    def validate(self, spec: ModelSpec) -> None:
+    def validate(self, spec: ModelSpec | None = None) -> None:
+        """Every check that needs no model first (the CLI runs these before loading anything), then the
+        family-dependent halt mode when `spec` is given."""
         if self.act not in ACT_MODES:
             raise HrmEdgeError(f"--act must be one of {', '.join(ACT_MODES)}, got {self.act!r}")
         if not MIN_OPSET <= self.opset <= 20:
@@ -64,7 +66,8 @@ class ExportOptions:
             raise HrmEdgeError(f"--segments must be >= 1, got {self.segments}")
         if self.batch is not None and self.batch < 1:
             raise HrmEdgeError(f"--batch must be 'dynamic' or >= 1, got {self.batch}")
-        spec.check_halt(self.halt)
+        if spec is not None:
+            spec.check_halt(self.halt)
 
 
 @dataclass
