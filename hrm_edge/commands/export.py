@@ -20,6 +20,7 @@ from rich.table import Table
 from hrm_edge.commands.options import (
     ACT_MODES,
     HALT_MODES,
+    OPSET_RANGE,
     PRECISIONS,
     PUZZLE_DTYPES,
     TARGETS,
@@ -133,17 +134,21 @@ def _puzzle_dtype(name: str) -> str:
 
 
 def check_export_options(opts: dict[str, Any], puzzle_dtype: str, l4_puzzles: int) -> None:
-    """Every export option, before the checkpoint is loaded or anything traced."""
-    from hrm_edge.export.onnx import ExportOptions
+    """Every export option, before torch is imported, the checkpoint loaded or anything traced.
 
+    export_model checks the same through ExportOptions.validate for API callers; here the limits come from
+    commands/options.py so that a typo costs no torch import."""
     check_choice("--act", opts["act"], ACT_MODES)
     check_choice("--precision", opts["precision"], PRECISIONS)
     check_choice("--target", opts["target"], TARGETS)
     check_choice("--halt", opts["halt"], HALT_MODES)
     check_choice("--puzzle-dtype", puzzle_dtype, PUZZLE_DTYPES)
+    check_min("--segments", opts["segments"], 1)
     check_min("--l4-puzzles", l4_puzzles, 0)
-    ExportOptions(act=opts["act"], segments=opts["segments"], opset=int(opts["opset"]), halt=opts["halt"],
-                  batch=_batch(opts["batch"])).validate()
+    check_min("--batch", _batch(opts["batch"]), 1)
+    low, high = OPSET_RANGE
+    if not low <= int(opts["opset"]) <= high:
+        raise HrmEdgeError(f"--opset {opts['opset']} is outside the supported range {low}..{high}")
 
 
 def export(
@@ -186,9 +191,7 @@ def export(
 ) -> None:
     """Export a checkpoint to a parity-checked ONNX bundle; refuses (exit 3, nothing written) if parity fails."""
     from hrm_edge import interrupt
-    from hrm_edge.export import DEFAULT_L4_PUZZLES, default_out, export_checkpoint
-    from hrm_edge.export.bundle import check_bundle_out
-    from hrm_edge.export.parity import ParityError
+    from hrm_edge.export import DEFAULT_L4_PUZZLES, default_out
 
     prof = load_profile(profile) if profile else {}
     given = {"act": act, "segments": segments, "opset": opset, "precision": precision, "target": target,
@@ -198,8 +201,13 @@ def export(
     check_export_options(opts, puzzle_dtype, n_l4)
     out = out if out is not None else default_out(ckpt, opts["act"], opts["precision"])
     existed = out.exists()
+    from hrm_edge.export.bundle import check_bundle_out
+
     check_bundle_out(out, force)
     interrupt.nothing_written(out, existed, "the staged bundle was removed")
+    from hrm_edge.export import export_checkpoint
+    from hrm_edge.export.parity import ParityError
+
     con = Console(stderr=as_json)
     t0 = time.perf_counter()
     with con.status("exporting") as status:

@@ -4,8 +4,9 @@ Enum-like options stay plain strings in the signatures (an export profile may su
 "not given" must stay distinguishable from a default), and are checked here with one message
 shape: `--act must be one of step, unrolled, loop, got 'bogus'`. The tuples below are restated
 from the rooms that act on them (export.onnx.ACT_MODES, export.precision.PRECISIONS,
-export.trt_ops.TARGETS, model.act.HALT_MODES, solve.runners.RUNTIMES) only so that `--help` and
-these checks need no torch/onnx import; tests/test_cli_help.py fails if they drift apart.
+export.trt_ops.TARGETS, export.onnx.MIN_OPSET/MAX_OPSET, model.act.HALT_MODES, solve.runners.RUNTIMES)
+only so that `--help` and these checks need no torch/onnx import (a bad option fails in a fraction of
+a second); tests/test_cli_help.py fails if they drift apart.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ TARGETS = ("trt-8.5", "trt-10", "ort")
 HALT_MODES = ("max", "adaptive", "batch-mean")
 RUNTIMES = ("torch", "onnxruntime", "tensorrt")
 PUZZLE_DTYPES = ("fp16", "fp32")
+OPSET_RANGE = (13, 20)
 
 
 def check_choice(flag: str, value: str | None, choices: Sequence[str]) -> None:

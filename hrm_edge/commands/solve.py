@@ -14,7 +14,7 @@ from rich.table import Table
 
 from hrm_edge import interrupt
 from hrm_edge.commands.consoles import say, stdout_console
-from hrm_edge.commands.options import RUNTIMES, check_choice, check_device
+from hrm_edge.commands.options import HALT_MODES, RUNTIMES, check_choice, check_device
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.fileio import check_output
 
@@ -74,8 +74,6 @@ def _load(tasks: str, canvas: int, limit: Optional[int]) -> tuple[list[Any], lis
 
 
 def _check_halt(halt: str) -> None:
-    from hrm_edge.model.act import HALT_MODES
-
     check_choice("--halt", halt, HALT_MODES)
 
 
@@ -124,12 +122,6 @@ def solve(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Solve only the first N tasks."),
 ) -> None:
     """Solve ARC tasks: augment, infer, invert, vote; write a submission and score it where solutions are known."""
-    from hrm_edge.bench.harness import latency_stats, run_batches
-    from hrm_edge.solve.render import answer_panel, render_task_png
-    from hrm_edge.solve.runners import artifact_option, infer_runtime, open_runtime
-    from hrm_edge.solve.solver import SolveOptions, decide, make_batches, plan_tasks, summarize_scores
-    from hrm_edge.solve.submission import validate_submission, write_submission
-
     _check_halt(halt)
     check_choice("--runtime", runtime, RUNTIMES)
     check_device("--device", device)
@@ -140,6 +132,12 @@ def solve(
     if render is not None:
         check_output(render, "dir", "render folder")
     interrupt.nothing_written(out, out.exists(), "submissions are written whole at the end")
+
+    from hrm_edge.bench.harness import latency_stats, run_batches
+    from hrm_edge.solve.render import answer_panel, render_task_png
+    from hrm_edge.solve.runners import artifact_option, infer_runtime, open_runtime
+    from hrm_edge.solve.solver import SolveOptions, decide, make_batches, plan_tasks, summarize_scores
+    from hrm_edge.solve.submission import validate_submission, write_submission
     con = _out()
     kind = runtime or infer_runtime(ckpt, bundle, engine)
     artifact = artifact_option(kind, ckpt, bundle, engine)
@@ -257,17 +255,19 @@ def compare(
     warmup: bool = typer.Option(True, "--warmup/--no-warmup", help="Run the first batch once untimed per runtime."),
 ) -> None:
     """Run the same tasks and augmentations through every runtime; one table against PyTorch."""
-    from hrm_edge.bench.compare import REPORT_FILES, compare_runtimes, reasons, rich_table, write_report
-    from hrm_edge.solve.runners import open_runtime
-    from hrm_edge.solve.solver import SolveOptions
-
     _check_halt(halt)
     check_device("--device", device)
     _check_provider(provider)
     check_output(out_dir, "dir", "report folder")
+    from hrm_edge.bench.compare import REPORT_FILES
+
     for name in REPORT_FILES:
         check_output(out_dir / name, "file", "report file")
     interrupt.outcome(f"nothing written to {out_dir} (reports are written at the end)")
+
+    from hrm_edge.bench.compare import compare_runtimes, reasons, rich_table, write_report
+    from hrm_edge.solve.runners import open_runtime
+    from hrm_edge.solve.solver import SolveOptions
     con = _out()
     ref = open_runtime("torch", ckpt, device=device, identifiers=identifiers, threads=threads)
     task_list, problems = _load(tasks, ref.runner.spec.canvas, limit)
@@ -312,17 +312,17 @@ def bench(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
 ) -> None:
     """Latency and throughput of one or more runtimes on N puzzles (JSON out)."""
-    from hrm_edge.bench.compare import _size, machine_info
-    from hrm_edge.bench.harness import latency_stats, run_batches, synthetic_batches
-    from hrm_edge.fileio import atomic_write_json
-    from hrm_edge.solve.runners import probe_runtime
-    from hrm_edge.solve.solver import SolveOptions, make_batches, plan_tasks
-
     _check_halt(halt)
     check_device("--device", device)
     _check_provider(provider)
     check_output(out, "file", "bench results")
     interrupt.nothing_written(out, out.exists(), "results are written at the end")
+
+    from hrm_edge.bench.compare import _size, machine_info
+    from hrm_edge.bench.harness import latency_stats, run_batches, synthetic_batches
+    from hrm_edge.fileio import atomic_write_json
+    from hrm_edge.solve.runners import probe_runtime
+    from hrm_edge.solve.solver import SolveOptions, make_batches, plan_tasks
     specs = [("torch", p, device) for p in ckpt or []] + [("onnxruntime", p, provider) for p in bundle or []] + \
         [("tensorrt", p, None) for p in engine or []]
     if not specs:
