@@ -57,8 +57,12 @@ def _usage_line(exc: Any) -> str:
     """A usage error (unknown option, missing argument, bad value) as one line with where to look."""
     msg = " ".join(exc.format_message().split())
     ctx = getattr(exc, "ctx", None)
-    where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
-    return f"error: {msg}{where}"
+    if ctx is not None:
+        where = ctx.command_path
+    else:  # raised while parsing, before a context exists: name the command from argv
+        names = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback is not None}
+        where = " ".join(["hrm-edge", *[a for a in sys.argv[1:] if a in names][:1]])
+    return f"error: {msg} (see {where} --help)"
 
 
 def main() -> None:

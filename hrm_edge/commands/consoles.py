@@ -2,12 +2,12 @@
 
 A pipe or a file is not a terminal, and rich then assumes 80 columns: tables squash and cut names
 (`arc-agi-1/evalu...`), long lines wrap. Output meant for grep and CI logs must keep one record
-per line, so off a terminal tables get a wide canvas (COLUMNS when set) and messages bypass rich.
+per line, so off a terminal tables get a wide canvas and messages bypass rich. COLUMNS is not
+trusted there: it describes a terminal, and test runners and CI export it (pytest's children see 80).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 from rich.console import Console
@@ -16,11 +16,9 @@ PIPE_WIDTH = 240  # wide enough for every table hrm-edge prints; name columns fo
 
 
 def stdout_console() -> Console:
-    """rich Console for stdout: the terminal's width, or PIPE_WIDTH (or $COLUMNS) when piped."""
+    """rich Console for stdout: the terminal's width, or PIPE_WIDTH when piped or redirected."""
     con = Console()
-    if con.is_terminal:
-        return con
-    return Console(width=int(os.environ.get("COLUMNS") or 0) or PIPE_WIDTH)
+    return con if con.is_terminal else Console(width=PIPE_WIDTH)
 
 
 def say(msg: str) -> None:
