@@ -110,7 +110,7 @@ def build_data(
 
 
 def tasks(
-    source: list[str] = typer.Argument(..., metavar="SOURCE...", help=_SOURCE_HELP),
+    source: list[str] = typer.Argument(..., metavar="SOURCE", help=_SOURCE_HELP),
     canvas: int = typer.Option(30, "--canvas", min=1, max=255, help="Largest allowed grid side."),
     ids: bool = typer.Option(False, "--ids", help="List every valid task id."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (problems included) on stdout."),

@@ -26,7 +26,6 @@ from hrm_edge.commands.options import (
     TARGETS,
     check_choice,
     check_min,
-    choices_help,
 )
 from hrm_edge.errors import HrmEdgeError
 
@@ -158,8 +157,8 @@ def export(
     out: Optional[Path] = typer.Option(None, "--out", help="Bundle folder to write. Default: <ckpt stem>-<act>"
                                                            "[-<precision>] beside the checkpoint."),
     act: Optional[str] = typer.Option(None, "--act", metavar="MODE", help="ACT mode: step (the host loops segments), "
-                                      "unrolled (N segments in one graph), loop (ONNX Loop, early exit). "
-                                      + choices_help(ACT_MODES, "step")),
+                                      "unrolled (N segments in one graph) or loop (ONNX Loop, early exit). "
+                                      "Default: step."),
     segments: Optional[int] = typer.Option(None, "--segments", help="Segments for unrolled/loop. Default: the "
                                                                     "model's halt_max_steps."),
     opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset, 13 to 20. Default: 17 (the newest "

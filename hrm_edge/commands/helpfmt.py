@@ -16,15 +16,19 @@ _LIST = re.compile(r"list\[([^\]]*)\]")
 
 
 def tidy() -> None:
-    """Patch typer's option type display once (idempotent; harmless where the hook does not exist)."""
+    """Patch typer's type display for options and arguments once (idempotent; a no-op where the hook is absent)."""
     try:
-        from typer.core import TyperOption
+        from typer.core import TyperArgument, TyperOption
     except ImportError:  # pragma: no cover - typer without its own core
         return
-    original = getattr(TyperOption, "display_type_rich", None)
-    if original is None or getattr(original, "_hrm_edge_tidy", False):
-        return
+    for cls in (TyperOption, TyperArgument):
+        original = cls.__dict__.get("display_type_rich") or getattr(cls, "display_type_rich", None)
+        if original is None or getattr(original, "_hrm_edge_tidy", False):
+            continue
+        cls.display_type_rich = _tidied(original)  # type: ignore[method-assign]
 
+
+def _tidied(original: Any) -> Any:
     def display_type_rich(self: Any, ctx: Any) -> str | None:
         if getattr(self, "is_flag", False):
             return None  # a flag takes no value; typer would print <bool>
@@ -36,4 +40,4 @@ def tidy() -> None:
         return shown
 
     display_type_rich._hrm_edge_tidy = True  # type: ignore[attr-defined]
-    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+    return display_type_rich

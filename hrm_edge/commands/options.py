@@ -30,11 +30,6 @@ def check_choice(flag: str, value: str | None, choices: Sequence[str]) -> None:
         raise HrmEdgeError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
 
 
-def choices_help(choices: Sequence[str], default: str | None = None) -> str:
-    """`One of a, b, c. Default: x.` for help text, where typer cannot show a default (profile-dependent)."""
-    return f"One of {', '.join(choices)}." + (f" Default: {default}." if default else "")
-
-
 def check_min(flag: str, value: int | None, lowest: int) -> None:
     if value is not None and value < lowest:
         raise HrmEdgeError(f"{flag} must be >= {lowest}, got {value}")
