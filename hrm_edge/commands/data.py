@@ -91,10 +91,10 @@ def build_data(
                      " (all are listed in build.json)")
     _report_problems([str(e) for e in report.duplicates], "duplicate tasks skipped", " (see build.json)")
     if report.not_full:
-        err.print(f"{len(report.not_full)} tasks have fewer than {augment} distinct copies (few colours or "
-                  f"symmetric grids); listed in build.json")
+        say(f"{len(report.not_full)} tasks have fewer than {augment} distinct copies (few colours or symmetric "
+            "grids); listed in build.json")
     if report.skipped_unlabelled:
-        err.print(f"{report.skipped_unlabelled} test pairs without a known output were left out")
+        say(f"{report.skipped_unlabelled} test pairs without a known output were left out")
     t = Table(title=f"dataset {report.out}", show_header=False)
     t.add_column("key", style="bold")
     t.add_column("value")
