@@ -159,20 +159,19 @@ def test_atomic_write_follows_a_stricter_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "out" / "f.txt").stat().st_mode) == 0o640
 
 
-def _interrupt_build(cwd: Path, extra: list[str]) -> subprocess.CompletedProcess:
-    """Start a long build-data, wait until its staged folder exists, then Ctrl-C the process group."""
-    argv = [sys.executable, "-m", "hrm_edge.cli", "build-data", "--source", "arc-agi-1", "--augment", "1000",
-            "--out", "ds", "--quiet", "--workers", "2", *extra]
+def _interrupt(cwd: Path, argv: list[str], staged: str, wait: float) -> subprocess.CompletedProcess:
+    """Start a long command, wait until its staged output exists (+ `wait` s), then Ctrl-C its process group."""
+    argv = [sys.executable, "-m", "hrm_edge.cli", *argv]
     p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while not glob.glob(str(cwd / ".ds.tmp-*")):
+        while not glob.glob(str(cwd / staged)):
             assert p.poll() is None, p.communicate()
-            assert time.monotonic() < deadline, "build-data never staged its output"
+            assert time.monotonic() < deadline, f"{argv[3]} never staged its output"
             time.sleep(0.05)
-        time.sleep(0.5)  # inside the planning phase (1000 copies of 800 tasks take far longer)
-        assert p.poll() is None, "the build finished before it could be interrupted"
+        time.sleep(wait)
+        assert p.poll() is None, "the command finished before it could be interrupted"
         os.killpg(p.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
         out, err = p.communicate(timeout=60)
     finally:
@@ -180,6 +179,12 @@ def _interrupt_build(cwd: Path, extra: list[str]) -> subprocess.CompletedProcess
             os.killpg(p.pid, signal.SIGKILL)
             p.communicate()
     return subprocess.CompletedProcess(argv, p.returncode, out, err)
+
+
+def _interrupt_build(cwd: Path, extra: list[str]) -> subprocess.CompletedProcess:
+    # 1000 copies of 800 tasks: the planning phase alone outlasts the 0.5 s wait many times over
+    return _interrupt(cwd, ["build-data", "--source", "arc-agi-1", "--augment", "1000", "--out", "ds", "--quiet",
+                            "--workers", "2", *extra], ".ds.tmp-*", 0.5)
 
 
 def test_ctrl_c_in_build_data_says_what_was_kept_and_removed(tmp_path: Path) -> None:
@@ -196,3 +201,11 @@ def test_ctrl_c_in_build_data_says_what_was_kept_and_removed(tmp_path: Path) -> 
     assert r.stderr.strip().splitlines() == [
         "interrupted: nothing written to ds (the partial build was removed); the existing ds was kept unchanged"]
     assert os.listdir(tmp_path) == ["ds"] and os.listdir(old) == ["mine.txt"]
+
+
+def test_ctrl_c_in_export_removes_the_staged_bundle(kit, tmp_path: Path) -> None:
+    """Interrupted while tracing or checking parity (the bundle is staged before tracing starts)."""
+    r = _interrupt(tmp_path, ["export", str(kit["ckpt"]), "--out", "bundle"], ".bundle.tmp-*", 0.2)
+    assert r.returncode == 130, r.stderr
+    assert r.stderr.strip().splitlines() == ["interrupted: nothing written to bundle (the staged bundle was removed)"]
+    assert "Traceback" not in r.stderr and os.listdir(tmp_path) == []
