@@ -29,6 +29,7 @@ app = typer.Typer(
 # Command modules, in the order `--help` lists them.
 COMMAND_MODULES = ("model", "data", "export", "solve")
 
+
 def _version(value: bool) -> None:
     if value:
         from hrm_edge import __version__
@@ -89,8 +90,9 @@ def main() -> None:
         else:
             print(_usage_line(exc), file=sys.stderr)
         sys.exit(getattr(exc, "exit_code", 2))
-    except typer.Abort:
-        code = 130
+    except typer.Abort:  # end of input at a prompt
+        print("error: aborted", file=sys.stderr)
+        sys.exit(1)
     if code == 130:  # typer turns Ctrl-C into Exit(130) before we see it
         print(interrupt.describe(), file=sys.stderr)
     sys.exit(code if isinstance(code, int) else 0)
