@@ -20,7 +20,7 @@ import torch
 from _solvekit import run_inprocess, small_checkpoint
 
 from hrm_edge.data.arc import load_tasks
-from hrm_edge.model.checkpoint_file import _first_sentence
+from hrm_edge.errors import first_sentence
 
 
 def _one_line(r: Any, code: int = 2) -> str:
@@ -76,8 +76,8 @@ def test_legacy_format_truncated_and_torch_messages_stay_whole(tmp_path: Path) -
     assert line.startswith(f"error: {legacy}: ") and "truncated" in line and "EOFError" not in line
     miniz = ("PytorchStreamReader failed reading zip archive: failed finding central directory. This is an internal "
              "miniz error. If you are seeing this error, there is a high likelihood")
-    assert _first_sentence(miniz) == "PytorchStreamReader failed reading zip archive: failed finding central directory"
-    assert _first_sentence("one\nline only") == "one line only"
+    assert first_sentence(miniz) == "PytorchStreamReader failed reading zip archive: failed finding central directory"
+    assert first_sentence("one\nline only") == "one line only"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -10,12 +10,11 @@ sentence. Every message is one line that names the file.
 from __future__ import annotations
 
 import json
-import re
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from hrm_edge.errors import HrmEdgeError
+from hrm_edge.errors import HrmEdgeError, first_sentence
 
 ZIP_MAGIC = b"PK\x03\x04"
 PICKLE_MAGIC = b"\x80"  # pickle protocol 2+ (torch's legacy, non-zip format)
@@ -49,13 +48,6 @@ def _looks_like_text(head: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return all(c.isprintable() or c in "\t\r\n" for c in text)
-
-
-def _first_sentence(message: str) -> str:
-    """The first sentence of an exception message, on one line (never cut mid-sentence)."""
-    flat = " ".join(message.split())
-    m = re.match(r"(.+?[.!?])(\s|$)", flat)
-    return (m.group(1) if m else flat).rstrip(".")
 
 
 def sniff(path: Path) -> None:
@@ -106,5 +98,5 @@ def read_torch_file(path: Path) -> Any:
         if isinstance(exc, EOFError) or "central directory" in text:
             raise HrmEdgeError(f"truncated: it ends early ({path.stat().st_size:,} bytes); copy or download it "
                                "again", path) from None
-        reason = _first_sentence(text) or type(exc).__name__
+        reason = first_sentence(text) or type(exc).__name__
         raise HrmEdgeError(f"not a readable PyTorch checkpoint: {reason}", path) from None
