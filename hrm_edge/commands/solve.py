@@ -263,7 +263,8 @@ def compare(
 
     for name in REPORT_FILES:
         check_output(out_dir / name, "file", "report file")
-    interrupt.outcome(f"nothing written to {out_dir} (reports are written at the end)")
+    interrupt.outcome(f"no report written to {out_dir} (compare.json, .md and .png are written at the end; "
+                      "earlier ones are kept)")
 
     from hrm_edge.bench.compare import compare_runtimes, reasons, rich_table, write_report
     from hrm_edge.solve.runners import open_runtime
