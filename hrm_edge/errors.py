@@ -6,6 +6,7 @@ The CLI turns an `HrmEdgeError` into a single line on stderr and exit code 2, so
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -21,3 +22,11 @@ class HrmEdgeError(Exception):
 
 class MissingDependencyError(HrmEdgeError):
     """An optional backend (TensorRT, pycuda, a GPU) is not installed or not usable here."""
+
+
+def first_sentence(message: str) -> str:
+    """The first sentence of a library's exception message, on one line: quoted in an HrmEdgeError it
+    is never cut mid-sentence (torch's miniz errors, for one, are a paragraph)."""
+    flat = " ".join(str(message).split())
+    m = re.match(r"(.+?[.!?])(\s|$)", flat)
+    return (m.group(1) if m else flat).rstrip(".")

@@ -3,6 +3,7 @@ fsync, rename), so a crash or a bad input never leaves a half-written artifact b
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -59,11 +60,20 @@ def check_output(path: str | Path, kind: str = "file", what: str = "output") -> 
     try:
         fd, probe = tempfile.mkstemp(prefix=".hrm-edge-probe-", dir=ancestor)
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise HrmEdgeError(f"cannot write {what}: {ancestor} is not writable ({reason})", path) from None
+        raise HrmEdgeError(f"cannot write {what}: cannot create files in {ancestor} ({_why_unwritable(exc)})",
+                           path) from None
     os.close(fd)
     os.unlink(probe)
     return path
+
+
+def _why_unwritable(exc: OSError) -> str:
+    """The reason a folder refused a new file, in words (ENOENT inside an existing folder is /proc's way)."""
+    words = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted (read-only or immutable?)",
+             errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on the device",
+             errno.EDQUOT: "disk quota exceeded",
+             errno.ENOENT: "the file system takes no new files there, like /proc and /sys"}
+    return words.get(exc.errno or 0, (exc.strerror or type(exc).__name__).lower())
 
 
 # --------------------------------------------------------------------------------------------------

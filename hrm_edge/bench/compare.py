@@ -295,11 +295,15 @@ def plot(rep: CompareReport, path: str | Path) -> Path:
     skipped = [r.label for r in rep.rows if not r.ok]
     fig.suptitle(title_of(rep) + (f"\nnot run: {', '.join(skipped)}" if skipped else ""), fontsize=8)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
+    from hrm_edge.fileio import atomic_write_bytes
+
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=100)
+    atomic_write_bytes(p, lambda f: fig.savefig(f, dpi=100, format="png"))  # no half-written PNG on Ctrl-C
     plt.close(fig)
     return p
+
+
+REPORT_FILES = ("compare.json", "compare.md", "compare.png")
 
 
 def write_report(rep: CompareReport, out_dir: str | Path) -> dict[str, Path]:

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hrm_edge import interrupt
+from hrm_edge.commands.consoles import say, stdout_console
 from hrm_edge.errors import HrmEdgeError
 
 _SOURCE_HELP = (
@@ -19,45 +21,52 @@ _SOURCE_HELP = (
 _MAX_LISTED = 20
 
 
-def _report_problems(err: Console, problems: list[str], what: str, rest: str = "") -> None:
+def _report_problems(problems: list[str], what: str, rest: str = "") -> None:
+    """A count, then one plain stderr line per problem (never wrapped: grep and CI logs see one each)."""
     if not problems:
         return
-    err.print(f"[yellow]{len(problems)} {what}:[/yellow]")
+    say(f"{len(problems)} {what}:")
     for line in problems[:_MAX_LISTED]:
-        err.print(f"  {line}", markup=False, highlight=False)
+        say(f"  {line}")
     if len(problems) > _MAX_LISTED:
-        err.print(f"  ... and {len(problems) - _MAX_LISTED} more{rest}")
+        say(f"  ... and {len(problems) - _MAX_LISTED} more{rest}")
 
 
 def build_data(
     source: list[str] = typer.Option(..., "--source", "-s", help=_SOURCE_HELP),
     augment: int = typer.Option(..., "--augment", "-n", help="Augmented copies per task besides the task "
                                 "itself (the reference uses 1000). Identical copies are dropped."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (written atomically)."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Output folder (written atomically)."),
     seed: int = typer.Option(42, "--seed", help="Random seed; the same seed and sources give the same dataset."),
     canvas: int = typer.Option(30, "--canvas", help="Canvas side: sequences are canvas*canvas tokens."),
     translate: bool = typer.Option(True, "--translate/--no-translate", help="Random offset of train examples "
                                    "inside the canvas (one example per puzzle stays at the top-left)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes (default: every core)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes. Default: one per CPU "
+                                                                          "core this process may use."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
     strict: bool = typer.Option(False, "--strict", help="Refuse to build when any task is invalid."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Build an augmented ARC dataset in the HRM reference layout (train/ and test/ .npy arrays, dataset.json,
-    identifiers.json). Tasks from evaluation sets put their test pairs in test/, as the reference does."""
+    """Build an augmented ARC dataset in the HRM reference layout.
+
+    train/ and test/ .npy arrays, dataset.json and identifiers.json; tasks from evaluation sets put their test
+    pairs in test/, as the reference does."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from hrm_edge.data.arc import load_sources
-    from hrm_edge.data.build import BuildConfig, build_dataset
+    from hrm_edge.data.build import BuildConfig, build_dataset, check_build_config
 
     err = Console(stderr=True)
+    cfg = BuildConfig(sources=list(source), out=out, augment=augment, seed=seed, canvas=canvas,
+                      translate=translate, workers=workers, overwrite=overwrite)
+    existed = out.exists()
+    check_build_config(cfg)
+    interrupt.nothing_written(out, existed, "the partial build was removed")
     if strict:
         loaded = load_sources(list(source), canvas)
         if loaded.errors:
-            _report_problems(err, [str(e) for e in loaded.errors], "problems", " (hrm-edge tasks --json lists all)")
+            _report_problems([str(e) for e in loaded.errors], "problems", " (hrm-edge tasks --json lists all)")
             raise HrmEdgeError(f"{len(loaded.errors)} invalid task problems and --strict given; nothing built")
-    cfg = BuildConfig(sources=list(source), out=out, augment=augment, seed=seed, canvas=canvas,
-                      translate=translate, workers=workers, overwrite=overwrite)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err, disable=quiet, transient=False)
     bars: dict[str, int] = {}
@@ -77,14 +86,15 @@ def build_data(
     finally:
         if bars:
             progress.stop()
-    _report_problems(err, [str(e) for e in report.errors], "invalid-task problems (those tasks were skipped)",
+    interrupt.outcome(f"the dataset {out} was written")
+    _report_problems([str(e) for e in report.errors], "invalid-task problems (those tasks were skipped)",
                      " (all are listed in build.json)")
-    _report_problems(err, [str(e) for e in report.duplicates], "duplicate tasks skipped", " (see build.json)")
+    _report_problems([str(e) for e in report.duplicates], "duplicate tasks skipped", " (see build.json)")
     if report.not_full:
-        err.print(f"{len(report.not_full)} tasks have fewer than {augment} distinct copies (few colours or "
-                  f"symmetric grids); listed in build.json")
+        say(f"{len(report.not_full)} tasks have fewer than {augment} distinct copies (few colours or symmetric "
+            "grids); listed in build.json")
     if report.skipped_unlabelled:
-        err.print(f"{report.skipped_unlabelled} test pairs without a known output were left out")
+        say(f"{report.skipped_unlabelled} test pairs without a known output were left out")
     t = Table(title=f"dataset {report.out}", show_header=False)
     t.add_column("key", style="bold")
     t.add_column("value")
@@ -96,20 +106,21 @@ def build_data(
         t.add_row("test examples", "none: no evaluation-set task among the sources (no test/ split)")
     rate = report.total_examples / report.seconds if report.seconds else 0.0
     t.add_row("time", f"{report.seconds:.2f} s ({rate:,.0f} examples/s)")
-    Console().print(t)
+    stdout_console().print(t)
 
 
 def tasks(
-    source: list[str] = typer.Argument(..., help=_SOURCE_HELP),
-    canvas: int = typer.Option(30, "--canvas", help="Largest allowed grid side."),
+    source: list[str] = typer.Argument(..., metavar="SOURCE", help=_SOURCE_HELP),
+    canvas: int = typer.Option(30, "--canvas", min=1, max=255, help="Largest allowed grid side."),
     ids: bool = typer.Option(False, "--ids", help="List every valid task id."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    strict: bool = typer.Option(False, "--strict", help="Exit 2 when any task is invalid."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (problems included) on stdout."),
 ) -> None:
-    """List and validate ARC tasks: counts per source, and one line per problem in the invalid ones."""
+    """List and validate ARC tasks: counts per source, and one stderr line per problem in the invalid ones.
+
+    Exit code: 0 when every task is valid; 2 when any task is invalid (each problem is listed) or a source
+    cannot be read. A single task file that is invalid is reported as that one problem."""
     from hrm_edge.data.arc import load_tasks
 
-    err = Console(stderr=True)
     summary = []
     problems: list[str] = []
     for src in source:
@@ -126,17 +137,18 @@ def tasks(
     else:
         t = Table(title="ARC tasks")
         for col in ("source", "tasks", "invalid", "pairs", "unknown test outputs", "largest side"):
-            t.add_column(col, justify="left" if col == "source" else "right")
+            t.add_column(col, justify="left" if col == "source" else "right",
+                         overflow="fold" if col == "source" else "ellipsis")
         for s in summary:
             t.add_row(s["source"], str(s["tasks"]), str(s["invalid_problems"]), str(s["pairs"]),
                       str(s["test_outputs_unknown"]), str(s["largest_side"]))
-        Console().print(t)
+        stdout_console().print(t)
         if ids:
             for s in summary:
                 print("\n".join(s["ids"]))
-        _report_problems(err, problems, "problems", " (--json lists all)")
-    if strict and problems:
-        raise HrmEdgeError(f"{len(problems)} problems in invalid tasks")
+        _report_problems(problems, "problems", " (--json lists all)")
+    if problems:
+        raise HrmEdgeError(f"{len(problems)} problem(s) in invalid tasks" + ("" if as_json else " (listed above)"))
 
 
 def register(app: typer.Typer) -> None:

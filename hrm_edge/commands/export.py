@@ -17,6 +17,16 @@ except ModuleNotFoundError:  # Python 3.10 (JetPack 6): the same parser, package
 from rich.console import Console
 from rich.table import Table
 
+from hrm_edge.commands.options import (
+    ACT_MODES,
+    HALT_MODES,
+    OPSET_RANGE,
+    PRECISIONS,
+    PUZZLE_DTYPES,
+    TARGETS,
+    check_choice,
+    check_min,
+)
 from hrm_edge.errors import HrmEdgeError
 
 # built-in defaults; a --profile (export/<name>.toml) overrides them, explicit options override both
@@ -122,49 +132,81 @@ def _puzzle_dtype(name: str) -> str:
     return table[name]
 
 
+def check_export_options(opts: dict[str, Any], puzzle_dtype: str, l4_puzzles: int) -> None:
+    """Every export option, before torch is imported, the checkpoint loaded or anything traced.
+
+    export_model checks the same through ExportOptions.validate for API callers; here the limits come from
+    commands/options.py so that a typo costs no torch import."""
+    check_choice("--act", opts["act"], ACT_MODES)
+    check_choice("--precision", opts["precision"], PRECISIONS)
+    check_choice("--target", opts["target"], TARGETS)
+    check_choice("--halt", opts["halt"], HALT_MODES)
+    check_choice("--puzzle-dtype", puzzle_dtype, PUZZLE_DTYPES)
+    check_min("--segments", opts["segments"], 1)
+    check_min("--l4-puzzles", l4_puzzles, 0)
+    check_min("--batch", _batch(opts["batch"]), 1)
+    low, high = OPSET_RANGE
+    if not low <= int(opts["opset"]) <= high:
+        raise HrmEdgeError(f"--opset {opts['opset']} is outside the supported range {low}..{high}")
+
+
 def export(
-    ckpt: Path = typer.Argument(..., help="Checkpoint: hrm-edge .pt, the lite script's hrm_arc_best.pt, a reference "
-                                          "HRM step_N file, or a bare state dict."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Bundle folder to write (default: "
-                                                           "<ckpt stem>-<act>[-<prec>] beside the checkpoint)."),
-    act: Optional[str] = typer.Option(None, "--act", help="ACT mode: step (host loops segments), unrolled (N segments "
-                                                          "in one graph), loop (ONNX Loop, early exit)."),
-    segments: Optional[int] = typer.Option(None, "--segments", help="Segments for unrolled/loop (default: the model's "
-                                                                    "halt_max_steps)."),
-    opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset (default 17: the newest TensorRT 8.5 "
-                                                              "parses)."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="fp32 | fp16 (GPU/TensorRT) | int8 (CPU, ONNX "
-                                                                      "Runtime dynamic quantization)."),
-    target: Optional[str] = typer.Option(None, "--target", help="trt-8.5 | trt-10 | ort: the op-support lint that must "
-                                                                "pass (default trt-8.5; ort for int8)."),
-    batch: Optional[str] = typer.Option(None, "--batch", help="'dynamic' or a fixed batch size."),
-    halt: Optional[str] = typer.Option(None, "--halt", help="Halting baked into unrolled/loop graphs: max (reference), "
-                                                            "adaptive, batch-mean (lite: the training script's rule). "
-                                                            "Step bundles support every mode at run time."),
-    profile: Optional[str] = typer.Option(None, "--profile", help="Export profile: export/<name>.toml (cpu, "
-                                                                  "orin-nano-fp16, xavier-trt85, ...) or a .toml "
-                                                                  "path."),
+    ckpt: Path = typer.Argument(..., metavar="CKPT", help="Checkpoint: hrm-edge .pt, the lite script's "
+                                                          "hrm_arc_best.pt, a reference HRM step_N file, or a bare "
+                                                          "state dict."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Bundle folder to write. Default: <ckpt stem>-<act>"
+                                                           "[-<precision>] beside the checkpoint."),
+    act: Optional[str] = typer.Option(None, "--act", metavar="MODE", help="ACT mode: step (the host loops segments), "
+                                      "unrolled (N segments in one graph) or loop (ONNX Loop, early exit). "
+                                      "Default: step."),
+    segments: Optional[int] = typer.Option(None, "--segments", help="Segments for unrolled/loop. Default: the "
+                                                                    "model's halt_max_steps."),
+    opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset, 13 to 20. Default: 17 (the newest "
+                                                              "TensorRT 8.5 parses)."),
+    precision: Optional[str] = typer.Option(None, "--precision", metavar="PREC", help="fp32, fp16 (GPU/TensorRT) or "
+                                            "int8 (CPU, ONNX Runtime dynamic quantization). Default: fp32."),
+    target: Optional[str] = typer.Option(None, "--target", metavar="TARGET", help="The op-support lint that must "
+                                         "pass: trt-8.5, trt-10 or ort. Default: trt-8.5 (ort for int8)."),
+    batch: Optional[str] = typer.Option(None, "--batch", metavar="N", help="'dynamic' or a fixed batch size. "
+                                                                           "Default: dynamic."),
+    halt: Optional[str] = typer.Option(None, "--halt", metavar="MODE", help="Halting baked into unrolled/loop "
+                                       "graphs: max (reference), adaptive, batch-mean (lite: the training script's "
+                                       "rule). Step bundles take every mode at run time. Default: max."),
+    profile: Optional[str] = typer.Option(None, "--profile", metavar="NAME", help="Export profile: "
+                                          "export/<name>.toml (cpu, orin-nano-fp16, xavier-trt85, ...) or a .toml "
+                                          "path. Explicit options override it."),
     identifiers: Optional[Path] = typer.Option(None, "--identifiers", help="identifiers.json naming the "
                                                                            "puzzle-embedding rows (reference "
                                                                            "dataset layout)."),
-    puzzle_dtype: str = typer.Option("fp16", "--puzzle-dtype", help="Storage of puzzle_emb.npy: fp16 (DESIGN default, "
-                                                                     "half the size) or fp32 (bit-exact rows, for "
-                                                                     "comparing runtimes with the PyTorch table)."),
-    l4_source: Optional[str] = typer.Option(None, "--l4-source", help="ARC tasks for parity L4 (default "
-                                                                      "arc-agi-1/evaluation, shipped offline)."),
-    l4_puzzles: Optional[int] = typer.Option(None, "--l4-puzzles", help="ARC test inputs run at L4 (0 skips L4)."),
+    puzzle_dtype: str = typer.Option("fp16", "--puzzle-dtype", metavar="DTYPE", help="Storage of puzzle_emb.npy: "
+                                     "fp16 (half the size) or fp32 (bit-exact rows, for comparing runtimes with the "
+                                     "PyTorch table)."),
+    l4_source: Optional[str] = typer.Option(None, "--l4-source", metavar="TASKS", help="ARC tasks for parity L4. "
+                                            "Default: arc-agi-1/evaluation (shipped offline)."),
+    l4_puzzles: Optional[int] = typer.Option(None, "--l4-puzzles", help="ARC test inputs run at L4; 0 skips L4. "
+                                                                        "Default: 4."),
     force: bool = typer.Option(False, "--force", help="Replace an existing bundle folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON instead of tables."),
 ) -> None:
     """Export a checkpoint to a parity-checked ONNX bundle; refuses (exit 3, nothing written) if parity fails."""
-    from hrm_edge.export import DEFAULT_L4_PUZZLES, export_checkpoint
-    from hrm_edge.export.parity import ParityError
+    from hrm_edge import interrupt
+    from hrm_edge.export import DEFAULT_L4_PUZZLES, default_out
 
     prof = load_profile(profile) if profile else {}
     given = {"act": act, "segments": segments, "opset": opset, "precision": precision, "target": target,
              "batch": batch, "halt": halt}
     opts = {k: v if v is not None else prof.get(k, DEFAULTS[k]) for k, v in given.items()}
     n_l4 = l4_puzzles if l4_puzzles is not None else int(prof.get("l4_puzzles", DEFAULT_L4_PUZZLES))
+    check_export_options(opts, puzzle_dtype, n_l4)
+    out = out if out is not None else default_out(ckpt, opts["act"], opts["precision"])
+    existed = out.exists()
+    from hrm_edge.export.bundle import check_bundle_out
+
+    check_bundle_out(out, force)
+    interrupt.nothing_written(out, existed, "the staged bundle was removed")
+    from hrm_edge.export import export_checkpoint
+    from hrm_edge.export.parity import ParityError
+
     con = Console(stderr=as_json)
     t0 = time.perf_counter()
     with con.status("exporting") as status:
@@ -183,6 +225,7 @@ def export(
             status.stop()
             print_report(con, exc.report)
             raise
+    interrupt.outcome(f"the bundle {result.path} was written")
     if as_json:
         print(json.dumps(result.manifest, indent=2, default=str))
         return
@@ -191,17 +234,22 @@ def export(
 
 
 def verify(
-    bundle: Path = typer.Argument(..., help="Export bundle folder (with manifest.json)."),
+    bundle: Path = typer.Argument(..., metavar="BUNDLE", help="Export bundle folder (with manifest.json)."),
     ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="Checkpoint to compare with (default: the one named in "
                                                              "the manifest)."),
-    target: Optional[str] = typer.Option(None, "--target", help="Lint target (default: the manifest's)."),
-    l4_source: Optional[str] = typer.Option(None, "--l4-source", help="ARC tasks for L4."),
-    l4_puzzles: Optional[int] = typer.Option(None, "--l4-puzzles", help="ARC test inputs run at L4 (0 skips L4)."),
+    target: Optional[str] = typer.Option(None, "--target", metavar="TARGET", help="Lint target: trt-8.5, trt-10 or "
+                                         "ort. Default: the manifest's."),
+    l4_source: Optional[str] = typer.Option(None, "--l4-source", metavar="TASKS", help="ARC tasks for L4. Default: "
+                                            "arc-agi-1/evaluation."),
+    l4_puzzles: Optional[int] = typer.Option(None, "--l4-puzzles", help="ARC test inputs run at L4; 0 skips L4. "
+                                                                        "Default: 4."),
     as_json: bool = typer.Option(False, "--json", help="Print the parity report as JSON."),
 ) -> None:
     """Re-run the parity ladder (L1-L4) on an existing bundle; exit 3 if any level fails."""
     from hrm_edge.export import DEFAULT_L4_PUZZLES, verify_bundle
 
+    check_choice("--target", target, TARGETS)
+    check_min("--l4-puzzles", l4_puzzles, 0)
     con = Console(stderr=as_json)
     t0 = time.perf_counter()
     with con.status("verifying") as status:

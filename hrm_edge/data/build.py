@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import signal
 import time
 import zlib
 from collections.abc import Callable
@@ -45,7 +46,7 @@ from hrm_edge.data.arc import ArcPair, ArcTask, TaskError, load_sources
 from hrm_edge.data.augment import dihedral_index, random_colors
 from hrm_edge.data.tokens import COLOR_OFFSET, DEFAULT_CANVAS, EOS, PAD, VOCAB_SIZE
 from hrm_edge.errors import HrmEdgeError
-from hrm_edge.fileio import StagedDir
+from hrm_edge.fileio import StagedDir, check_output
 
 SET_NAME = "all"
 BLANK = "<blank>"
@@ -429,6 +430,9 @@ def _cores() -> int:
 
 def _worker_init() -> None:
     _FDS.clear()  # a forked worker must not reuse (or close) the parent's descriptors
+    # Ctrl-C reaches the whole process group: the parent stops the build and cleans up, the workers
+    # must not each die with a traceback of their own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _plan_batch(jobs: list[tuple[int, ArcTask]], augment: int, seed: int, canvas: int) -> list[_Plan]:
@@ -450,16 +454,22 @@ def _batches(items: list[Any], size: int) -> list[list[Any]]:
 ProgressFn = Callable[[str, int, int], None]  # (phase, advance, total)
 
 
-def build_dataset(cfg: BuildConfig, progress: ProgressFn | None = None) -> BuildReport:
-    """Load, validate, augment and write a dataset; see the module docstring for the layout."""
-    t0 = time.perf_counter()
+def check_build_config(cfg: BuildConfig) -> Path:
+    """The options and the output folder, checked before any task is read (the CLI calls this first)."""
     if cfg.augment < 0:
         raise HrmEdgeError(f"--augment must be >= 0, got {cfg.augment}")
     if not 1 <= cfg.canvas <= 255:
         raise HrmEdgeError(f"--canvas must be in 1..255, got {cfg.canvas}")
-    out = Path(cfg.out)
-    if out.exists() and not cfg.overwrite and (not out.is_dir() or any(out.iterdir())):
+    out = check_output(cfg.out, "dir", "dataset folder")
+    if out.exists() and not cfg.overwrite and any(out.iterdir()):
         raise HrmEdgeError("output exists (use --overwrite to replace it)", path=out)
+    return out
+
+
+def build_dataset(cfg: BuildConfig, progress: ProgressFn | None = None) -> BuildReport:
+    """Load, validate, augment and write a dataset; see the module docstring for the layout."""
+    t0 = time.perf_counter()
+    out = check_build_config(cfg)
     loaded = load_sources(list(cfg.sources), cfg.canvas)
     tasks = loaded.tasks
     if not tasks:
@@ -467,8 +477,13 @@ def build_dataset(cfg: BuildConfig, progress: ProgressFn | None = None) -> Build
     timings = {"load_s": time.perf_counter() - t0}
     workers = cfg.workers or _cores()
     with StagedDir(out) as staged:
-        with _executor(workers) as ex:
+        ex = _executor(workers)
+        try:
             report = _build_into(staged.dir, cfg, tasks, ex, workers, progress, timings)
+        except BaseException:  # Ctrl-C or a failure: drop queued batches instead of finishing them
+            ex.shutdown(wait=True, cancel_futures=True)
+            raise
+        ex.shutdown(wait=True)
         report.errors = loaded.errors
         report.duplicates = loaded.duplicates
         report.seconds = time.perf_counter() - t0

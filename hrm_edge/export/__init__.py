@@ -86,7 +86,7 @@ def export_model(model: Any, out: str | Path, *, act: str = "step", segments: in
     from hrm_edge.config import config_to_dict
     from hrm_edge.export import bundle as bd
     from hrm_edge.export import trt_ops
-    from hrm_edge.export.onnx import ExportOptions, export_onnx, op_counts, prepare
+    from hrm_edge.export.onnx import ExportOptions, export_onnx, export_spec, op_counts, prepare
     from hrm_edge.export.parity import DEFAULT_L4_SOURCE, ParityError, run_ladder
     from hrm_edge.export.precision import transform_for
 
@@ -98,6 +98,7 @@ def export_model(model: Any, out: str | Path, *, act: str = "step", segments: in
         raise HrmEdgeError(f"puzzle table dtype must be float16 or float32, got {puzzle_dtype!r}")
     transform = transform_for(precision)
     opts = ExportOptions(act=act, segments=segments, opset=opset, halt=halt, batch=batch)
+    opts.validate(export_spec(model, segments))  # every option before any tracing
     with bd.StagedBundle(out, force=force) as staged:
         if log:
             log(f"tracing {act} graph ({precision}, opset {opset})")

@@ -23,7 +23,7 @@ import onnx
 
 from hrm_edge import __version__
 from hrm_edge.errors import HrmEdgeError
-from hrm_edge.fileio import StagedDir, file_sha256
+from hrm_edge.fileio import StagedDir, check_output, file_sha256
 from hrm_edge.runtime.onnxruntime import BUNDLE_FORMAT, MANIFEST, read_manifest
 
 MODEL_FILE = "model.onnx"
@@ -40,12 +40,16 @@ class StagedBundle(StagedDir):
     """The bundle's staging folder: refuses to replace an existing bundle unless forced."""
 
     def __init__(self, out: str | Path, force: bool = False) -> None:
-        out = Path(out)
-        if out.exists() and not force:
-            raise HrmEdgeError("already exists; pass --force to replace it", out)
-        if out.exists() and not out.is_dir():
-            raise HrmEdgeError("exists and is not a folder", out)
+        out = check_bundle_out(out, force)
         super().__init__(out)
+
+
+def check_bundle_out(out: str | Path, force: bool = False) -> Path:
+    """Refuse, before any work, a bundle folder that exists (without --force) or cannot be written."""
+    out = Path(out)
+    if out.exists() and out.is_dir() and not force:
+        raise HrmEdgeError("already exists; pass --force to replace it", out)
+    return check_output(out, "dir", "bundle folder")
 
 
 def save_model(model: onnx.ModelProto, folder: Path) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from hrm_edge.runtime.base import ACT_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, ModelS
 ACT_MODES = ("step", "unrolled", "loop")
 DEFAULT_OPSET = 17  # TensorRT 8.5 (JetPack 5) parses opsets up to 17
 MIN_OPSET = 13  # Split/Squeeze/Unsqueeze/ReduceSum semantics the graphs rely on
+MAX_OPSET = 20  # the newest opset the export path is tested with
 # loop-carried ACT state, in the order of the body's inputs (and outputs, with `_next`)
 STATE = ("z_H", "z_L", "done", "steps", "logits", "q_halt", "q_continue")
 
@@ -55,16 +56,19 @@ class ExportOptions:
     halt: str = "max"  # baked into unrolled / loop graphs; step graphs leave halting to the host
     batch: int | None = None  # None: dynamic batch dimension
 
-    def validate(self, spec: ModelSpec) -> None:
+    def validate(self, spec: ModelSpec | None = None) -> None:
+        """Every check that needs no model first (the CLI runs these before loading anything), then the
+        family-dependent halt mode when `spec` is given."""
         if self.act not in ACT_MODES:
             raise HrmEdgeError(f"--act must be one of {', '.join(ACT_MODES)}, got {self.act!r}")
-        if not MIN_OPSET <= self.opset <= 20:
-            raise HrmEdgeError(f"--opset {self.opset} is outside the supported range {MIN_OPSET}..20")
+        if not MIN_OPSET <= self.opset <= MAX_OPSET:
+            raise HrmEdgeError(f"--opset {self.opset} is outside the supported range {MIN_OPSET}..{MAX_OPSET}")
         if self.segments is not None and self.segments < 1:
             raise HrmEdgeError(f"--segments must be >= 1, got {self.segments}")
         if self.batch is not None and self.batch < 1:
             raise HrmEdgeError(f"--batch must be 'dynamic' or >= 1, got {self.batch}")
-        spec.check_halt(self.halt)
+        if spec is not None:
+            spec.check_halt(self.halt)
 
 
 @dataclass

@@ -31,6 +31,7 @@ from hrm_edge.config import ActV1Config, HRMConfig, LiteConfig, config_from_dict
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.fileio import atomic_write_bytes, atomic_write_json, file_sha256, read_json
 from hrm_edge.model import HRMBase, build_model
+from hrm_edge.model.checkpoint_file import read_torch_file, sidecar_path
 
 NATIVE_FORMAT = "hrm-edge"
 
@@ -51,7 +52,7 @@ class LoadedCheckpoint:
 def save_checkpoint(path: str | Path, model: HRMBase, *, train_state: dict[str, Any] | None = None,
                     metrics: dict[str, Any] | None = None, data_fingerprint: str | None = None) -> Path:
     """Write a native checkpoint and its JSON sidecar (`<path>.json` beside `<path>`)."""
-    path = Path(path)
+    path = check_checkpoint_out(path)
     train_state = dict(train_state or {})
     payload = {
         "format": NATIVE_FORMAT,
@@ -66,8 +67,43 @@ def save_checkpoint(path: str | Path, model: HRMBase, *, train_state: dict[str, 
         "config": payload["config"], "step": train_state.get("step"), "epoch": train_state.get("epoch"),
         "best_metric": train_state.get("best_metric"), "metrics": metrics or {},
         "data_fingerprint": data_fingerprint, "params": model.count_params(), "sha256": file_sha256(path),
+        "bytes": path.stat().st_size,  # lets a later load tell "truncated: N of M bytes"
     }
-    atomic_write_json(path.with_suffix(".json") if path.suffix else Path(str(path) + ".json"), sidecar)
+    atomic_write_json(sidecar_path(path), sidecar)
+    return path
+
+
+def check_checkpoint_out(path: str | Path) -> Path:
+    """Refuse, before any work, a checkpoint path that cannot be written or would collide with its sidecar."""
+    from hrm_edge.fileio import check_output
+
+    path = Path(path)
+    if sidecar_path(path) == path:
+        raise HrmEdgeError("a checkpoint name must not end in .json: its JSON sidecar is written beside it as "
+                           "<name>.json", path)
+    check_output(path, "file", "checkpoint")
+    check_output(sidecar_path(path), "file", "checkpoint sidecar")
+    return path
+
+
+def save_lite_script(path: str | Path, model: HRMBase) -> Path:
+    """Write a lite model in the first user's train_arc_full.py format (`hrm_arc_best.pt`'s dict).
+
+    Empty optimizer/scheduler states, step 0 and no validation loss: what the script's dict holds
+    before training, so walkthroughs and tests can start from the user's own file format.
+    """
+    cfg = model.config
+    if cfg.family != "lite":
+        raise HrmEdgeError(f"the lite-script format holds lite models; this one is {cfg.family}")
+    payload = {
+        "model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer_state_dict": {}, "scheduler_state_dict": {}, "epoch": 0, "global_step": 0,
+        "best_val_loss": None,
+        "config": {"num_heads": cfg.num_heads, "max_cycles": cfg.max_cycles, "dropout": cfg.dropout,  # type: ignore[attr-defined]
+                   "seq_len": cfg.seq_len},
+    }
+    path = Path(path)
+    atomic_write_bytes(path, lambda f: torch.save(payload, f))
     return path
 
 
@@ -75,17 +111,7 @@ def save_checkpoint(path: str | Path, model: HRMBase, *, train_state: dict[str, 
 # loading
 # --------------------------------------------------------------------------------------------------
 def _torch_load(path: Path) -> Any:
-    if not path.exists():
-        raise HrmEdgeError("no such checkpoint file", path)
-    if path.is_dir():
-        raise HrmEdgeError("is a folder; give the checkpoint file inside it", path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, wrong magic, non-weights pickle, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "Weights only load failed" in str(exc):
-            first = "holds Python objects other than tensors and plain containers (refusing to unpickle code)"
-        raise HrmEdgeError(f"not a readable PyTorch checkpoint (truncated or corrupt?): {first[:160]}", path) from None
+    return read_torch_file(path)
 
 
 def _strip(sd: dict[str, Any], prefixes: tuple[str, ...]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hrm_edge.errors import HrmEdgeError, MissingDependencyError
+from hrm_edge.errors import HrmEdgeError, MissingDependencyError, first_sentence
 from hrm_edge.fileio import read_json
 from hrm_edge.runtime.base import ModelSpec, Runner, TensorMeta
 
@@ -134,7 +134,7 @@ class OrtRunner(Runner):
         try:
             self._session = ort.InferenceSession(str(path), so, providers=self.providers or ["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - ORT raises several private exception types
-            raise HrmEdgeError(f"ONNX Runtime cannot load the model: {str(exc).splitlines()[0][:300]}", path) from None
+            raise HrmEdgeError(f"ONNX Runtime cannot load the model: {first_sentence(str(exc))}", path) from None
         self.load_seconds = time.perf_counter() - t0
         got = {i.name for i in self._session.get_inputs()}
         want = {i["name"] for i in self.manifest["inputs"]}
