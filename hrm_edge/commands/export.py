@@ -124,7 +124,7 @@ def _puzzle_dtype(name: str) -> str:
 
 def export(
     ckpt: Path = typer.Argument(..., help="Checkpoint: hrm-edge .pt, the lite script's hrm_arc_best.pt, a reference "
-                                          "HRM step_N file, or a bare state dict."),
+                                          "HRM or TRM step_N file, or a bare state dict."),
     out: Optional[Path] = typer.Option(None, "--out", help="Bundle folder to write (default: "
                                                            "<ckpt stem>-<act>[-<prec>] beside the checkpoint)."),
     act: Optional[str] = typer.Option(None, "--act", help="ACT mode: step (host loops segments), unrolled (N segments "

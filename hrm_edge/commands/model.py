@@ -15,7 +15,7 @@ from hrm_edge.errors import HrmEdgeError
 
 def info(
     ckpt: Optional[Path] = typer.Argument(None, help="Checkpoint: hrm-edge .pt, the lite script's hrm_arc_best.pt, "
-                                                      "a reference HRM step_N file, or a bare state dict."),
+                                                      "a reference HRM or TRM step_N file, or a bare state dict."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Describe a named preset instead of a file "
                                                                  "(lite-5.7m, hrm-6m, hrm-27m, trm-7m, tiny, "
                                                                  "tiny-lite, tiny-trm)."),
