@@ -238,3 +238,14 @@ def test_adaptive_halting_is_q_halt_above_zero(bias: tuple[float, float], steps:
     with TorchRunner.from_model(model) as r:
         res = r.run_act(toks, r.puzzle_vectors(np.array([1, 2, 3])), halt="adaptive")
     assert (res.steps == steps).all()
+
+
+def test_native_checkpoint_round_trip(tmp_path) -> None:
+    cfg = dataclasses.replace(preset("tiny-trm"), mlp_t=True, pos_encodings="none", canvas=10)
+    model = build_model(cfg, seed=4)
+    from hrm_edge.model.checkpoint import save_checkpoint
+
+    ck = load_checkpoint(save_checkpoint(tmp_path / "m.pt", model, train_state={"step": 3}))
+    assert ck.source_format == "hrm-edge" and ck.config == cfg
+    want, got = model.state_dict(), ck.model.state_dict()
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
