@@ -1,7 +1,8 @@
 """Model configs, one dataclass per HRM family, and the named presets of DESIGN.md.
 
 `ActV1Config` carries every hyper-parameter of the published HRM (sapientinc/HRM, ACT v1);
-`LiteConfig` those of the first user's `train_arc_full.py` model. Both describe an ARC canvas
+`TrmConfig` those of its successor TRM (SamsungSAILMontreal/TinyRecursiveModels);
+`LiteConfig` those of the first user's `train_arc_full.py` model. All describe an ARC canvas
 (`canvas` x `canvas` tokens, row-major), so `seq_len = canvas ** 2`; smaller canvases work for
 small-grid models.
 """
@@ -63,6 +64,65 @@ class ActV1Config:
 
 
 @dataclass
+class TrmConfig:
+    """The Tiny Recursive Model (TinyRecursiveModels `trm.py`): one 2-block network does both updates.
+
+    Field names are the reference's `arch:` keys. `puzzle_emb_len` is the number of puzzle positions
+    (the reference's 16); 0 means ceil(puzzle_emb_ndim / hidden), as in the reference. `mlp_t`
+    replaces attention by a SwiGLU across the sequence. The reference's ARC command runs
+    H_cycles 3 / L_cycles 4 (its arch file says 6); `pos_encodings` may also be "none".
+    """
+
+    family: ClassVar[str] = "trm"
+    vocab_size: int = 12
+    canvas: int = 30
+    puzzle_emb_ndim: int = 512
+    num_puzzle_identifiers: int = 1
+    puzzle_emb_len: int = 16
+    hidden_size: int = 512
+    num_heads: int = 8
+    expansion: float = 4.0
+    L_layers: int = 2
+    H_cycles: int = 3
+    L_cycles: int = 4
+    halt_max_steps: int = 16
+    halt_exploration_prob: float = 0.1
+    pos_encodings: str = "rope"  # "rope" | "learned" | "none"
+    mlp_t: bool = False
+    rms_norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    forward_dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.puzzle_emb_len == 0:
+            self.puzzle_emb_len = -(self.puzzle_emb_ndim // -self.hidden_size)
+
+    @property
+    def seq_len(self) -> int:
+        return self.canvas * self.canvas
+
+    @property
+    def max_steps(self) -> int:
+        return self.halt_max_steps
+
+    def validate(self) -> None:
+        if not self.mlp_t and self.hidden_size % self.num_heads:
+            raise HrmEdgeError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.pos_encodings not in ("rope", "learned", "none"):
+            raise HrmEdgeError(f"pos_encodings must be 'rope', 'learned' or 'none', got {self.pos_encodings!r}")
+        if min(self.L_layers, self.H_cycles, self.L_cycles, self.halt_max_steps) < 1:
+            raise HrmEdgeError("L_layers, cycles and halt_max_steps must be >= 1")
+        if self.num_puzzle_identifiers < 1:
+            raise HrmEdgeError("num_puzzle_identifiers must be >= 1 (id 0 is the blank puzzle)")
+        if self.puzzle_emb_ndim == 0 and self.puzzle_emb_len:
+            raise HrmEdgeError(f"puzzle_emb_len {self.puzzle_emb_len} needs puzzle_emb_ndim > 0 (the reference "
+                               "only prepends puzzle positions when it has a puzzle embedding)")
+        if self.puzzle_emb_ndim > self.puzzle_emb_len * self.hidden_size:
+            raise HrmEdgeError(f"puzzle_emb_ndim {self.puzzle_emb_ndim} does not fit in {self.puzzle_emb_len} "
+                               f"positions of {self.hidden_size}")
+
+
+@dataclass
 class LiteConfig:
     """The first user's simplified HRM (`HierarchicalReasoningModule` of train_arc_full.py)."""
 
@@ -109,8 +169,8 @@ class LiteConfig:
             raise HrmEdgeError(f"halt_threshold must be in (0, 1), got {self.halt_threshold}")
 
 
-HRMConfig = Union[ActV1Config, LiteConfig]
-FAMILIES: dict[str, type] = {"act-v1": ActV1Config, "lite": LiteConfig}
+HRMConfig = Union[ActV1Config, TrmConfig, LiteConfig]
+FAMILIES: dict[str, type] = {"act-v1": ActV1Config, "trm": TrmConfig, "lite": LiteConfig}
 
 PRESETS: dict[str, HRMConfig] = {
     # The first user's model: 5,667,597 trainable parameters.
@@ -123,6 +183,11 @@ PRESETS: dict[str, HRMConfig] = {
     # Test-size models on the full 30x30 canvas: tens of thousands of parameters.
     "tiny": ActV1Config(hidden_size=32, num_heads=2, expansion=2.0, H_layers=1, L_layers=1, H_cycles=2,
                         L_cycles=2, halt_max_steps=4, puzzle_emb_ndim=32, num_puzzle_identifiers=16),
+    # TRM, the paper's ARC model (H_cycles 3, L_cycles 4 as its ARC command): 6,829,058 dense parameters.
+    "trm-7m": TrmConfig(),
+    # Test-size TRM: 48-dim puzzle vectors spread over 4 positions (exercises the reference's padding).
+    "tiny-trm": TrmConfig(hidden_size=32, num_heads=2, expansion=2.0, L_layers=2, H_cycles=2, L_cycles=2,
+                          halt_max_steps=4, puzzle_emb_ndim=48, puzzle_emb_len=4, num_puzzle_identifiers=16),
     "tiny-lite": LiteConfig(hidden_size=32, num_heads=2, H_layers=1, L_layers=1, ff_dim=64, max_cycles=4),
 }
 
@@ -155,5 +220,5 @@ def config_from_dict(data: dict[str, Any]) -> HRMConfig:
     return cfg
 
 
-__all__ = ["ActV1Config", "LiteConfig", "HRMConfig", "PRESETS", "preset", "config_to_dict",
+__all__ = ["ActV1Config", "TrmConfig", "LiteConfig", "HRMConfig", "PRESETS", "preset", "config_to_dict",
            "config_from_dict", "FAMILIES", "field"]

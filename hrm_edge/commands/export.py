@@ -152,8 +152,8 @@ def check_export_options(opts: dict[str, Any], puzzle_dtype: str, l4_puzzles: in
 
 def export(
     ckpt: Path = typer.Argument(..., metavar="CKPT", help="Checkpoint: hrm-edge .pt, the lite script's "
-                                                          "hrm_arc_best.pt, a reference HRM step_N file, or a bare "
-                                                          "state dict."),
+                                                          "hrm_arc_best.pt, a reference HRM or TRM step_N file, or a "
+                                                          "bare state dict."),
     out: Optional[Path] = typer.Option(None, "--out", help="Bundle folder to write. Default: <ckpt stem>-<act>"
                                                            "[-<precision>] beside the checkpoint."),
     act: Optional[str] = typer.Option(None, "--act", metavar="MODE", help="ACT mode: step (the host loops segments), "

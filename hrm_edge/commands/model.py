@@ -15,9 +15,9 @@ from hrm_edge.errors import HrmEdgeError
 
 def info(
     ckpt: Optional[Path] = typer.Argument(None, metavar="CKPT", help="Checkpoint: hrm-edge .pt, the lite script's "
-                                          "hrm_arc_best.pt, a reference HRM step_N file, or a bare state dict."),
+                                          "hrm_arc_best.pt, a reference HRM or TRM step_N file, or a bare state dict."),
     preset: Optional[str] = typer.Option(None, "--preset", metavar="NAME", help="Describe a named preset instead of "
-                                         "a file (lite-5.7m, hrm-6m, hrm-27m, tiny, tiny-lite)."),
+                                         "a file (lite-5.7m, hrm-6m, hrm-27m, trm-7m, tiny, tiny-lite, tiny-trm)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Show a model's config, parameter counts (dense vs puzzle-embedding table), ACT settings and source."""
@@ -46,7 +46,8 @@ def info(
     t.add_row("puzzle-embedding parameters", f"{d['puzzle_emb_params']:,}")
     t.add_row("puzzle identifiers", f"{d['num_puzzle_identifiers']:,}")
     t.add_row("ACT", f"max {d['act']['max_steps']} segments; halt modes {', '.join(d['act']['halt_modes'])}; "
-                     f"min {d['act']['min_halt_steps']} before adaptive halting")
+                     f"adaptive halts where {d['act']['adaptive_rule'].replace('>', ' > ')}, "
+                     f"after at least {d['act']['min_halt_steps']}")
     for key in ("step", "epoch", "best_metric", "best_metric_name", "sha256"):
         if d.get(key) is not None:
             t.add_row(key.replace("_", " "), str(d[key]))
@@ -96,11 +97,11 @@ def init(
     else:
         check_checkpoint_out(out)
     if puzzles is not None:
-        if cfg.family != "act-v1":
-            raise HrmEdgeError(f"--puzzles applies to ACT v1 presets; {preset} is {cfg.family}")
+        if cfg.puzzle_emb_ndim == 0:
+            raise HrmEdgeError(f"--puzzles applies to presets with a puzzle table; {preset} ({cfg.family}) has none")
         cfg.num_puzzle_identifiers = puzzles
     model = build_model(cfg, seed=seed)
-    if cfg.family == "act-v1" and cfg.puzzle_emb_ndim > 0:
+    if cfg.puzzle_emb_ndim > 0:
         # zero-initialised in training; random rows here so an untrained export exercises the input path
         with torch.no_grad():
             g = torch.Generator().manual_seed(seed + 1)

@@ -22,7 +22,7 @@ TASKS_HELP = ("ARC tasks: a task .json, a folder of them, a combined JSON (id ->
               "challenges file) or a named set: arc-agi-1/evaluation, arc-agi-1/training, arc-agi-2/..., "
               "kaggle-2024/...")
 HALT_HELP = ("ACT halting at inference: max (every segment, the reference evaluation), adaptive (per sample, "
-             "q_halt > q_continue) or batch-mean (lite family: the user's training script's rule).")
+             "q_halt > q_continue; TRM: q_halt > 0) or batch-mean (lite family: the user's training script's rule).")
 THREADS_HELP = ("CPU threads for torch (intra-op, process-wide) and ONNX Runtime (intra-op, per session). "
                 "Default: each library's own, one per CPU core.")
 PROVIDER_HELP = ("ONNX Runtime execution provider: cpu, cuda, tensorrt (or a full provider name). Default: cuda "

@@ -137,7 +137,7 @@ def export_model(model: Any, out: str | Path, *, act: str = "step", segments: in
 
 def export_checkpoint(ckpt: str | Path, out: str | Path | None = None, *, identifiers: str | Path | None = None,
                       **kwargs: Any) -> ExportResult:
-    """Load any recognised checkpoint (native, lite script, reference HRM) and `export_model` it."""
+    """Load any recognised checkpoint (native, lite script, reference HRM / TRM) and `export_model` it."""
     from hrm_edge.model.checkpoint import load_checkpoint
 
     ckpt = Path(ckpt)

@@ -157,7 +157,7 @@ class ActBody(nn.Module):
         q_cont = torch.where(live, qc, q_cont)
         steps = torch.where(live, n.to(torch.int32).expand_as(steps), steps)
         s = self.spec
-        stop = halt_mask(self.halt, n, qh, qc, s.max_steps, s.min_halt_steps, s.halt_threshold)
+        stop = halt_mask(self.halt, n, qh, qc, s.max_steps, s.min_halt_steps, s.halt_threshold, s.adaptive_rule)
         done = done | (live & stop)
         keep_going = done.float().min() < 0.5
         return z_H, z_L, done, steps, logits, q_halt, q_cont, keep_going

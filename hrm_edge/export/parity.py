@@ -42,7 +42,7 @@ import torch
 
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.export import trt_ops
-from hrm_edge.model.act import HaltTracker
+from hrm_edge.model.act import HaltTracker, halt_margin
 from hrm_edge.runtime.base import ActResult, ModelSpec, Runner, TensorMeta
 from hrm_edge.runtime.torch import TorchRunner
 
@@ -373,7 +373,7 @@ def _kind(name: str) -> str:
 
 
 def _halting_steps(qh: list[np.ndarray], qc: list[np.ndarray], halt: str, spec: ModelSpec) -> np.ndarray:
-    tracker = HaltTracker(qh[0].shape[0], halt, spec.max_steps, spec.min_halt_steps, spec.halt_threshold)
+    tracker = HaltTracker.for_spec(qh[0].shape[0], halt, spec)
     for k in range(1, len(qh) + 1):
         tracker.update(k, qh[k - 1], qc[k - 1])
         if tracker.done.all():
@@ -385,7 +385,7 @@ def _halting_steps(qh: list[np.ndarray], qc: list[np.ndarray], halt: str, spec: 
 
 def _near_tie(qh: list[np.ndarray], qc: list[np.ndarray], halt: str, spec: ModelSpec, row: int, tol: float) -> bool:
     for k in range(len(qh)):
-        if halt == "adaptive" and abs(float(qh[k][row] - qc[k][row])) < tol:
+        if halt == "adaptive" and abs(float(halt_margin(qh[k][row], qc[k][row], spec.adaptive_rule))) < tol:
             return True
         if halt == "batch-mean" and spec.halt_threshold is not None:
             p = 1.0 / (1.0 + np.exp(-qh[k].astype(np.float64)))

@@ -15,25 +15,34 @@ if TYPE_CHECKING:
     from hrm_edge.model.base import HRMBase
     from hrm_edge.model.hrm import HRMActV1
     from hrm_edge.model.lite import HRMLite
+    from hrm_edge.model.trm import TRM
 
-_LAZY = {"HRMBase": "hrm_edge.model.base", "HRMActV1": "hrm_edge.model.hrm", "HRMLite": "hrm_edge.model.lite"}
+_LAZY = {"HRMBase": "hrm_edge.model.base", "HRMActV1": "hrm_edge.model.hrm", "HRMLite": "hrm_edge.model.lite",
+         "TRM": "hrm_edge.model.trm"}
+#: family name -> (module, class) of its model; configs name their family (config.py FAMILIES)
+FAMILY_MODELS = {"act-v1": ("hrm_edge.model.hrm", "HRMActV1"), "trm": ("hrm_edge.model.trm", "TRM"),
+                 "lite": ("hrm_edge.model.lite", "HRMLite")}
+
+
+def model_class(family: str) -> type[HRMBase]:
+    """The model class of a family, so callers that need class attributes (halting) never switch on names."""
+    if family not in FAMILY_MODELS:
+        raise TypeError(f"unknown model family {family!r}; expected one of {sorted(FAMILY_MODELS)}")
+    module, name = FAMILY_MODELS[family]
+    return getattr(importlib.import_module(module), name)
 
 
 def build_model(cfg: HRMConfig, seed: int | None = None) -> HRMBase:
     """A freshly initialised model of the config's family (deterministic when `seed` is given)."""
     import torch
 
-    from hrm_edge.config import ActV1Config, LiteConfig
-    from hrm_edge.model.hrm import HRMActV1
-    from hrm_edge.model.lite import HRMLite
-
+    family = getattr(cfg, "family", None)
+    if not isinstance(family, str) or family not in FAMILY_MODELS:
+        raise TypeError(f"not an HRM config: {type(cfg).__name__}")
+    cls = model_class(family)
     if seed is not None:
         torch.manual_seed(seed)
-    if isinstance(cfg, ActV1Config):
-        return HRMActV1(cfg)
-    if isinstance(cfg, LiteConfig):
-        return HRMLite(cfg)
-    raise TypeError(f"not an HRM config: {type(cfg).__name__}")
+    return cls(cfg)  # type: ignore[call-arg]
 
 
 def __getattr__(name: str) -> Any:
@@ -42,4 +51,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'hrm_edge.model' has no attribute {name!r}")
 
 
-__all__ = ["build_model", "HRMBase", "HRMActV1", "HRMLite"]
+__all__ = ["build_model", "model_class", "FAMILY_MODELS", "HRMBase", "HRMActV1", "HRMLite", "TRM"]

@@ -3,8 +3,9 @@
 Inference halting rules (shared by every runtime through runtime/base.py and by the in-graph
 masks of the unrolled / loop exports):
 - `max`: every sample runs all segments (the reference evaluation).
-- `adaptive`: a sample stops at the first segment where q_halt > q_continue (after the family's
-  minimum number of segments).
+- `adaptive`: a sample stops at the first segment where its family's `adaptive_rule` holds (after the
+  family's minimum number of segments): `q_halt>q_continue` (ACT v1, lite), or `q_halt>0` (TRM,
+  whose reference trains no q_continue target). `halt_margin` is that rule as a number (> 0: halt).
 - `batch-mean` (lite only): the whole batch stops when mean(sigmoid(q_halt)) > threshold, the
   rule of the user's train_arc_full.py, so answers depend on which samples share a batch.
 
@@ -25,10 +26,21 @@ except ImportError:  # PyTorch-free runtimes (ONNX Runtime, TensorRT) use only t
     torch = None  # type: ignore[assignment]
 
 HALT_MODES = ("max", "adaptive", "batch-mean")
+#: what `adaptive` compares: q_halt with q_continue, or (TRM, `no_ACT_continue`) q_halt with 0
+ADAPTIVE_RULES = ("q_halt>q_continue", "q_halt>0")
+
+
+def halt_margin(q_halt: Any, q_continue: Any, rule: str = "q_halt>q_continue") -> Any:
+    """How far a sample is past its adaptive halting point (> 0: it wants to halt); numpy or torch."""
+    if rule == "q_halt>q_continue":
+        return q_halt - q_continue
+    if rule == "q_halt>0":
+        return q_halt
+    raise ValueError(f"unknown adaptive halting rule {rule!r}; expected one of {ADAPTIVE_RULES}")
 
 
 def halt_mask(mode: str, steps_done: Any, q_halt: Any, q_continue: Any, max_steps: int, min_steps: int,
-              threshold: float | None = None) -> Any:
+              threshold: float | None = None, rule: str = "q_halt>q_continue") -> Any:
     """Which samples halt after `steps_done` segments (1-based): last | (ready & wants_to_halt).
 
     Works on numpy arrays (the host driver) and torch tensors; returns a boolean array shaped like
@@ -54,7 +66,7 @@ def halt_mask(mode: str, steps_done: Any, q_halt: Any, q_continue: Any, max_step
         return last
     ready = like(steps_done >= min_steps)
     if mode == "adaptive":
-        want = q_halt > q_continue
+        want = halt_margin(q_halt, q_continue, rule) > 0
     elif mode == "batch-mean":
         if threshold is None:
             raise ValueError("batch-mean halting needs the family's threshold")
@@ -68,17 +80,24 @@ class HaltTracker:
     """Per-sample halting bookkeeping on the host: which samples are still live, and after how many
     segments each one halted. The ACT driver and the parity replay of recorded q values share it."""
 
-    def __init__(self, batch: int, mode: str, max_steps: int, min_steps: int, threshold: float | None) -> None:
+    def __init__(self, batch: int, mode: str, max_steps: int, min_steps: int, threshold: float | None,
+                 rule: str = "q_halt>q_continue") -> None:
         self.mode, self.max_steps, self.min_steps, self.threshold = mode, max_steps, min_steps, threshold
+        self.rule = rule
         self.done = np.zeros(batch, dtype=bool)
         self.steps = np.zeros(batch, dtype=np.int32)
+
+    @classmethod
+    def for_spec(cls, batch: int, mode: str, spec: Any) -> HaltTracker:
+        """A tracker with a model spec's halting settings (runtime/base.py ModelSpec, or anything alike)."""
+        return cls(batch, mode, spec.max_steps, spec.min_halt_steps, spec.halt_threshold, spec.adaptive_rule)
 
     def update(self, n: int, q_halt: np.ndarray, q_continue: np.ndarray) -> np.ndarray:
         """Record segment `n` (1-based); returns the samples that were live for it (their outputs count)."""
         live = ~self.done
         self.steps[live] = n
         self.done |= live & halt_mask(self.mode, n, q_halt, q_continue, self.max_steps, self.min_steps,
-                                      self.threshold)
+                                      self.threshold, self.rule)
         return live
 
 
@@ -103,7 +122,7 @@ def initial_train_carry(model: Any, batch: dict[str, torch.Tensor]) -> ActTrainC
 
 def act_train_step(model: Any, carry: ActTrainCarry, batch: dict[str, torch.Tensor],
                    exploration_prob: float | None = None) -> tuple[ActTrainCarry, dict[str, torch.Tensor]]:
-    """One ACT v1 training segment with the reference's halting, exploration and Q target.
+    """One ACT training segment with the reference's halting, exploration and Q target (ACT v1 and TRM).
 
     `batch` holds `inputs` and `puzzle_identifiers` (and `labels`, carried along). Halted samples
     take the new batch's row; the others keep their data and carry.
@@ -122,11 +141,12 @@ def act_train_step(model: Any, carry: ActTrainCarry, batch: dict[str, torch.Tens
         is_last = steps >= cfg.max_steps
         new_halted = is_last
         if model.training and cfg.max_steps > 1:
-            new_halted = new_halted | (q_halt > q_cont)
+            new_halted = new_halted | (halt_margin(q_halt, q_cont, model.adaptive_rule) > 0)
             prob = cfg.halt_exploration_prob if exploration_prob is None else exploration_prob
             explore = torch.rand_like(q_halt) < prob
             min_steps = explore * torch.randint_like(steps, low=2, high=cfg.max_steps + 1)
             new_halted = new_halted & (steps >= min_steps)
-            _, _, nq_halt, nq_cont = model.segment(z, x)
-            out["target_q_continue"] = torch.sigmoid(torch.where(is_last, nq_halt, torch.maximum(nq_halt, nq_cont)))
+            if model.adaptive_rule == "q_halt>q_continue":  # TRM (`q_halt>0`) trains no q_continue target
+                _, _, nq_halt, nq_cont = model.segment(z, x)
+                out["target_q_continue"] = torch.sigmoid(torch.where(is_last, nq_halt, torch.maximum(nq_halt, nq_cont)))
     return ActTrainCarry(z[0], z[1], steps, new_halted, data), out

@@ -15,13 +15,15 @@ Carry = tuple[torch.Tensor, torch.Tensor]
 
 
 class HRMBase(nn.Module):
-    """Shared surface of the `lite` and `act-v1` families."""
+    """Shared surface of the `lite`, `act-v1` and `trm` families."""
 
     config: object
     #: fewest segments before a sample may halt under `adaptive` / `batch-mean`
     min_halt_steps: int = 1
     #: inference halting modes this family supports
     halt_modes: tuple[str, ...] = ("max", "adaptive")
+    #: what `adaptive` halting compares (one of act.ADAPTIVE_RULES)
+    adaptive_rule: str = "q_halt>q_continue"
 
     @property
     def family(self) -> str:

@@ -11,6 +11,8 @@ Recognised inputs (`load_checkpoint` tells them apart by content, never by file 
 - `hrm-reference`: sapientinc/HRM `step_N` files, the loss head's state dict with keys under
   `model.inner.` (and `_orig_mod.` when compiled); the config from the `arch:` section of
   `all_config.yaml` in the same folder, else inferred from shapes.
+- `trm-reference`: TinyRecursiveModels `step_N` files, the same layout with only `L_level` (told
+  apart from HRM by the absence of `H_level`, and by `arch.name` when recorded).
 - bare state dicts of either family with our (= the original) module names.
 Anything else is one `HrmEdgeError` naming the file and what was expected.
 """
@@ -27,7 +29,7 @@ from typing import Any
 import torch
 
 from hrm_edge import __version__
-from hrm_edge.config import ActV1Config, HRMConfig, LiteConfig, config_from_dict, config_to_dict
+from hrm_edge.config import ActV1Config, HRMConfig, LiteConfig, TrmConfig, config_from_dict, config_to_dict
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.fileio import atomic_write_bytes, atomic_write_json, file_sha256, read_json
 from hrm_edge.model import HRMBase, build_model
@@ -162,42 +164,121 @@ def infer_lite_config(sd: dict[str, Any], given: dict[str, Any] | None = None) -
     return LiteConfig(**kw), notes
 
 
-def infer_act_config(sd: dict[str, Any], arch: dict[str, Any] | None = None) -> tuple[ActV1Config, list[str]]:
-    """ActV1Config from the reference's `arch:` section (when found) and the tensor shapes."""
-    notes: list[str] = []
-    arch = dict(arch or {})
+_ARCH_KEYS = ("num_heads", "H_cycles", "L_cycles", "halt_max_steps", "halt_exploration_prob", "expansion",
+              "rms_norm_eps", "rope_theta")
+
+
+def _reference_kwargs(cls: type, sd: dict[str, Any], arch: dict[str, Any],
+                      defaults: tuple[tuple[str, int], ...], notes: list[str]) -> dict[str, Any]:
+    """What ACT v1 and TRM state dicts say alike: I/O shapes and the `arch:` keys (expansion: `_expansion`)."""
     vocab, hidden = sd["embed_tokens.embedding_weight"].shape
-    inter2 = sd["H_level.layers.0.mlp.gate_up_proj.weight"].shape[0]
-    kw: dict[str, Any] = dict(vocab_size=int(vocab), hidden_size=int(hidden),
-                              H_layers=_count_layers(sd, "H_level.layers."),
-                              L_layers=_count_layers(sd, "L_level.layers."))
+    kw: dict[str, Any] = dict(vocab_size=int(vocab), hidden_size=int(hidden))
     if "puzzle_emb.weights" in sd:
         kw["num_puzzle_identifiers"], kw["puzzle_emb_ndim"] = map(int, sd["puzzle_emb.weights"].shape)
     else:
         kw["puzzle_emb_ndim"] = 0
-    kw["pos_encodings"] = "learned" if "embed_pos.embedding_weight" in sd else "rope"
-    for key in ("num_heads", "H_cycles", "L_cycles", "halt_max_steps", "halt_exploration_prob", "expansion",
-                "rms_norm_eps", "rope_theta", "forward_dtype"):
+    for key in _ARCH_KEYS:
         if key in arch:
-            kw[key] = type(getattr(ActV1Config, key))(arch[key]) if key != "expansion" else float(arch[key])
-    if "expansion" not in kw:
-        kw["expansion"] = (inter2 // 2) * 1.5 / hidden  # reproduces the stored width after rounding
-    for key, default in (("num_heads", 8), ("H_cycles", 2), ("L_cycles", 2), ("halt_max_steps", 16)):
+            kw[key] = type(getattr(cls, key))(arch[key]) if key != "expansion" else float(arch[key])
+    for key, default in defaults:
         if key not in kw:
             kw[key] = default
             notes.append(f"{key} not recorded; assumed {default} (the reference ARC default)")
     kw["forward_dtype"] = "float32"
-    if kw["pos_encodings"] == "learned":
-        positions = sd["embed_pos.embedding_weight"].shape[0]
-        puzzle_len = -(kw["puzzle_emb_ndim"] // -int(hidden))
-        canvas = int(round((positions - puzzle_len) ** 0.5))
-        kw["canvas"] = canvas
-    cfg = ActV1Config(**kw)
+    return kw
+
+
+def _expansion(given: float | None, tables: list[tuple[str, torch.Tensor, int]]) -> float:
+    """The SwiGLU expansion: the recorded one, else the reference default 4 if every stored width follows
+    from it, else one read back from a width; each `(name, gate_up weight, features)` must then agree."""
     from hrm_edge.model.layers import swiglu_width
 
-    if 2 * swiglu_width(cfg.hidden_size, cfg.expansion) != inter2:
-        raise HrmEdgeError(f"SwiGLU width {inter2 // 2} does not follow from expansion {cfg.expansion}")
-    return cfg, notes
+    def fits(e: float) -> bool:
+        return all(w.shape[0] == 2 * swiglu_width(f, e) for _, w, f in tables)
+
+    candidates = [given] if given is not None else [4.0] + [(w.shape[0] // 2) * 1.5 / f for _, w, f in tables]
+    for e in candidates:
+        if fits(e):
+            return e
+    name, w, _ = next((n, w, f) for n, w, f in tables if w.shape[0] != 2 * swiglu_width(f, candidates[0]))
+    raise HrmEdgeError(f"{name}: SwiGLU width {w.shape[0] // 2} does not follow from expansion {candidates[0]}")
+
+
+def _canvas(tokens: int) -> int:
+    side = int(round(max(tokens, 0) ** 0.5))
+    if side * side != tokens or side == 0:
+        raise HrmEdgeError(f"{tokens} token positions are not a square canvas")
+    return side
+
+
+def infer_act_config(sd: dict[str, Any], arch: dict[str, Any] | None = None) -> tuple[ActV1Config, list[str]]:
+    """ActV1Config from the reference's `arch:` section (when found) and the tensor shapes."""
+    notes: list[str] = []
+    kw = _reference_kwargs(ActV1Config, sd, dict(arch or {}),
+                           (("num_heads", 8), ("H_cycles", 2), ("L_cycles", 2), ("halt_max_steps", 16)), notes)
+    kw.update(H_layers=_count_layers(sd, "H_level.layers."), L_layers=_count_layers(sd, "L_level.layers."))
+    kw["pos_encodings"] = "learned" if "embed_pos.embedding_weight" in sd else "rope"
+    if kw["pos_encodings"] == "learned":
+        puzzle_len = -(kw["puzzle_emb_ndim"] // -kw["hidden_size"])
+        kw["canvas"] = _canvas(sd["embed_pos.embedding_weight"].shape[0] - puzzle_len)
+    kw["expansion"] = _expansion(kw.get("expansion"), [(f"{lv}_level.layers.0.mlp", sd[f"{lv}_level.layers.0.mlp."
+                                                         "gate_up_proj.weight"], kw["hidden_size"]) for lv in "HL"])
+    return ActV1Config(**kw), notes
+
+
+def infer_trm_config(sd: dict[str, Any], arch: dict[str, Any] | None = None) -> tuple[TrmConfig, list[str]]:
+    """TrmConfig from the reference's `arch:` section (when found) and the tensor shapes.
+
+    The canvas is read from a table sized by the sequence (learned positions, or mlp_t's width);
+    with RoPE and attention nothing stores it, and the ARC canvas (30) is assumed: the reference
+    takes seq_len from its dataset, not from `arch:`.
+    """
+    notes: list[str] = []
+    arch = dict(arch or {})
+    kw = _reference_kwargs(TrmConfig, sd, arch,
+                           (("num_heads", 8), ("H_cycles", 3), ("L_cycles", 4), ("halt_max_steps", 16)), notes)
+    kw["L_layers"] = _count_layers(sd, "L_level.layers.")
+    kw["mlp_t"] = "L_level.layers.0.mlp_t.gate_up_proj.weight" in sd
+    if "embed_pos.embedding_weight" in sd:
+        kw["pos_encodings"] = "learned"
+    elif arch.get("pos_encodings") in ("rope", "none"):
+        kw["pos_encodings"] = arch["pos_encodings"]
+    else:
+        kw["pos_encodings"] = "rope"
+        notes.append("pos_encodings not recorded; assumed rope (the reference default)")
+    if "puzzle_emb_len" in arch:
+        kw["puzzle_emb_len"] = int(arch["puzzle_emb_len"])
+    elif kw["puzzle_emb_ndim"] > 0:
+        kw["puzzle_emb_len"] = 16
+        notes.append("puzzle_emb_len not recorded; assumed 16 (the reference default)")
+    else:
+        kw["puzzle_emb_len"] = 0
+    puzzle_len = kw["puzzle_emb_len"] or -(kw["puzzle_emb_ndim"] // -kw["hidden_size"])
+    table = sd.get("embed_pos.embedding_weight", sd.get("L_level.layers.0.mlp_t.down_proj.weight"))
+    if table is not None:
+        kw["canvas"] = _canvas(table.shape[0] - puzzle_len)
+    else:
+        notes.append("sequence length not stored (RoPE + attention); assumed the ARC canvas 30x30")
+    tables = [("L_level.layers.0.mlp", sd["L_level.layers.0.mlp.gate_up_proj.weight"], kw["hidden_size"])]
+    if kw["mlp_t"]:
+        positions = kw.get("canvas", 30) ** 2 + puzzle_len
+        tables.append(("L_level.layers.0.mlp_t", sd["L_level.layers.0.mlp_t.gate_up_proj.weight"], positions))
+    kw["expansion"] = _expansion(kw.get("expansion"), tables)
+    return TrmConfig(**kw), notes
+
+
+def _reference_family(sd: dict[str, Any], arch: dict[str, Any] | None, path: Path) -> str:
+    """`act-v1` (H_level and L_level) or `trm` (L_level only); a recorded `arch.name` must agree."""
+    family = "act-v1" if any(k.startswith("H_level.") for k in sd) else "trm"
+    name = str((arch or {}).get("name", ""))
+    module = name.split("@")[0].rsplit(".", 1)[-1]
+    if name and module not in ("trm", "hrm", "hrm_act_v1"):
+        raise HrmEdgeError(f"all_config.yaml names architecture {name!r}; hrm-edge loads HRM ACT v1 "
+                           "(hrm_act_v1 / recursive_reasoning.hrm) and TRM (recursive_reasoning.trm)", path)
+    if name and (module == "trm") != (family == "trm"):
+        raise HrmEdgeError(f"all_config.yaml names {name!r} but the weights are a{'' if family == 'trm' else 'n'} "
+                           f"{family} state dict ({'no' if family == 'trm' else 'has'} H_level)", path)
+    return family
 
 
 def _read_reference_arch(folder: Path) -> dict[str, Any] | None:
@@ -272,14 +353,21 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     if _is_act_state(sd):
         ref = any(k.startswith(("model.inner.", "_orig_mod.model.inner.")) for k in obj)
         arch = _read_reference_arch(path.parent) if ref else None
-        cfg, notes = infer_act_config(sd, arch)
+        family = _reference_family(sd, arch, path)
+        try:
+            cfg, notes = (infer_trm_config if family == "trm" else infer_act_config)(sd, arch)  # type: ignore
+        except HrmEdgeError as exc:
+            raise HrmEdgeError(str(exc), path) from None
+        except KeyError as exc:
+            raise HrmEdgeError(f"{family} state dict lacks {exc.args[0]}", path) from None
         if arch is not None:
             notes.append("config from all_config.yaml")
         m = re.search(r"step_(\d+)", path.name)
         meta = {"notes": notes, "step": int(m.group(1)) if m else None}
-        return _build_loaded(cfg, sd, path, "hrm-reference" if ref else "act-v1-state-dict", meta=meta, sha256=sha)
+        fmt = (("trm" if family == "trm" else "hrm") + "-reference") if ref else f"{family}-state-dict"
+        return _build_loaded(cfg, sd, path, fmt, meta=meta, sha256=sha)
     raise HrmEdgeError("state dict is not an HRM model: expected lite keys (token_embedding.weight, "
-                       "halt_predictor.weight) or ACT v1 keys (model.inner.embed_tokens.embedding_weight, "
+                       "halt_predictor.weight) or ACT v1 / TRM keys (model.inner.embed_tokens.embedding_weight, "
                        f"model.inner.q_head.weight); found {sorted(obj)[:4]}", path)
 
 
@@ -293,7 +381,7 @@ def describe(ck: LoadedCheckpoint | None, cfg: HRMConfig, model: HRMBase) -> dic
         "params_per_module": params["per_module"],
         "num_puzzle_identifiers": cfg.num_puzzle_identifiers,
         "act": {"max_steps": cfg.max_steps, "halt_modes": list(model.halt_modes),
-                "min_halt_steps": model.min_halt_steps},
+                "min_halt_steps": model.min_halt_steps, "adaptive_rule": model.adaptive_rule},
         "config": config_to_dict(cfg),
         "source_format": ck.source_format if ck else "preset",
     }

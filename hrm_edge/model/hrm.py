@@ -1,7 +1,8 @@
 """The published HRM, ACT v1 (sapientinc/HRM `hrm_act_v1.py`), one ACT segment at a time.
 
-Read top to bottom: embeddings -> blocks -> reasoning modules -> the segment. Module names match
-the reference's `model.inner.*` keys so its checkpoints load by stripping that prefix.
+Read top to bottom: embeddings -> blocks -> reasoning modules -> the shared I/O (`ActV1Base`, which
+TRM reuses) -> the segment. Module names match the reference's `model.inner.*` keys so its
+checkpoints load by stripping that prefix.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrm_edge.config import ActV1Config
+from hrm_edge.config import ActV1Config, TrmConfig
 from hrm_edge.model.base import Carry, HRMBase
 from hrm_edge.model.layers import (
     Attention,
@@ -41,25 +42,37 @@ class PuzzleEmbedding(nn.Module):
 
 
 class Block(nn.Module):
-    """Post-norm transformer block: x = rms(x + attn(x)); x = rms(x + swiglu(x))."""
+    """Post-norm transformer block: x = rms(x + mix(x)); x = rms(x + swiglu(x)).
 
-    def __init__(self, cfg: ActV1Config) -> None:
+    `mix` is attention, or with `mlp_t` (TRM's variant) a SwiGLU across the sequence applied to the
+    transposed states and normalised over positions, exactly as the reference does.
+    """
+
+    def __init__(self, cfg: ActV1Config | TrmConfig, mlp_t: bool = False) -> None:
         super().__init__()
         self.eps = cfg.rms_norm_eps
-        self.self_attn = Attention(cfg.hidden_size, cfg.num_heads)
+        self.use_mlp_t = mlp_t
+        if mlp_t:
+            self.mlp_t = SwiGLU(cfg.seq_len + cfg.puzzle_emb_len, cfg.expansion)
+        else:
+            self.self_attn = Attention(cfg.hidden_size, cfg.num_heads)
         self.mlp = SwiGLU(cfg.hidden_size, cfg.expansion)
 
     def forward(self, x: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        x = rms_norm(x + self.self_attn(x, cos_sin), self.eps)
+        if self.use_mlp_t:
+            xt = x.transpose(1, 2)
+            x = rms_norm(xt + self.mlp_t(xt), self.eps).transpose(1, 2)
+        else:
+            x = rms_norm(x + self.self_attn(x, cos_sin), self.eps)
         return rms_norm(x + self.mlp(x), self.eps)
 
 
 class ReasoningModule(nn.Module):
     """A stack of blocks that first adds its input injection (H gets z_L, L gets z_H + x)."""
 
-    def __init__(self, cfg: ActV1Config, n_layers: int) -> None:
+    def __init__(self, cfg: ActV1Config | TrmConfig, n_layers: int, mlp_t: bool = False) -> None:
         super().__init__()
-        self.layers = nn.ModuleList([Block(cfg) for _ in range(n_layers)])
+        self.layers = nn.ModuleList([Block(cfg, mlp_t) for _ in range(n_layers)])
 
     def forward(self, z: torch.Tensor, injection: torch.Tensor,
                 cos_sin: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
@@ -69,16 +82,14 @@ class ReasoningModule(nn.Module):
         return z
 
 
-class HRMActV1(HRMBase):
-    """ACT v1 inner model: one segment = H_cycles x (L_cycles x L step, then H step)."""
+class ActV1Base(HRMBase):
+    """Input embedding, heads and initial carry shared by ACT v1 and TRM (TRM kept HRM's verbatim).
 
-    halt_modes = ("max", "adaptive")
-    min_halt_steps = 1
+    Subclasses call `_build_io` first, then build their reasoning modules, then `_build_state`: the
+    reference's construction order, so a seed gives the same initial weights as the reference.
+    """
 
-    def __init__(self, cfg: ActV1Config) -> None:
-        super().__init__()
-        cfg.validate()
-        self.config = cfg
+    def _build_io(self, cfg: ActV1Config | TrmConfig) -> None:
         self.dtype = getattr(torch, cfg.forward_dtype)
         self.embed_scale = math.sqrt(cfg.hidden_size)
         std = 1.0 / self.embed_scale
@@ -92,10 +103,10 @@ class HRMActV1(HRMBase):
             cos, sin = rope_tables(cfg.hidden_size // cfg.num_heads, positions, cfg.rope_theta)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
-        else:
+        elif cfg.pos_encodings == "learned":
             self.embed_pos = CastedEmbedding(positions, cfg.hidden_size, std, self.dtype)
-        self.H_level = ReasoningModule(cfg, cfg.H_layers)
-        self.L_level = ReasoningModule(cfg, cfg.L_layers)
+
+    def _build_state(self, cfg: ActV1Config | TrmConfig) -> None:
         self.register_buffer("H_init", trunc_normal_(torch.empty(cfg.hidden_size), std=1.0), persistent=True)
         self.register_buffer("L_init", trunc_normal_(torch.empty(cfg.hidden_size), std=1.0), persistent=True)
         with torch.no_grad():  # the Q head starts by predicting "do not halt" (bias -5)
@@ -104,7 +115,7 @@ class HRMActV1(HRMBase):
 
     # -- embedding -----------------------------------------------------------------------------
     def puzzle_vectors(self, puzzle_ids: torch.Tensor) -> torch.Tensor | None:
-        if self.config.puzzle_emb_ndim == 0:
+        if self.config.puzzle_emb_ndim == 0:  # type: ignore[attr-defined]
             return None
         return self.puzzle_emb(puzzle_ids)
 
@@ -112,15 +123,15 @@ class HRMActV1(HRMBase):
         """Token embedding, puzzle vectors prepended as extra positions, scaled by sqrt(hidden)."""
         cfg = self.config
         x = self.embed_tokens(tokens.long())
-        if cfg.puzzle_emb_ndim > 0:
+        if cfg.puzzle_emb_ndim > 0:  # type: ignore[attr-defined]
             if puzzle_emb is None:
                 raise ValueError("this model needs puzzle embedding vectors")
             pe = puzzle_emb.to(self.dtype)
-            pad = cfg.puzzle_emb_len * cfg.hidden_size - pe.shape[-1]
+            pad = cfg.puzzle_emb_len * cfg.hidden_size - pe.shape[-1]  # type: ignore[attr-defined]
             if pad > 0:
                 pe = F.pad(pe, (0, pad))
-            x = torch.cat((pe.view(-1, cfg.puzzle_emb_len, cfg.hidden_size), x), dim=-2)
-        if cfg.pos_encodings == "learned":
+            x = torch.cat((pe.view(-1, cfg.puzzle_emb_len, cfg.hidden_size), x), dim=-2)  # type: ignore[attr-defined]
+        if cfg.pos_encodings == "learned":  # type: ignore[attr-defined]
             x = 0.707106781 * (x + self.embed_pos.embedding_weight.to(self.dtype))
         return self.embed_scale * x
 
@@ -128,7 +139,29 @@ class HRMActV1(HRMBase):
         return self.H_init.to(x.dtype).expand_as(x), self.L_init.to(x.dtype).expand_as(x)
 
     def cos_sin(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        return (self.rope_cos, self.rope_sin) if self.config.pos_encodings == "rope" else None
+        return (self.rope_cos, self.rope_sin) if self.config.pos_encodings == "rope" else None  # type: ignore
+
+    def readout(self, z_H: torch.Tensor, z_L: torch.Tensor) -> tuple[Carry, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Segment outputs: detached carry, logits of the canvas positions, Q values from z_H[:, 0]."""
+        logits = self.lm_head(z_H)[:, self.config.puzzle_emb_len:]  # type: ignore[attr-defined]
+        q = self.q_head(z_H[:, 0]).float()
+        return (z_H.detach(), z_L.detach()), logits, q[..., 0], q[..., 1]
+
+
+class HRMActV1(ActV1Base):
+    """ACT v1 inner model: one segment = H_cycles x (L_cycles x L step, then H step)."""
+
+    halt_modes = ("max", "adaptive")
+    min_halt_steps = 1
+
+    def __init__(self, cfg: ActV1Config) -> None:
+        super().__init__()
+        cfg.validate()
+        self.config = cfg
+        self._build_io(cfg)
+        self.H_level = ReasoningModule(cfg, cfg.H_layers)
+        self.L_level = ReasoningModule(cfg, cfg.L_layers)
+        self._build_state(cfg)
 
     # -- one ACT segment -------------------------------------------------------------------------
     def segment(self, carry: Carry, x: torch.Tensor) -> tuple[Carry, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -144,6 +177,4 @@ class HRMActV1(HRMBase):
                     z_H = self.H_level(z_H, z_L, cs)
         z_L = self.L_level(z_L, z_H + x, cs)  # one-step gradient
         z_H = self.H_level(z_H, z_L, cs)
-        logits = self.lm_head(z_H)[:, cfg.puzzle_emb_len:]
-        q = self.q_head(z_H[:, 0]).float()
-        return (z_H.detach(), z_L.detach()), logits, q[..., 0], q[..., 1]
+        return self.readout(z_H, z_L)

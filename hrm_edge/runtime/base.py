@@ -41,6 +41,7 @@ class ModelSpec:
     min_halt_steps: int
     halt_modes: tuple[str, ...]
     halt_threshold: float | None = None
+    adaptive_rule: str = "q_halt>q_continue"  # manifests written before TRM lack it: ACT v1 / lite's rule
 
     @property
     def carry_len(self) -> int:
@@ -73,14 +74,14 @@ class ModelSpec:
 
 
 def spec_from_config(cfg: Any) -> ModelSpec:
-    from hrm_edge.model import HRMActV1, HRMLite
+    from hrm_edge.model import model_class
 
-    model_cls = HRMLite if cfg.family == "lite" else HRMActV1
+    model_cls = model_class(cfg.family)
     return ModelSpec(
         family=cfg.family, vocab_size=cfg.vocab_size, seq_len=cfg.seq_len, hidden_size=cfg.hidden_size,
         puzzle_emb_len=cfg.puzzle_emb_len, puzzle_emb_ndim=cfg.puzzle_emb_ndim, max_steps=cfg.max_steps,
         min_halt_steps=model_cls.min_halt_steps, halt_modes=model_cls.halt_modes,
-        halt_threshold=getattr(cfg, "halt_threshold", None),
+        halt_threshold=getattr(cfg, "halt_threshold", None), adaptive_rule=model_cls.adaptive_rule,
     )
 
 
@@ -209,7 +210,7 @@ class Runner(ABC):
         feed["z_H"] = np.zeros(z_shape, carry_dtype)
         feed["z_L"] = np.zeros(z_shape, carry_dtype)
         feed["halted"] = np.ones(b, dtype=bool)
-        tracker = HaltTracker(b, halt, spec.max_steps, spec.min_halt_steps, spec.halt_threshold)
+        tracker = HaltTracker.for_spec(b, halt, spec)
         session = self.step_session(feed)
         logits: np.ndarray | None = None
         q_halt, q_cont = np.zeros(b, np.float32), np.zeros(b, np.float32)
