@@ -22,7 +22,7 @@ app = typer.Typer(
 )
 
 # Command modules, in the order `--help` lists them.
-COMMAND_MODULES = ("model", "data", "export", "solve")
+COMMAND_MODULES = ("model", "data", "train", "export", "solve")
 
 
 
