@@ -282,6 +282,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
     table = model.puzzle_emb.weights if has_table else None
     if table is not None:
         table.requires_grad_(False)  # trained by SparseSignSGD, never by a dense gradient
+    dense_names = [n for n, p in model.named_parameters() if p.requires_grad]
     dense = [p for n, p in model.named_parameters() if p.requires_grad]
     if cfg.optimizer == "adam-atan2":
         opt: torch.optim.Optimizer = AdamAtan2(dense, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
@@ -290,7 +291,9 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
         opt = torch.optim.AdamW(dense, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
     sparse = SparseSignSGD(table, cfg.puzzle_lr, cfg.puzzle_weight_decay) if table is not None else None
     ema = copy.deepcopy(model).eval() if cfg.ema else None
-    ema_params = [p for n, p in ema.named_parameters() if p.requires_grad] if ema is not None else []
+    ema_params = [dict(ema.named_parameters())[n] for n in dense_names] if ema is not None else []
+    if ema is not None:
+        ema.requires_grad_(False)
     scaler = torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None
     amp_ctx = (lambda: torch.autocast(device.type, dtype=torch.bfloat16 if cfg.amp == "bf16" else torch.float16)) \
         if cfg.amp != "off" else contextlib.nullcontext
@@ -384,7 +387,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
                 sparse.step()
             opt.zero_grad(set_to_none=True)
             if ema is not None:
-                torch._foreach_lerp_(ema_params, [p.detach() for p in dense], 1.0 - cfg.ema)
+                with torch.no_grad():
+                    torch._foreach_lerp_(ema_params, dense, 1.0 - cfg.ema)
             t2 = time.perf_counter()
             data_s, compute_s, n_window, n_timed = data_s + (t1 - t0), compute_s + (t2 - t1), n_window + 1, n_timed + 1
             if on_step is not None:
