@@ -58,9 +58,17 @@ class Sampler:
         self._plan: list[tuple[str, np.ndarray, np.ndarray]] = self._epoch_plan(epoch)
 
     def _epoch_plan(self, epoch: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """Batches of one sampler round. A round spans enough dataset epochs to fill a batch at least twice
+        (a dataset of few tasks yields fewer examples per epoch than one batch holds)."""
         rng = np.random.default_rng([self.seed, epoch])
-        return [(name, rows, puz) for name, s in self.ds.sets.items()
-                for rows, puz in sample_batch_rows(s, rng, self.batch)]
+        plan = []
+        for name, s in self.ds.sets.items():
+            per_epoch = max(1.0, s.num_groups * s.num_examples / max(1, s.num_puzzles))
+            rounds = max(1, math.ceil(2 * self.batch / per_epoch))
+            plan += [(name, rows, puz) for rows, puz in sample_batch_rows(s, rng, self.batch, epochs=rounds)]
+        if not plan:
+            raise HrmEdgeError(f"cannot form a batch of {self.batch} from this dataset", path=self.ds.root)
+        return plan
 
     def next(self) -> dict[str, torch.Tensor]:
         while self.pos >= len(self._plan):
