@@ -274,19 +274,26 @@ class HrmDataset:
         take up to the rest of the batch from that puzzle's examples; full batches only."""
         rng = np.random.default_rng(seed)
         for name, s in self.sets.items():
-            order = np.concatenate([rng.permutation(s.num_groups) for _ in range(epochs)])
-            gi, pi = s.group_indices, s.puzzle_indices
-            idx: list[np.ndarray] = []
-            pzl: list[np.ndarray] = []
-            size = 0
-            for g in order.tolist():
-                p = int(rng.integers(gi[g], gi[g + 1]))
-                lo, n = int(pi[p]), int(pi[p + 1] - pi[p])
-                take = min(n, batch_size - size)
-                idx.append(lo + rng.choice(n, take, replace=False))
-                pzl.append(np.full(take, p))
-                size += take
-                if size == batch_size:
-                    rows, puz = np.concatenate(idx), np.concatenate(pzl)
-                    yield Batch(name, s.inputs[rows], s.labels[rows], s.puzzle_identifiers[puz].astype(np.int32), -1)
-                    idx, pzl, size = [], [], 0
+            for rows, puz in sample_batch_rows(s, rng, batch_size, epochs):
+                yield Batch(name, s.inputs[rows], s.labels[rows], s.puzzle_identifiers[puz].astype(np.int32), -1)
+
+
+def sample_batch_rows(s: SetArrays, rng: np.random.Generator, batch_size: int,
+                      epochs: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(example rows, puzzle index of each row) of each training batch of one set, in the reference's
+    order; index arithmetic only (no example is read), so a trainer can replay it to resume."""
+    order = np.concatenate([rng.permutation(s.num_groups) for _ in range(epochs)])
+    gi, pi = s.group_indices, s.puzzle_indices
+    idx: list[np.ndarray] = []
+    pzl: list[np.ndarray] = []
+    size = 0
+    for g in order.tolist():
+        p = int(rng.integers(gi[g], gi[g + 1]))
+        lo, n = int(pi[p]), int(pi[p + 1] - pi[p])
+        take = min(n, batch_size - size)
+        idx.append(lo + rng.choice(n, take, replace=False))
+        pzl.append(np.full(take, p))
+        size += take
+        if size == batch_size:
+            yield np.concatenate(idx), np.concatenate(pzl)
+            idx, pzl, size = [], [], 0

@@ -121,16 +121,19 @@ def initial_train_carry(model: Any, batch: dict[str, torch.Tensor]) -> ActTrainC
 
 
 def act_train_step(model: Any, carry: ActTrainCarry, batch: dict[str, torch.Tensor],
-                   exploration_prob: float | None = None) -> tuple[ActTrainCarry, dict[str, torch.Tensor]]:
+                   exploration_prob: float | None = None, puzzle_vectors: Any = None
+                   ) -> tuple[ActTrainCarry, dict[str, torch.Tensor]]:
     """One ACT training segment with the reference's halting, exploration and Q target (ACT v1 and TRM).
 
     `batch` holds `inputs` and `puzzle_identifiers` (and `labels`, carried along). Halted samples
-    take the new batch's row; the others keep their data and carry.
+    take the new batch's row; the others keep their data and carry. `puzzle_vectors(ids)` replaces
+    `model.puzzle_vectors` (the trainer hands in leaf rows for its sparse puzzle optimizer).
     """
     cfg = model.config
     halted = carry.halted.to(batch["inputs"].device)
     data = {k: torch.where(halted.view((-1,) + (1,) * (v.ndim - 1)), batch[k], v) for k, v in carry.data.items()}
-    pvec = model.puzzle_vectors(data["puzzle_identifiers"]) if "puzzle_identifiers" in data else None
+    rows = puzzle_vectors or model.puzzle_vectors
+    pvec = rows(data["puzzle_identifiers"]) if "puzzle_identifiers" in data else None
     x = model.embed(data["inputs"], pvec)
     z = model.reset_carry(halted, (carry.z_H.to(x.device), carry.z_L.to(x.device)), x)
     steps = torch.where(halted, torch.zeros_like(carry.steps), carry.steps.to(x.device))

@@ -1,0 +1,120 @@
+"""`hrm-edge train`: train an ACT v1 model on a `build-data` dataset, resumable to the bit.
+
+Options left unset take their value from `--config FILE.toml` (or, with `--resume`, from the run's
+own RUN/config.toml), else the defaults shown; every value used is written to RUN/config.toml.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from hrm_edge.errors import HrmEdgeError
+
+
+def train(
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder written by `hrm-edge build-data` "
+                                        "(or the reference builder): train/ is trained on, test/ evaluated."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Start from a fresh model of this preset "
+                                         "(tiny, hrm-6m, hrm-27m); [model] in --config overrides its fields."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from this checkpoint's weights "
+                                             "(new puzzle identifiers start at the mean trained row)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these options (names "
+                                          "with underscores) and a [model] table; command-line options win."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: config.toml, metrics.jsonl, eval.jsonl, "
+                             "checkpoints/step_N.pt, best.pt (+ .json sidecars)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps (one ACT segment each)."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Or: epochs, counted as the reference does "
+                                           "(epochs x groups x mean examples / batch steps)."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Global batch: ACT slots per step. [default: 32]"),
+    micro_batch: Optional[int] = typer.Option(None, "--micro-batch", help="Slots per forward/backward pass "
+                                              "(gradient accumulation; must divide --batch). [default: --batch]"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate of the dense weights. [default: 1e-4]"),
+    puzzle_lr: Optional[float] = typer.Option(None, "--puzzle-lr", help="Peak learning rate of the sparse "
+                                              "sign-SGD on puzzle-embedding rows. [default: 1e-2]"),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Decoupled weight decay of the "
+                                                 "dense weights. [default: 0.1]"),
+    puzzle_weight_decay: Optional[float] = typer.Option(None, "--puzzle-weight-decay", help="Decoupled weight "
+                                                        "decay of the puzzle rows. [default: 0.1]"),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="Dense optimizer: adam-atan2 (the "
+                                            "reference's) or adamw. [default: adam-atan2]"),
+    loss: Optional[str] = typer.Option(None, "--loss", help="Token loss: stablemax (the reference's) or softmax "
+                                       "cross-entropy. [default: stablemax]"),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Linear warmup steps. [default: min(2000, 10% of "
+                                         "the steps)]"),
+    lr_min_ratio: Optional[float] = typer.Option(None, "--lr-min-ratio", help="Cosine decay ends at this "
+                                                 "fraction of the peak rate (1 = constant). [default: 0.1]"),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Save a resumable checkpoint "
+                                                   "every K steps (0 = only at the end or on a signal). "
+                                                   "[default: 500]"),
+    keep_last: Optional[int] = typer.Option(None, "--keep-last", help="Keep only the newest K step checkpoints "
+                                            "(0 = keep all). [default: 3]"),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Evaluate a fixed random subset of the "
+                                             "test split every E steps (0 = never); best.pt follows it. "
+                                             "[default: 250]"),
+    eval_samples: Optional[int] = typer.Option(None, "--eval-samples", help="Size of that subset. [default: 256]"),
+    log_every: Optional[int] = typer.Option(None, "--log-every", help="Write a metrics.jsonl line every L steps. "
+                                            "[default: 10]"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the model init, sampler, exploration and "
+                                       "eval subset. [default: 0]"),
+    amp: Optional[str] = typer.Option(None, "--amp", help="Mixed precision: off, bf16, or fp16 (CUDA, with a "
+                                      "loss scaler). [default: off]"),
+    ema: Optional[float] = typer.Option(None, "--ema", help="Keep an EMA of the weights at this rate (e.g. 0.999); "
+                                        "it is what evaluation uses and checkpoints hold. [default: off]"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto. [default: auto]"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for PyTorch. [default: PyTorch's]"),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint, "
+                                "bit-identically; its config.toml supplies every option not given."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+) -> None:
+    """Train an ACT v1 model the way the reference does (carry across batches, stablemax + Q-learning loss,
+    Adam-atan2 + sparse puzzle sign-SGD, warmup + cosine), with checkpoints that resume bit-identically."""
+    from hrm_edge.fileio import check_output
+    from hrm_edge.train.config import TrainConfig, read_config_toml
+
+    check_output(out, kind="dir", what="run folder")
+    given: dict[str, Any] = {k: v for k, v in dict(
+        data=data, preset=preset, init_from=init_from, steps=steps, epochs=epochs, batch=batch,
+        micro_batch=micro_batch, lr=lr, puzzle_lr=puzzle_lr, weight_decay=weight_decay,
+        puzzle_weight_decay=puzzle_weight_decay, optimizer=optimizer, loss=loss, warmup=warmup,
+        lr_min_ratio=lr_min_ratio, checkpoint_every=checkpoint_every, keep_last=keep_last, eval_every=eval_every,
+        eval_samples=eval_samples, log_every=log_every, seed=seed, amp=amp, ema=ema, device=device,
+        threads=threads).items() if v is not None}
+    for k in ("data", "init_from"):
+        if k in given:
+            given[k] = str(Path(given[k]).resolve())
+    base: dict[str, Any] = {}
+    if resume:
+        run_cfg = out / "config.toml"
+        if not run_cfg.is_file():
+            raise HrmEdgeError("--resume: no config.toml here; not a run folder", path=out)
+        base = read_config_toml(run_cfg)
+    if config is not None:
+        base.update(read_config_toml(config))
+    if ("steps" in given and "epochs" in base) or ("epochs" in given and "steps" in base):
+        base.pop("steps", None)
+        base.pop("epochs", None)
+    if ("preset" in given and "init_from" in base) or ("init_from" in given and "preset" in base):
+        base.pop("preset", None)
+        base.pop("init_from", None)
+    merged = {**base, **given, "out": str(out)}
+    cfg = TrainConfig(**merged)
+    cfg.validate()
+
+    from hrm_edge.train.trainer import train as run_training
+
+    summary = run_training(cfg, resume=resume, quiet=quiet)
+    if summary["stopped_by"] is not None:
+        print(f"stopped by signal at step {summary['step']}; saved {summary['checkpoint']}; continue with: "
+              f"hrm-edge train --out {out} --resume", file=sys.stderr)
+        sys.exit(130 if summary["stopped_by"] == signal.SIGINT else 143)
+    best = f", best.pt from step {summary['best_step']}" if summary["best_step"] is not None else ""
+    print(f"done: {summary['step']} steps; {summary['checkpoint']}{best}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)

@@ -1,0 +1,153 @@
+"""`TrainConfig`: every knob of a training run, and its TOML form (RUN/config.toml, `--config FILE`).
+
+The TOML file holds the training options at the top level and model-config overrides in a
+`[model]` table (fields of the preset's config class, e.g. `hidden_size = 128`). A run writes the
+complete resolved file, so `hrm-edge train --config RUN/config.toml --out NEW` repeats it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from hrm_edge.errors import HrmEdgeError
+from hrm_edge.train.loss import LOSS_KINDS
+
+OPTIMIZERS = ("adam-atan2", "adamw")
+AMP_MODES = ("off", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    out: str = ""
+    preset: str | None = None
+    init_from: str | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+    steps: int | None = None
+    epochs: float | None = None
+    batch: int = 32
+    micro_batch: int | None = None
+    lr: float = 1e-4
+    puzzle_lr: float = 1e-2
+    weight_decay: float = 0.1
+    puzzle_weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    warmup: int | None = None
+    lr_min_ratio: float = 0.1
+    optimizer: str = "adam-atan2"
+    loss: str = "stablemax"
+    checkpoint_every: int = 500
+    keep_last: int = 3
+    eval_every: int = 250
+    eval_samples: int = 256
+    log_every: int = 10
+    seed: int = 0
+    amp: str = "off"
+    ema: float | None = None
+    device: str = "auto"
+    threads: int | None = None
+
+    def validate(self) -> None:
+        def bad(msg: str) -> None:
+            raise HrmEdgeError(msg)
+
+        if not self.data:
+            bad("--data is required")
+        if (self.preset is None) == (self.init_from is None):
+            bad("give exactly one of --preset NAME or --init-from CKPT")
+        if (self.steps is None) == (self.epochs is None):
+            bad("give exactly one of --steps N or --epochs E")
+        if self.steps is not None and self.steps < 1:
+            bad(f"--steps must be >= 1, got {self.steps}")
+        if self.epochs is not None and not (self.epochs > 0 and math.isfinite(self.epochs)):
+            bad(f"--epochs must be > 0, got {self.epochs}")
+        if self.batch < 1:
+            bad(f"--batch must be >= 1, got {self.batch}")
+        if self.micro_batch is not None and not (1 <= self.micro_batch <= self.batch
+                                                 and self.batch % self.micro_batch == 0):
+            bad(f"--micro-batch {self.micro_batch} must divide --batch {self.batch}")
+        for name in ("lr", "puzzle_lr", "weight_decay", "puzzle_weight_decay"):
+            v = getattr(self, name)
+            if not (v >= 0 and math.isfinite(v)):
+                bad(f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
+        if not (0.0 <= self.lr_min_ratio <= 1.0):
+            bad(f"--lr-min-ratio must be in [0, 1], got {self.lr_min_ratio}")
+        if not (0.0 <= self.beta1 < 1.0 and 0.0 <= self.beta2 < 1.0):
+            bad("beta1 and beta2 must be in [0, 1)")
+        if self.warmup is not None and self.warmup < 0:
+            bad(f"--warmup must be >= 0, got {self.warmup}")
+        for name in ("checkpoint_every", "eval_every", "log_every"):
+            if getattr(self, name) < 0:
+                bad(f"--{name.replace('_', '-')} must be >= 0 (0 = never), got {getattr(self, name)}")
+        if self.log_every == 0:
+            bad("--log-every must be >= 1")
+        if self.keep_last < 0 or self.eval_samples < 0:
+            bad("--keep-last and --eval-samples must be >= 0")
+        if self.optimizer not in OPTIMIZERS:
+            bad(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.loss not in LOSS_KINDS:
+            bad(f"--loss must be one of {', '.join(LOSS_KINDS)}, got {self.loss!r}")
+        if self.amp not in AMP_MODES:
+            bad(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        if self.ema is not None and not (0.0 < self.ema < 1.0):
+            bad(f"--ema must be in (0, 1), got {self.ema}")
+        if self.threads is not None and self.threads < 1:
+            bad(f"--threads must be >= 1, got {self.threads}")
+
+    @property
+    def micro(self) -> int:
+        return self.micro_batch or self.batch
+
+
+FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+# Options that shape the saved state: a resumed run must keep them.
+STATE_SHAPING = ("data", "preset", "init_from", "model", "batch", "micro_batch", "seed", "optimizer", "ema")
+
+
+def read_config_toml(path: str | Path) -> dict[str, Any]:
+    """The options of a TOML config file (`[model]` kept as a dict); unknown keys are an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise HrmEdgeError("no such config file", path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise HrmEdgeError(f"not valid TOML ({exc})", path) from None
+    unknown = sorted(set(data) - FIELDS)
+    if unknown:
+        raise HrmEdgeError(f"unknown training options {', '.join(unknown)} (known: {', '.join(sorted(FIELDS))})",
+                           path)
+    if not isinstance(data.get("model", {}), dict):
+        raise HrmEdgeError("`model` must be a table of model-config fields", path)
+    return data
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v) if not isinstance(v, float) or math.isfinite(v) else f'"{v}"'
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def config_toml(cfg: TrainConfig, model_config: dict[str, Any]) -> str:
+    """The resolved config as TOML; unset options (None) are left out, which is how they read back."""
+    lines = ["# hrm-edge train: every value this run used (repeat it with --config this-file --out NEW)"]
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if f.name != "model" and v is not None:
+            lines.append(f"{f.name} = {_toml_value(v)}")
+    lines.append("\n[model]")
+    lines += [f"{k} = {_toml_value(v)}" for k, v in model_config.items() if k != "family"]
+    return "\n".join(lines) + "\n"

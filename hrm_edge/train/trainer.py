@@ -1,0 +1,454 @@
+"""`hrm-edge train` for ACT v1: the reference's training step in one flat loop you read top to bottom.
+
+One optimizer step = one ACT segment for every slot of the global batch (deep supervision): a
+sample keeps its slot until it halts, then the slot takes the next example from the sampler
+(`act.act_train_step`). The loss is the reference's (`loss.act_loss`) over the global batch; dense
+weights go to Adam-atan2 (or AdamW), the puzzle table to sparse sign-SGD on the batch's rows only
+(`optim.py`); warmup then cosine. A checkpoint holds everything the next step depends on (weights,
+optimizer moments, EMA, every RNG, the sampler position and the in-flight ACT carry), so a run
+stopped by SIGINT/SIGTERM and resumed logs exactly the losses of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import math
+import signal
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hrm_edge.config import ActV1Config, config_to_dict, preset
+from hrm_edge.data.dataset import HrmDataset, sample_batch_rows
+from hrm_edge.errors import HrmEdgeError
+from hrm_edge.model import build_model
+from hrm_edge.model.act import ActTrainCarry, act_train_step, initial_train_carry
+from hrm_edge.model.checkpoint import load_checkpoint, save_checkpoint
+from hrm_edge.train.config import STATE_SHAPING, TrainConfig, config_toml
+from hrm_edge.train.loss import act_loss
+from hrm_edge.train.metrics import JsonlLog, Progress
+from hrm_edge.train.optim import AdamAtan2, SparseSignSGD, lr_at
+from hrm_edge.train.state import (
+    capture_rng,
+    carry_from_state,
+    carry_to_state,
+    prune_checkpoints,
+    restore_rng,
+    step_checkpoints,
+)
+
+
+# ------------------------------------------------------------------------------------------------ data
+class Sampler:
+    """The reference's training order, epoch after epoch; its position is (epoch, batch index).
+
+    Each epoch's batches come from a generator seeded by (seed, epoch), so resuming at a position
+    replays no data: only the epoch's index arithmetic is recomputed.
+    """
+
+    def __init__(self, ds: HrmDataset, batch: int, seed: int, epoch: int = 0, pos: int = 0) -> None:
+        self.ds, self.batch, self.seed, self.epoch, self.pos = ds, batch, seed, epoch, pos
+        self._plan: list[tuple[str, np.ndarray, np.ndarray]] = self._epoch_plan(epoch)
+
+    def _epoch_plan(self, epoch: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """Batches of one sampler round. A round spans enough dataset epochs to fill a batch at least twice
+        (a dataset of few tasks yields fewer examples per epoch than one batch holds)."""
+        rng = np.random.default_rng([self.seed, epoch])
+        plan = []
+        for name, s in self.ds.sets.items():
+            per_epoch = max(1.0, s.num_groups * s.num_examples / max(1, s.num_puzzles))
+            rounds = max(1, math.ceil(2 * self.batch / per_epoch))
+            plan += [(name, rows, puz) for rows, puz in sample_batch_rows(s, rng, self.batch, epochs=rounds)]
+        if not plan:
+            raise HrmEdgeError(f"cannot form a batch of {self.batch} from this dataset", path=self.ds.root)
+        return plan
+
+    def next(self) -> dict[str, torch.Tensor]:
+        while self.pos >= len(self._plan):
+            self.epoch, self.pos = self.epoch + 1, 0
+            self._plan = self._epoch_plan(self.epoch)
+        name, rows, puz = self._plan[self.pos]
+        self.pos += 1
+        s = self.ds.sets[name]
+        order = np.argsort(rows, kind="stable")  # sorted reads from the memory map, original order kept
+        inputs = np.empty((len(rows), s.inputs.shape[1]), np.int32)
+        inputs[order] = s.inputs[rows[order]]
+        lab = np.empty_like(inputs)
+        lab[order] = s.labels[rows[order]]
+        return {"inputs": torch.from_numpy(inputs), "labels": torch.from_numpy(lab),
+                "puzzle_identifiers": torch.from_numpy(s.puzzle_identifiers[puz].astype(np.int32))}
+
+    def state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+
+def data_fingerprint(root: Path) -> str:
+    """sha256 over the splits' dataset.json, identifiers.json and array shapes (cheap; no example read)."""
+    h = hashlib.sha256()
+    for p in sorted([*root.glob("*/dataset.json"), root / "identifiers.json"]):
+        if p.is_file():
+            h.update(p.relative_to(root).as_posix().encode() + p.read_bytes())
+    for p in sorted(root.glob("*/*.npy")):
+        h.update(f"{p.relative_to(root).as_posix()}:{p.stat().st_size}".encode())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ model
+def build_train_model(cfg: TrainConfig, ds: HrmDataset) -> torch.nn.Module:
+    """The preset (with `[model]` overrides) or `--init-from` checkpoint, sized to the dataset."""
+    meta = ds.metadata
+    canvas = int(round(math.sqrt(meta.seq_len)))
+    if canvas * canvas != meta.seq_len:
+        raise HrmEdgeError(f"dataset seq_len {meta.seq_len} is not a square canvas", path=ds.root)
+    if cfg.init_from:
+        ck = load_checkpoint(cfg.init_from)
+        mcfg, model = ck.config, ck.model
+        if cfg.model:
+            raise HrmEdgeError("--init-from takes the checkpoint's model config; drop the [model] overrides")
+    else:
+        mcfg = preset(cfg.preset or "")
+        names = {f for f in asdict(mcfg)}
+        unknown = sorted(set(cfg.model) - names)
+        if unknown:
+            raise HrmEdgeError(f"[model] has fields {', '.join(unknown)} that a {mcfg.family} config lacks")
+        for k, v in cfg.model.items():
+            setattr(mcfg, k, v)
+        model = None
+    if not isinstance(mcfg, ActV1Config):
+        raise HrmEdgeError(f"training the {mcfg.family} family is not implemented yet; use an act-v1 preset "
+                           "(tiny, hrm-6m, hrm-27m)")
+    if mcfg.vocab_size != meta.vocab_size:
+        raise HrmEdgeError(f"model vocab {mcfg.vocab_size} != dataset vocab {meta.vocab_size}", path=ds.root)
+    if model is None:
+        mcfg.canvas = canvas
+        mcfg.num_puzzle_identifiers = meta.num_puzzle_identifiers
+        return build_model(mcfg, seed=cfg.seed)
+    if mcfg.canvas != canvas:
+        raise HrmEdgeError(f"checkpoint canvas {mcfg.canvas} != dataset canvas {canvas}", path=ds.root)
+    grow_puzzle_table(model, meta.num_puzzle_identifiers)
+    return model
+
+
+def grow_puzzle_table(model: Any, rows: int) -> None:
+    """New puzzle identifiers start at the mean of the trained rows (a table never shrinks)."""
+    if model.config.puzzle_emb_ndim == 0:
+        return
+    w = model.puzzle_emb.weights
+    have = w.shape[0]
+    if rows < have:
+        raise HrmEdgeError(f"the dataset has {rows} puzzle identifiers, fewer than the checkpoint's {have}")
+    if rows > have:
+        mean = w.data[1:].mean(0, keepdim=True) if have > 1 else torch.zeros_like(w.data[:1])
+        model.puzzle_emb.weights = torch.nn.Parameter(torch.cat([w.data, mean.expand(rows - have, -1)]))
+        model.config.num_puzzle_identifiers = rows
+
+
+# ------------------------------------------------------------------------------------------------ eval
+@torch.no_grad()
+def evaluate(model: Any, ds: HrmDataset, rows_by_set: dict[str, np.ndarray], batch: int, device: torch.device,
+             loss_kind: str) -> dict[str, float]:
+    """Every segment (the reference's evaluation), on a fixed subset; metrics of the final segment.
+
+    token_accuracy counts non-PAD label cells only; exact_accuracy is whole-grid; q_halt_accuracy
+    compares `q_halt >= 0` with exactness; mean_steps is where the adaptive rule (q_halt > q_continue)
+    would have stopped each sample.
+    """
+    was_training = model.training
+    model.eval()
+    sums = dict.fromkeys(("n", "loss", "token_accuracy", "exact_accuracy", "q_halt_accuracy", "steps"), 0.0)
+    for name, rows in rows_by_set.items():
+        s = ds.sets[name]
+        for lo in range(0, len(rows), batch):
+            r = np.sort(rows[lo:lo + batch])
+            b = {"inputs": torch.from_numpy(np.asarray(s.inputs[r], np.int32)).to(device),
+                 "labels": torch.from_numpy(np.asarray(s.labels[r], np.int32)).to(device),
+                 "puzzle_identifiers": torch.from_numpy(
+                     s.puzzle_identifiers[s.example_puzzles[r]].astype(np.int32)).to(device)}
+            carry = initial_train_carry(model, b)
+            stop = torch.full((len(r),), model.config.max_steps, device=device)
+            for n in range(1, model.config.max_steps + 1):
+                carry, out = act_train_step(model, carry, b)
+                want = (out["q_halt_logits"] > out["q_continue_logits"]) & (stop == model.config.max_steps)
+                stop = torch.where(want & (n < stop), torch.full_like(stop, n), stop)
+            loss, m = act_loss(out, carry.data["labels"], carry.halted, carry.steps, loss_kind)
+            sums["n"] += float(m["count"])
+            sums["loss"] += float(m["lm_loss"])
+            for k in ("token_accuracy", "exact_accuracy", "q_halt_accuracy"):
+                sums[k] += float(m[k])
+            sums["steps"] += float(stop.float().sum())
+    model.train(was_training)
+    n = max(1.0, sums["n"])
+    return {"samples": int(sums["n"]), "lm_loss": sums["loss"] / n, "token_accuracy": sums["token_accuracy"] / n,
+            "exact_accuracy": sums["exact_accuracy"] / n, "q_halt_accuracy": sums["q_halt_accuracy"] / n,
+            "mean_steps": sums["steps"] / n}
+
+
+def eval_subset(ds: HrmDataset, n: int, seed: int) -> dict[str, np.ndarray]:
+    """A fixed random subset of n examples (the same at every evaluation and after a resume)."""
+    rng = np.random.default_rng([seed, 7919])
+    total = ds.num_examples
+    pick = np.sort(rng.choice(total, min(n, total), replace=False))
+    out, base = {}, 0
+    for name, s in ds.sets.items():
+        sel = pick[(pick >= base) & (pick < base + s.num_examples)] - base
+        if sel.size:
+            out[name] = sel
+        base += s.num_examples
+    return out
+
+
+def best_key(ev: dict[str, float]) -> tuple[float, float]:
+    """best.pt follows exact accuracy, ties broken by non-PAD token accuracy."""
+    return (ev["exact_accuracy"], ev["token_accuracy"])
+
+
+# ------------------------------------------------------------------------------------------------ train
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag; the loop finishes its step, saves, and returns."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread: no handlers, no graceful stop
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise HrmEdgeError(f"--device {name!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise HrmEdgeError(f"--device {name}: no CUDA device on this machine")
+    return dev
+
+
+def total_steps(cfg: TrainConfig, ds: HrmDataset) -> int:
+    """--steps, or the reference's count for --epochs: epochs * groups * mean examples / batch."""
+    if cfg.steps is not None:
+        return cfg.steps
+    m = ds.metadata
+    return max(1, int(cfg.epochs * m.total_groups * m.mean_puzzle_examples / cfg.batch))  # type: ignore[operator]
+
+
+def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: Any = None) -> dict[str, Any]:
+    """Run (or resume) a training run into cfg.out; returns a summary. `on_step(step)` is a test hook."""
+    cfg.validate()
+    out = Path(cfg.out)
+    ckdir = out / "checkpoints"
+    ds = HrmDataset(cfg.data, "train")
+    eval_ds = HrmDataset(cfg.data, "test") if (Path(cfg.data) / "test" / "dataset.json").is_file() else None
+    if ds.num_examples < cfg.batch:
+        raise HrmEdgeError(f"the train split has {ds.num_examples} examples, fewer than --batch {cfg.batch}",
+                           path=ds.root)
+    device = resolve_device(cfg.device)
+    if cfg.amp == "fp16" and device.type != "cuda":
+        raise HrmEdgeError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    steps_total = total_steps(cfg, ds)
+    if cfg.warmup is None:
+        cfg.warmup = min(2000, steps_total // 10)
+    fingerprint = data_fingerprint(Path(cfg.data))
+
+    saved: dict[str, Any] | None = None
+    if resume:
+        found = step_checkpoints(ckdir)
+        if not found:
+            raise HrmEdgeError("nothing to resume: no checkpoints/step_N.pt", path=out)
+        saved = torch.load(found[-1][1], map_location="cpu", weights_only=True)
+        old = saved["train_state"]["config"]
+        for k in STATE_SHAPING:
+            if old.get(k) != getattr(cfg, k):
+                raise HrmEdgeError(f"--resume: {k} was {old.get(k)!r} in this run, now {getattr(cfg, k)!r}", path=out)
+        if saved["train_state"]["data_fingerprint"] != fingerprint:
+            raise HrmEdgeError("--resume: the dataset changed since the checkpoint (fingerprint differs)", path=out)
+
+    model = build_train_model(cfg, ds).to(device).train()
+    mcfg = model.config
+    has_table = mcfg.puzzle_emb_ndim > 0
+    table = model.puzzle_emb.weights if has_table else None
+    if table is not None:
+        table.requires_grad_(False)  # trained by SparseSignSGD, never by a dense gradient
+    dense_names = [n for n, p in model.named_parameters() if p.requires_grad]
+    dense = [p for n, p in model.named_parameters() if p.requires_grad]
+    if cfg.optimizer == "adam-atan2":
+        opt: torch.optim.Optimizer = AdamAtan2(dense, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                                               weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.AdamW(dense, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+    sparse = SparseSignSGD(table, cfg.puzzle_lr, cfg.puzzle_weight_decay) if table is not None else None
+    ema = copy.deepcopy(model).eval() if cfg.ema else None
+    ema_params = [dict(ema.named_parameters())[n] for n in dense_names] if ema is not None else []
+    if ema is not None:
+        ema.requires_grad_(False)
+    scaler = torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None
+    amp_ctx = (lambda: torch.autocast(device.type, dtype=torch.bfloat16 if cfg.amp == "bf16" else torch.float16)) \
+        if cfg.amp != "off" else contextlib.nullcontext
+
+    step, best, best_step = 0, None, None
+    sampler = Sampler(ds, cfg.batch, cfg.seed)
+    chunks = cfg.batch // cfg.micro
+    carries: list[ActTrainCarry] = []
+    if saved is not None:
+        ts = saved["train_state"]
+        model.load_state_dict(ts["raw_model"] if "raw_model" in ts else saved["model"])
+        opt.load_state_dict(ts["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(saved["model"])
+        if scaler is not None and ts.get("scaler"):
+            scaler.load_state_dict(ts["scaler"])
+        step, best_step = ts["step"], ts.get("best_step")
+        best = tuple(ts["best_key"]) if ts.get("best_key") is not None else None
+        sampler = Sampler(ds, cfg.batch, cfg.seed, ts["sampler"]["epoch"], ts["sampler"]["pos"])
+        carries = [carry_from_state(c, device) for c in ts["carry"]]
+        restore_rng(ts["rng"])
+    else:
+        if out.exists() and any(out.iterdir()):
+            raise HrmEdgeError("run folder is not empty (use --resume to continue it, or another --out)", path=out)
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)
+    ckdir.mkdir(parents=True, exist_ok=True)
+    (out / "config.toml").write_text(config_toml(cfg, config_to_dict(mcfg)) + f"# total steps: {steps_total}\n",
+                                     encoding="utf-8")
+    log = JsonlLog(out / "metrics.jsonl", resume_step=step if saved is not None else None)
+    eval_log = JsonlLog(out / "eval.jsonl", resume_step=step if saved is not None else None)
+    eval_rows = eval_subset(eval_ds, cfg.eval_samples, cfg.seed) if eval_ds is not None and cfg.eval_samples else {}
+    progress = Progress(steps_total, quiet=quiet)
+
+    def save(path: Path, ev: dict[str, float] | None = None) -> None:
+        state = {"step": step, "config": asdict(cfg), "data_fingerprint": fingerprint, "optimizer": opt.state_dict(),
+                 "sampler": sampler.state(), "carry": [carry_to_state(c) for c in carries], "rng": capture_rng(),
+                 "best_key": list(best) if best is not None else None, "best_step": best_step,
+                 "best_metric": best[0] if best is not None else None, "best_metric_name": "eval/exact_accuracy",
+                 "scaler": scaler.state_dict() if scaler is not None else None, "total_steps": steps_total,
+                 "log_window": {"n": n_window, "sums": {k: v.cpu() for k, v in sums.items()}}}
+        if ema is not None:
+            state["raw_model"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            if table is not None:
+                ema.puzzle_emb.weights.data.copy_(table.data)
+        save_checkpoint(path, ema if ema is not None else model, train_state=state, metrics=ev,
+                        data_fingerprint=fingerprint)
+
+    start_step, t_window, n_window, n_timed = step, time.perf_counter(), 0, 0
+    data_s = compute_s = 0.0
+    sums: dict[str, torch.Tensor] = {}
+    if saved is not None:  # the metric window of the interrupted log interval continues
+        n_window = saved["train_state"]["log_window"]["n"]
+        sums = {k: v.to(device) for k, v in saved["train_state"]["log_window"]["sums"].items()}
+    stopped_by: int | None = None
+    with _StopFlag() as stop:
+        while step < steps_total:
+            step += 1
+            lr = lr_at(step, cfg.lr, cfg.warmup, steps_total, cfg.lr_min_ratio)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            if sparse is not None:
+                sparse.lr = lr_at(step, cfg.puzzle_lr, cfg.warmup, steps_total, cfg.lr_min_ratio)
+            t0 = time.perf_counter()
+            batch = {k: v.to(device, non_blocking=True) for k, v in sampler.next().items()}
+            t1 = time.perf_counter()
+            if not carries:
+                carries = [initial_train_carry(model, {k: v[i * cfg.micro:(i + 1) * cfg.micro] for k, v in
+                                                       batch.items()}) for i in range(chunks)]
+                for c in carries:
+                    c.z_H, c.z_L = c.z_H.to(device), c.z_L.to(device)
+                    c.steps, c.halted = c.steps.to(device), c.halted.to(device)
+            step_loss = torch.zeros((), dtype=torch.float64, device=device)
+            for i in range(chunks):
+                part = {k: v[i * cfg.micro:(i + 1) * cfg.micro] for k, v in batch.items()}
+                with amp_ctx():
+                    carries[i], res = act_train_step(model, carries[i], part,
+                                                     puzzle_vectors=sparse.rows if sparse is not None else None)
+                    loss, m = act_loss(res, carries[i].data["labels"], carries[i].halted, carries[i].steps, cfg.loss)
+                scaled = loss / cfg.batch
+                (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                step_loss += scaled.detach()
+                for k, v in m.items():
+                    sums[k] = sums[k] + v.to(torch.float64) if k in sums else v.to(torch.float64)
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+            if sparse is not None:
+                sparse.step()
+            opt.zero_grad(set_to_none=True)
+            if ema is not None:
+                with torch.no_grad():
+                    torch._foreach_lerp_(ema_params, dense, 1.0 - cfg.ema)
+            t2 = time.perf_counter()
+            data_s, compute_s, n_window, n_timed = data_s + (t1 - t0), compute_s + (t2 - t1), n_window + 1, n_timed + 1
+            if on_step is not None:
+                on_step(step)
+
+            if step % cfg.log_every == 0 or step == steps_total:
+                vals = {k: float(v) for k, v in sums.items()}  # the one host sync per logged step
+                elapsed = time.perf_counter() - t_window
+                cnt = vals.get("count", 0.0)
+                rec: dict[str, Any] = {
+                    "step": step, "epoch": sampler.epoch, "loss": float(step_loss),
+                    "lm_loss": vals["lm_loss"] / (cfg.batch * n_window),
+                    "q_halt_loss": vals["q_halt_loss"] / (cfg.batch * n_window),
+                    "q_continue_loss": vals.get("q_continue_loss", 0.0) / (cfg.batch * n_window),
+                    "lr": lr, "puzzle_lr": sparse.lr if sparse is not None else None, "halted": int(cnt)}
+                if cnt:
+                    rec.update({k: vals[k] / cnt for k in ("token_accuracy", "exact_accuracy", "q_halt_accuracy")})
+                    rec["mean_steps"] = vals["steps"] / cnt
+                rec.update({"samples_per_s": cfg.batch * n_timed / max(elapsed, 1e-9),
+                            "data_s": data_s / n_timed, "compute_s": compute_s / n_timed})
+                log.write(rec)
+                progress.line(rec, step - start_step)
+                sums, data_s, compute_s, n_window, n_timed = {}, 0.0, 0.0, 0, 0
+                t_window = time.perf_counter()
+
+            ev = None
+            if eval_rows and cfg.eval_every and (step % cfg.eval_every == 0 or step == steps_total):
+                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                    if ema is not None and table is not None:
+                        ema.puzzle_emb.weights.data.copy_(table.data)
+                    ev = evaluate(ema if ema is not None else model, eval_ds, eval_rows, cfg.micro, device, cfg.loss)
+                eval_log.write({"step": step, **ev})
+                if not quiet:
+                    print(f"eval step {step}: tok {ev['token_accuracy']:.4f} exact {ev['exact_accuracy']:.4f} "
+                          f"q_halt {ev['q_halt_accuracy']:.3f} steps {ev['mean_steps']:.2f} "
+                          f"({ev['samples']} samples)", flush=True)
+                if best is None or best_key(ev) > best:
+                    best, best_step = best_key(ev), step
+                    save(out / "best.pt", ev)
+                t_window = time.perf_counter()  # eval time is not training throughput
+            if stop.signum is not None or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) \
+                    or step == steps_total:
+                save(ckdir / f"step_{step}.pt", ev)
+                prune_checkpoints(ckdir, cfg.keep_last)
+                t_window = time.perf_counter()
+            if stop.signum is not None:
+                stopped_by = stop.signum
+                break
+    log.close()
+    eval_log.close()
+    final = ckdir / f"step_{step}.pt"
+    (out / "latest.json").write_text(json.dumps({"step": step, "checkpoint": str(final.relative_to(out)),
+                                                 "done": step >= steps_total}) + "\n", encoding="utf-8")
+    return {"step": step, "total_steps": steps_total, "stopped_by": stopped_by, "checkpoint": str(final),
+            "best_step": best_step, "best": list(best) if best is not None else None}

@@ -1,0 +1,200 @@
+"""hrm-edge train: bit-identical resume after SIGTERM mid-ACT, the reference's loss and optimizers on
+hand-computed cases, learning on real ARC tasks, checkpoint files, and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _tinytrain import pick_tasks
+
+from hrm_edge.config import preset
+from hrm_edge.data.build import BuildConfig, build_dataset
+from hrm_edge.model import build_model
+from hrm_edge.model.checkpoint import load_checkpoint, save_checkpoint
+from hrm_edge.train.config import TrainConfig
+from hrm_edge.train.loss import act_loss, stablemax_cross_entropy
+from hrm_edge.train.metrics import read_jsonl
+from hrm_edge.train.optim import AdamAtan2, SparseSignSGD, lr_at
+from hrm_edge.train.trainer import train
+
+TIMING = ("samples_per_s", "data_s", "compute_s")
+
+
+@pytest.fixture(scope="module")
+def arc_data(tmp_path_factory) -> Path:
+    """Six real ARC-AGI-1 tasks on an 8x8 canvas, 7 augmentations each; their test pairs form test/."""
+    root = tmp_path_factory.mktemp("arc")
+    src = root / "evaluation"  # an "evaluation" source puts the test pairs into the test split
+    src.mkdir()
+    for t in pick_tasks():
+        d = {k: [{"input": p.input.tolist(), "output": p.output.tolist()} for p in getattr(t, k)]
+             for k in ("train", "test")}
+        (src / f"{t.id}.json").write_text(json.dumps(d))
+    build_dataset(BuildConfig(sources=[str(src)], out=root / "ds", augment=7, seed=1, canvas=8, workers=1))
+    return root / "ds"
+
+
+def _cfg(data: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(data=str(data), out=str(out), preset="tiny", steps=12, batch=8, lr=1e-3, log_every=1,
+                eval_every=4, eval_samples=8, checkpoint_every=0, threads=1)
+    return TrainConfig(**{**base, **kw})
+
+
+def _losses(run: Path) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in read_jsonl(run / "metrics.jsonl")]
+
+
+def _eager_halter(path: Path) -> Path:
+    """tiny with q_halt > q_continue from the start and exploration 0.5: samples halt after 1 segment
+    unless exploration drew a longer minimum, so the RNG decides which slots are mid-ACT."""
+    cfg = preset("tiny")
+    cfg.canvas, cfg.num_puzzle_identifiers, cfg.halt_exploration_prob = 8, 49, 0.5
+    model = build_model(cfg, seed=3)
+    with torch.no_grad():
+        model.q_head.bias.copy_(torch.tensor([2.0, -2.0]))
+    return save_checkpoint(path, model)
+
+
+def test_sigterm_mid_act_then_resume_logs_the_uninterrupted_losses(arc_data, tmp_path) -> None:
+    init = str(_eager_halter(tmp_path / "init.pt"))
+    kw = dict(micro_batch=4, ema=0.9, preset=None, init_from=init)  # accumulation and EMA are state too
+    full = train(_cfg(arc_data, tmp_path / "full", **kw), quiet=True)
+    assert full["step"] == 12 and full["stopped_by"] is None
+
+    def sigterm_at_7(step: int) -> None:
+        if step == 7:
+            os.kill(os.getpid(), signal.SIGTERM)  # through the real handler, as `kill` would
+
+    run = tmp_path / "cut"
+    cut = train(_cfg(arc_data, run, **kw), quiet=True, on_step=sigterm_at_7)
+    assert cut["stopped_by"] == signal.SIGTERM and cut["step"] == 7
+    state = torch.load(run / "checkpoints" / "step_7.pt", weights_only=True)["train_state"]
+    steps = torch.cat([c["steps"] for c in state["carry"]])
+    halted = torch.cat([c["halted"] for c in state["carry"]])
+    assert ((steps > 0) & ~halted).any() and halted.any(), (steps, halted)  # some slots mid-ACT, some free
+    torch.manual_seed(12345)  # a new process would start from other generator states
+    np.random.seed(12345)
+    resumed = train(_cfg(arc_data, run, **kw), resume=True, quiet=True)
+    assert resumed["step"] == 12
+    a, b = _losses(tmp_path / "full"), _losses(run)
+    assert [r["step"] for r in b] == list(range(1, 13))
+    assert a == b  # every loss term, accuracy and lr, exactly
+    assert read_jsonl(tmp_path / "full" / "eval.jsonl") == read_jsonl(run / "eval.jsonl")
+    wa = load_checkpoint(tmp_path / "full" / "checkpoints" / "step_12.pt").model.state_dict()
+    wb = load_checkpoint(run / "checkpoints" / "step_12.pt").model.state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_training_on_real_arc_tasks_learns(arc_data, tmp_path) -> None:
+    train(_cfg(arc_data, tmp_path / "r", steps=80, batch=16, log_every=10, eval_every=40), quiet=True)
+    recs = read_jsonl(tmp_path / "r" / "metrics.jsonl")
+    assert recs[-1]["loss"] < 0.8 * recs[0]["loss"], [r["loss"] for r in recs]
+    assert recs[-1]["token_accuracy"] > recs[0]["token_accuracy"] + 0.1, [r["token_accuracy"] for r in recs]
+    ev = read_jsonl(tmp_path / "r" / "eval.jsonl")
+    assert [e["step"] for e in ev] == [40, 80] and all(0 <= e["exact_accuracy"] <= 1 for e in ev)
+    side = json.loads((tmp_path / "r" / "best.json").read_text())
+    best = max(ev, key=lambda e: (e["exact_accuracy"], e["token_accuracy"]))
+    assert side["step"] == best["step"] and side["data_fingerprint"]
+    ck = load_checkpoint(tmp_path / "r" / "best.pt")  # the loader export and solve use
+    meta = json.loads((arc_data / "train" / "dataset.json").read_text())
+    assert ck.config.canvas == 8 and ck.config.num_puzzle_identifiers == meta["num_puzzle_identifiers"] == 49
+
+
+def test_keep_last_and_resume_refuses_a_changed_run(arc_data, tmp_path) -> None:
+    train(_cfg(arc_data, tmp_path / "k", steps=8, checkpoint_every=2, keep_last=2, eval_every=0), quiet=True)
+    assert sorted(p.name for p in (tmp_path / "k" / "checkpoints").glob("*.pt")) == ["step_6.pt", "step_8.pt"]
+    from hrm_edge.errors import HrmEdgeError
+
+    with pytest.raises(HrmEdgeError, match="batch"):
+        train(_cfg(arc_data, tmp_path / "k", steps=10, batch=4, eval_every=0), resume=True, quiet=True)
+    with pytest.raises(HrmEdgeError, match="not empty"):
+        train(_cfg(arc_data, tmp_path / "k", steps=10, eval_every=0), quiet=True)
+
+
+# --------------------------------------------------------------------------- hand-computed pieces
+def test_sparse_sign_sgd_moves_only_the_batch_rows() -> None:
+    table = torch.nn.Parameter(torch.arange(24, dtype=torch.float32).view(6, 4) / 10, requires_grad=False)
+    before = table.detach().clone()
+    opt = SparseSignSGD(table, lr=0.5, weight_decay=0.1)
+    ids = torch.tensor([1, 3, 3])
+    rows = opt.rows(ids)
+    (rows * torch.tensor([[1.0, -1, 0, 2], [1, 1, 1, -1], [-3, 1, 1, 1]])).sum().backward()
+    opt.step()
+    g = {1: torch.tensor([1.0, -1, 0, 2]), 3: torch.tensor([-2.0, 2, 2, 0])}  # row 3: two uses summed
+    for r in range(6):
+        want = before[r] * (1 - 0.5 * 0.1) - 0.5 * torch.sign(g[r]) if r in g else before[r]
+        assert torch.allclose(table[r], want), r
+    assert table.grad is None
+
+
+def test_adam_atan2_matches_the_reference_update() -> None:
+    torch.manual_seed(0)
+    p = torch.nn.Parameter(torch.randn(5, dtype=torch.float64))
+    p0 = p.detach().clone()
+    opt = AdamAtan2([p], lr=0.01, betas=(0.9, 0.95), weight_decay=0.1)
+    m = v = torch.zeros(5, dtype=torch.float64)
+    want = p0.clone()
+    for t in range(1, 4):
+        g = torch.randn(5, dtype=torch.float64)
+        p.grad = g.clone()
+        opt.step()
+        want = want * (1 - 0.01 * 0.1)
+        m, v = 0.9 * m + 0.1 * g, 0.95 * v + 0.05 * g * g
+        want = want - 0.01 / (1 - 0.9**t) * torch.atan2(m, v.sqrt() / math.sqrt(1 - 0.95**t))
+    assert torch.allclose(p.detach(), want, atol=1e-12)
+
+
+def test_stablemax_loss_and_act_loss_terms() -> None:
+    logits = torch.tensor([[[1.0, -1.0, 0.0], [2.0, 0.5, -3.0]]])  # batch 1, 2 tokens, vocab 3
+    labels = torch.tensor([[2, 0]])  # label 0 is PAD: the second token is ignored
+    s = lambda x: 1 / (1 - x) if x < 0 else x + 1  # noqa: E731
+    want = -math.log(s(0.0) / (s(1.0) + s(-1.0) + s(0.0)))
+    ce = stablemax_cross_entropy(logits, labels, labels != 0)
+    assert ce[0, 0].item() == pytest.approx(want) and ce[0, 1].item() == 0
+    out = {"logits": logits.repeat(2, 1, 1), "q_halt_logits": torch.tensor([0.3, -0.2]),
+           "q_continue_logits": torch.tensor([0.1, 0.4]), "target_q_continue": torch.tensor([0.25, 0.75])}
+    lab = torch.tensor([[2, 0], [0, 1]])  # sample 0: argmax is 0, label 2 -> wrong; sample 1: 1 token, wrong
+    total, m = act_loss(out, lab, torch.tensor([True, False]), torch.tensor([3, 1]))
+    bce = lambda x, y: -(y * math.log(1 / (1 + math.exp(-x))) + (1 - y) * math.log(1 - 1 / (1 + math.exp(-x))))  # noqa: E731
+    lm = want + (-math.log(s(0.5) / (s(2.0) + s(0.5) + s(-3.0))))
+    qh = bce(0.3, 0) + bce(-0.2, 0)
+    qc = bce(0.1, 0.25) + bce(0.4, 0.75)
+    assert total.item() == pytest.approx(lm + 0.5 * (qh + qc), rel=1e-6)
+    assert m["count"].item() == 1 and m["steps"].item() == 3 and m["exact_accuracy"].item() == 0
+    assert m["q_halt_accuracy"].item() == 0  # q_halt 0.3 >= 0 says "right", the grid is wrong
+
+
+def test_lr_schedule_warmup_then_cosine_to_min_ratio() -> None:
+    assert lr_at(1, 1.0, 10, 100, 0.1) == pytest.approx(0.1)
+    assert lr_at(10, 1.0, 10, 100, 0.1) == pytest.approx(1.0)
+    assert lr_at(55, 1.0, 10, 100, 0.1) == pytest.approx(0.55)
+    assert lr_at(100, 1.0, 10, 100, 0.1) == pytest.approx(0.1)
+
+
+# --------------------------------------------------------------------------- the command
+def test_cli_rejects_bad_options_before_any_work(cli, arc_data, tmp_path) -> None:
+    out = tmp_path / "run"
+    r = cli("train", "--data", str(arc_data), "--out", str(out), "--steps", "5")
+    assert r.returncode == 2 and "exactly one of --preset" in r.stderr and not out.exists()
+    r = cli("train", "--data", str(arc_data), "--preset", "tiny", "--out", str(out), "--steps", "5",
+            "--batch", "8", "--micro-batch", "3")
+    assert r.returncode == 2 and "--micro-batch 3 must divide --batch 8" in r.stderr and not out.exists()
+    r = cli("train", "--data", str(tmp_path), "--preset", "tiny", "--out", str(out), "--steps", "5")
+    assert r.returncode == 2 and "dataset" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_trains_and_repeats_from_config_toml(cli, arc_data, tmp_path) -> None:
+    r = cli("train", "--data", str(arc_data), "--preset", "tiny", "--out", str(tmp_path / "a"), "--steps", "3",
+            "--batch", "8", "--log-every", "1", "--eval-every", "0", "--threads", "1", "-q")
+    assert r.returncode == 0, r.stderr
+    r = cli("train", "--config", str(tmp_path / "a" / "config.toml"), "--out", str(tmp_path / "b"), "-q")
+    assert r.returncode == 0, r.stderr
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
+    assert np.isfinite([x["loss"] for x in _losses(tmp_path / "a")]).all()
