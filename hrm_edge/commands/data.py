@@ -44,6 +44,11 @@ def build_data(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Worker processes. Default: one per CPU "
                                                                           "core this process may use."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    hold_out_tests: bool = typer.Option(False, "--hold-out-tests", help="Put every task's test pairs in test/, "
+                                        "not only evaluation tasks' (the reference trains on training tasks' test "
+                                        "pairs): no test input is ever trained on."),
+    skip_larger: bool = typer.Option(False, "--skip-larger", help="Select only tasks whose grids all fit the "
+                                     "canvas; the others are counted, not reported as problems."),
     strict: bool = typer.Option(False, "--strict", help="Refuse to build when any task is invalid."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -58,7 +63,8 @@ def build_data(
 
     err = Console(stderr=True)
     cfg = BuildConfig(sources=list(source), out=out, augment=augment, seed=seed, canvas=canvas,
-                      translate=translate, workers=workers, overwrite=overwrite)
+                      translate=translate, workers=workers, overwrite=overwrite,
+                      hold_out_tests=hold_out_tests, skip_larger=skip_larger)
     existed = out.exists()
     check_build_config(cfg)
     interrupt.nothing_written(out, existed, "the partial build was removed")
@@ -93,6 +99,9 @@ def build_data(
     if report.not_full:
         say(f"{len(report.not_full)} tasks have fewer than {augment} distinct copies (few colours or symmetric "
             "grids); listed in build.json")
+    if report.larger:
+        say(f"{len(report.larger)} tasks with a grid larger than {canvas}x{canvas} left out (--skip-larger); "
+            "listed in build.json")
     if report.skipped_unlabelled:
         say(f"{report.skipped_unlabelled} test pairs without a known output were left out")
     t = Table(title=f"dataset {report.out}", show_header=False)

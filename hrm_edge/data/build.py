@@ -67,6 +67,10 @@ class BuildConfig:
     translate: bool = True
     workers: int | None = None
     overwrite: bool = False
+    #: every task's test pairs go to test/ (not only evaluation tasks'): no test input is trained on
+    hold_out_tests: bool = False
+    #: leave out tasks with a grid larger than the canvas (counted in `larger`, not reported as problems)
+    skip_larger: bool = False
 
 
 @dataclass
@@ -83,6 +87,7 @@ class BuildReport:
     duplicates: list[TaskError]
     seconds: float
     skipped_unlabelled: int = 0
+    larger: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     task_records: list[dict[str, Any]] = field(default_factory=list)
 
@@ -106,11 +111,12 @@ class _Parts:
         return self.train + self.test
 
 
-def _split_pairs(task: ArcTask) -> tuple[_Parts, int]:
-    """Reference split rule; test pairs without a known output cannot be examples (counted)."""
+def _split_pairs(task: ArcTask, hold_out_tests: bool = False) -> tuple[_Parts, int]:
+    """Reference split rule (or every task's test pairs held out); test pairs without a known output
+    cannot be examples (counted)."""
     labelled = [p for p in task.test if p.output is not None]
     skipped = len(task.test) - len(labelled)
-    if task.split == "evaluation":
+    if hold_out_tests or task.split == "evaluation":
         return _Parts(list(task.train), labelled), skipped
     return _Parts(list(task.train) + labelled, []), skipped
 
@@ -358,8 +364,9 @@ def _render_task(
     canvas: int,
     translate: bool,
     targets: dict[str, _Target],
+    hold_out_tests: bool = False,
 ) -> int:
-    parts, _ = _split_pairs(task)
+    parts, _ = _split_pairs(task, hold_out_tests)
     rng = np.random.default_rng([seed, _task_key(task.id), 1])
     rows = 0
     for split, pairs in (("train", parts.train), ("test", parts.test)):
@@ -440,9 +447,9 @@ def _plan_batch(jobs: list[tuple[int, ArcTask]], augment: int, seed: int, canvas
 
 
 def _render_batch(jobs: list[tuple[ArcTask, np.ndarray, np.ndarray, dict[str, _Target]]], seed: int,
-                  canvas: int, translate: bool) -> int:
+                  canvas: int, translate: bool, hold_out_tests: bool = False) -> int:
     try:
-        return sum(_render_task(t, d, c, seed, canvas, translate, tg) for t, d, c, tg in jobs)
+        return sum(_render_task(t, d, c, seed, canvas, translate, tg, hold_out_tests) for t, d, c, tg in jobs)
     finally:
         _close_fds()
 
@@ -470,8 +477,13 @@ def build_dataset(cfg: BuildConfig, progress: ProgressFn | None = None) -> Build
     """Load, validate, augment and write a dataset; see the module docstring for the layout."""
     t0 = time.perf_counter()
     out = check_build_config(cfg)
-    loaded = load_sources(list(cfg.sources), cfg.canvas)
+    loaded = load_sources(list(cfg.sources), max(cfg.canvas, DEFAULT_CANVAS) if cfg.skip_larger else cfg.canvas)
     tasks = loaded.tasks
+    larger: list[str] = []
+    if cfg.skip_larger:
+        fits = [max(max(s) for s in t.shapes()) <= cfg.canvas for t in tasks]
+        larger = [t.id for t, ok in zip(tasks, fits) if not ok]
+        tasks = [t for t, ok in zip(tasks, fits) if ok]
     if not tasks:
         raise HrmEdgeError(f"no valid tasks in {', '.join(map(str, cfg.sources))} ({len(loaded.errors)} problems)")
     timings = {"load_s": time.perf_counter() - t0}
@@ -485,6 +497,7 @@ def build_dataset(cfg: BuildConfig, progress: ProgressFn | None = None) -> Build
             raise
         ex.shutdown(wait=True)
         report.errors = loaded.errors
+        report.larger = larger
         report.duplicates = loaded.duplicates
         report.seconds = time.perf_counter() - t0
         report.timings = {k: round(v, 3) for k, v in timings.items()}
@@ -532,7 +545,7 @@ def _build_into(
     not_full: list[str] = []
     for task, plan in zip(tasks, plans):
         assert plan is not None
-        parts, skipped = _split_pairs(task)
+        parts, skipped = _split_pairs(task, cfg.hold_out_tests)
         skipped_unlabelled += skipped
         k = len(plan.dihedral)
         ids = np.arange(next_id, next_id + k, dtype=np.int32)
@@ -597,7 +610,7 @@ def _build_into(
             for s, r in rows.items()
         }
         jobs.append((task, plan.dihedral, plan.colors, targets))
-    futures = [ex.submit(_render_batch, batch, cfg.seed, cfg.canvas, cfg.translate)
+    futures = [ex.submit(_render_batch, batch, cfg.seed, cfg.canvas, cfg.translate, cfg.hold_out_tests)
                for batch in _batches(jobs, per_batch)]
     written = 0
     for fut in as_completed(futures):
@@ -642,6 +655,9 @@ def _write_build_json(out: Path, cfg: BuildConfig, report: BuildReport) -> None:
         "timings": report.timings,
         "not_full": report.not_full,
         "skipped_unlabelled_test_pairs": report.skipped_unlabelled,
+        "hold_out_tests": cfg.hold_out_tests,
+        "skip_larger": cfg.skip_larger,
+        "larger_than_canvas": report.larger,
         "errors": [str(e) for e in report.errors],
         "duplicates": [str(e) for e in report.duplicates],
         "task_records": report.task_records,
