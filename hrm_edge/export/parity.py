@@ -34,6 +34,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MethodType
 from typing import Any
 
 import numpy as np
@@ -282,10 +283,13 @@ def record_step(runner: Runner, tokens: np.ndarray, pe: np.ndarray | None, halt:
         return out
 
     runner.infer = rec  # type: ignore[method-assign]
+    # the base class's numpy carry path, so every segment goes through `infer` (not ORT's I/O binding)
+    runner.segments = MethodType(Runner.segments, runner)  # type: ignore[method-assign]
     try:
         res = runner.run_act(tokens, pe, halt=halt)
     finally:
         del runner.infer
+        del runner.segments
     return OrtTrace(res, feeds, outs)
 
 

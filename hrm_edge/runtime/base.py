@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -140,6 +141,14 @@ class Runner(ABC):
     # -- checked, timed inference --------------------------------------------------------------
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run once after checking the feed against the model's inputs; records the time taken."""
+        self.check_feed(feed)
+        t0 = time.perf_counter()
+        out = self._infer(feed)
+        self.inference_times.append(time.perf_counter() - t0)
+        return out
+
+    def check_feed(self, feed: dict[str, np.ndarray]) -> None:
+        """Names, dtypes and static dims of `feed` against the model's inputs (and that the runner is active)."""
         if not self.is_active:
             raise HrmEdgeError(f"{self.name}: runner used outside its `with` block (not activated)")
         meta = self.input_metadata()
@@ -154,10 +163,21 @@ class Runner(ABC):
                 isinstance(d, int) and d != a for d, a in zip(m.shape, arr.shape)
             ):
                 raise HrmEdgeError(f"{self.name}: input {k!r} has shape {arr.shape}, model expects {m.shape}")
-        t0 = time.perf_counter()
-        out = self._infer(feed)
-        self.inference_times.append(time.perf_counter() - t0)
-        return out
+
+    def segments(self, feed: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+        """Outputs of successive `step` segments from `feed`; the carry passes from each to the next.
+
+        This default hands the carry back through numpy (`z_*_next` becomes the next `z_*`, no row
+        restarts after the first segment). A runner may override it to keep the carry on its side
+        (ONNX Runtime I/O binding); it must yield at least logits, q_halt and q_continue, which the
+        driver reads before asking for the next segment (buffers may be reused after that).
+        """
+        feed = dict(feed)
+        while True:
+            out = self.infer(feed)
+            yield out
+            feed["z_H"], feed["z_L"] = out["z_H_next"], out["z_L_next"]
+            feed["halted"] = np.zeros_like(feed["halted"])
 
     # -- the ACT driver --------------------------------------------------------------------------
     def run_act(self, tokens: np.ndarray, puzzle_emb: np.ndarray | None = None, halt: str = "max") -> ActResult:
@@ -186,8 +206,8 @@ class Runner(ABC):
         feed["halted"] = np.ones(b, dtype=bool)
         tracker = HaltTracker(b, halt, spec.max_steps, spec.min_halt_steps, spec.halt_threshold)
         logits = q_halt = q_cont = None
-        for n in range(1, spec.max_steps + 1):
-            out = self.infer(feed)
+        segments = self.segments(feed)
+        for n, out in zip(range(1, spec.max_steps + 1), segments):
             if logits is None:
                 logits = out["logits"].astype(np.float32, copy=True)
                 q_halt, q_cont = out["q_halt"].astype(np.float32), out["q_continue"].astype(np.float32)
@@ -197,8 +217,7 @@ class Runner(ABC):
             q_cont[live] = out["q_continue"][live]
             if tracker.done.all():
                 break
-            feed["z_H"], feed["z_L"] = out["z_H_next"], out["z_L_next"]
-            feed["halted"] = np.zeros(b, dtype=bool)
+        segments.close()
         assert logits is not None and q_halt is not None and q_cont is not None
         return ActResult(logits, q_halt, q_cont, tracker.steps)
 
