@@ -73,6 +73,17 @@ def read_puzzle_index(bundle: str | Path, manifest: dict[str, Any]) -> dict[str,
 OPT_LEVELS = ("all", "extended", "basic", "none")
 
 
+def _uint8_activation_model(path: Path) -> bytes:
+    """An int8-qdq model with its activation Q/DQ as uint8 (exact; see export/precision.activations_to_uint8)."""
+    import onnx
+
+    from hrm_edge.export.precision import activations_to_uint8
+
+    model = onnx.load(str(path))
+    activations_to_uint8(model)
+    return model.SerializeToString()
+
+
 def session_options(threads: int | None = None, opt_level: str = "all") -> Any:
     """Session options of every hrm-edge ORT session: intra-op threads and graph optimisation level.
 
@@ -123,6 +134,7 @@ class OrtRunner(Runner):
     threads: int | None = None  # intra-op threads; None = ONNX Runtime's default
     opt_level: str = "all"  # graph optimisation level (OPT_LEVELS)
     io_binding: bool = True  # step mode: keep the carry in ORT-owned OrtValues between segments
+    uint8_activations: bool = True  # int8-qdq: run activations as u8 (exact; x86 int8 kernels are u8 x s8)
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
     name: str = "onnxruntime"
     model_path: str | None = None  # override the manifest's model file (parity checks of variants)
@@ -158,8 +170,11 @@ class OrtRunner(Runner):
                                    "with another export; re-export it", path)
         so = session_options(self.threads, self.opt_level)
         t0 = time.perf_counter()
+        source: str | bytes = str(path)
+        if self.manifest.get("precision") == "int8-qdq" and self.uint8_activations:
+            source = _uint8_activation_model(path)
         try:
-            self._session = ort.InferenceSession(str(path), so, providers=self.providers or ["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(source, so, providers=self.providers or ["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - ORT raises several private exception types
             raise HrmEdgeError(f"ONNX Runtime cannot load the model: {str(exc).splitlines()[0][:300]}", path) from None
         self.load_seconds = time.perf_counter() - t0
