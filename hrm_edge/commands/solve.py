@@ -440,7 +440,7 @@ def _bench_suite(tasks: Optional[str], presets: list[str], ckpts: list[Path], ru
     rows = run_suite(models, inputs, cfg, pk, log=_say)
     from hrm_edge.bench.flops import segment_flops
 
-    record = {"command": "hrm-edge bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    record = {"command": "hrm-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine_info(), "peaks": pk,
               "load_start": load_start, "load_end": list(os.getloadavg()),
               "config": {"batches": batches, "repeat": repeat, "halt": halt, "threads": threads, "puzzles": puzzles,
