@@ -1,6 +1,7 @@
 """Where ONNX Runtime spends a segment: kernel time by op type (and the slowest MatMul shapes).
 
     PYTHONPATH=. python benchmarks/ort_profile.py hrm-6m --precision fp32 --batch 1 [--threads 2] [--keep-s8]
+        [--qdq-fp32 attention,heads|none]
 
 Exports the preset's step graph (random weights, seed 0; int8-qdq calibrated on 2 training puzzles),
 runs one warm-up and one profiled segment with ORT's profiler, and prints the share of kernel time per
@@ -34,6 +35,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--keep-s8", action="store_true")
+    ap.add_argument("--qdq-fp32", default="attention,heads", help="matmul groups left fp32 (or none)")
     a = ap.parse_args()
     model = build_model(preset(a.preset), seed=0).eval()
     g = export_onnx(model, ExportOptions()).model
@@ -41,7 +43,8 @@ def main() -> None:
         g = to_int8(g)
     elif a.precision == "int8-qdq":
         tok, pe = calibration_puzzles("arc-agi-1/training", model, 2, augment=2)
-        g = to_int8_qdq(g, segment_feeds(g, tok, pe, model.config.max_steps))
+        keep = tuple(k for k in a.qdq_fp32.split(",") if k and k != "none")
+        g = to_int8_qdq(g, segment_feeds(g, tok, pe, model.config.max_steps), keep_fp32=keep)
         if not a.keep_s8:
             activations_to_uint8(g)
     with tempfile.TemporaryDirectory() as tmp:
