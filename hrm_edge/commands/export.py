@@ -163,8 +163,20 @@ def export(
                                                                     "model's halt_max_steps."),
     opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset, 13 to 20. Default: 17 (the newest "
                                                               "TensorRT 8.5 parses)."),
-    precision: Optional[str] = typer.Option(None, "--precision", metavar="PREC", help="fp32, fp16 (GPU/TensorRT) or "
-                                            "int8 (CPU, ONNX Runtime dynamic quantization). Default: fp32."),
+    precision: Optional[str] = typer.Option(None, "--precision", metavar="PREC", help="fp32, fp16 (GPU/TensorRT), "
+                                            "int8 (CPU, ONNX Runtime dynamic quantization) or int8-qdq (static int8 "
+                                            "Q/DQ calibrated on --calib: ONNX Runtime and TensorRT --int8). Default: "
+                                            "fp32."),
+    calib: Optional[str] = typer.Option(None, "--calib", metavar="TASKS", help="int8-qdq: ARC tasks whose augmented "
+                                        "test inputs calibrate the int8 scales. Default: arc-agi-1/training (shipped "
+                                        "offline)."),
+    calib_puzzles: int = typer.Option(16, "--calib-puzzles", min=1, help="int8-qdq: augmented puzzles to calibrate "
+                                                                         "on, each run over every ACT segment."),
+    qdq_fp32: str = typer.Option("attention,heads", "--qdq-fp32", metavar="GROUPS", help="int8-qdq: matmul groups "
+                                 "kept in fp32, comma separated: attention (Q K^T and P V), heads (lm_head, q_head), "
+                                 "or none."),
+    per_tensor: bool = typer.Option(False, "--per-tensor", help="int8-qdq: one scale per weight matrix instead of "
+                                                                "one per output channel."),
     target: Optional[str] = typer.Option(None, "--target", metavar="TARGET", help="The op-support lint that must "
                                          "pass: trt-8.5, trt-10 or ort. Default: trt-8.5 (ort for int8)."),
     batch: Optional[str] = typer.Option(None, "--batch", metavar="N", help="'dynamic' or a fixed batch size. "
@@ -190,12 +202,19 @@ def export(
 ) -> None:
     """Export a checkpoint to a parity-checked ONNX bundle; refuses (exit 3, nothing written) if parity fails."""
     from hrm_edge import interrupt
-    from hrm_edge.export import DEFAULT_L4_PUZZLES, default_out
+    from hrm_edge.export import DEFAULT_L4_PUZZLES, QdqOptions, default_out
+    from hrm_edge.export.precision import KEEP_GROUPS
 
+    keep = tuple(k.strip() for k in qdq_fp32.split(",") if k.strip() and k.strip() != "none")
+    bad = [k for k in keep if k not in KEEP_GROUPS]
+    if bad:
+        raise HrmEdgeError(f"--qdq-fp32 takes {', '.join(KEEP_GROUPS)} or none, got {', '.join(bad)}")
     prof = load_profile(profile) if profile else {}
     given = {"act": act, "segments": segments, "opset": opset, "precision": precision, "target": target,
              "batch": batch, "halt": halt}
     opts = {k: v if v is not None else prof.get(k, DEFAULTS[k]) for k, v in given.items()}
+    if calib is not None and opts["precision"] != "int8-qdq":
+        raise HrmEdgeError(f"--calib applies to --precision int8-qdq only (precision here: {opts['precision']})")
     n_l4 = l4_puzzles if l4_puzzles is not None else int(prof.get("l4_puzzles", DEFAULT_L4_PUZZLES))
     check_export_options(opts, puzzle_dtype, n_l4)
     out = out if out is not None else default_out(ckpt, opts["act"], opts["precision"])
@@ -220,7 +239,9 @@ def export(
                                        precision=opts["precision"], target=opts["target"], batch=_batch(opts["batch"]),
                                        halt=opts["halt"], identifiers=identifiers, l4_source=l4_source,
                                        puzzle_dtype=_puzzle_dtype(puzzle_dtype),
-                                       l4_puzzles=n_l4, force=force, log=log)
+                                       l4_puzzles=n_l4, force=force, log=log,
+                                       qdq=QdqOptions(calib=calib or QdqOptions.calib, puzzles=calib_puzzles,
+                                                      per_channel=not per_tensor, keep_fp32=keep))
         except ParityError as exc:
             status.stop()
             print_report(con, exc.report)

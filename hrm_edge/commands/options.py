@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from hrm_edge.errors import HrmEdgeError
 
 ACT_MODES = ("step", "unrolled", "loop")
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "int8-qdq")
 TARGETS = ("trt-8.5", "trt-10", "ort")
 HALT_MODES = ("max", "adaptive", "batch-mean")
 RUNTIMES = ("torch", "onnxruntime", "tensorrt")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -301,8 +302,26 @@ def bench(
     ckpt: Optional[list[Path]] = typer.Option(None, "--ckpt", help="Checkpoint (torch; repeatable)."),
     bundle: Optional[list[Path]] = typer.Option(None, "--bundle", help="Export bundle (onnxruntime; repeatable)."),
     engine: Optional[list[Path]] = typer.Option(None, "--engine", help="TensorRT engine (repeatable)."),
-    puzzles: int = typer.Option(64, "--puzzles", min=1, help="Puzzles to time per runtime."),
-    batch: int = typer.Option(1, "--batch", min=1, help="Puzzles per model call."),
+    preset: Optional[list[str]] = typer.Option(None, "--preset", help="Bench a random-weight model of this preset "
+                                                                     "(repeatable; no checkpoint needed): every "
+                                                                     "runtime of --runtimes, exported on the fly."),
+    runtimes: Optional[str] = typer.Option(None, "--runtimes", help="With --preset, or --suite and --ckpt: comma list "
+                                                                    "of variants (default torch, ort-fp32-step, "
+                                                                    "ort-fp32-unrolled, ort-fp32-loop, ort-int8-step, "
+                                                                    "ort-int8-qdq-step; see benchmarks/README.md)."),
+    suite: bool = typer.Option(False, "--suite", help="Run the variant suite on each --ckpt instead of timing the "
+                                                      "checkpoint alone."),
+    out_dir: Path = typer.Option(Path("benchmarks/results"), "--out-dir", help="Suite results go to "
+                                                                               "OUT_DIR/<date>_<cpu>-<cores>c/ "
+                                                                               "(bench.json, bench.md, bench.png)."),
+    peaks: bool = typer.Option(True, "--peaks/--no-peaks", help="Suite: measure the fp32 / bf16 / int8 matmul "
+                                                                "peaks first (about 10 s)."),
+    calib_puzzles: int = typer.Option(8, "--calib-puzzles", min=1, help="Suite: calibration puzzles of the "
+                                                                        "int8-qdq variant."),
+    puzzles: int = typer.Option(64, "--puzzles", min=1, help="Puzzles to time per runtime (per batch size in a "
+                                                             "suite, rounded up to whole batches)."),
+    batch: Optional[list[int]] = typer.Option(None, "--batch", min=1, help="Puzzles per model call (repeatable; "
+                                                                           "default 1, suite default 1 and 8)."),
     halt: str = typer.Option("max", "--halt", metavar="MODE", help=HALT_HELP),
     repeat: int = typer.Option(1, "--repeat", min=1, help="Run the puzzles this many times."),
     out: Path = typer.Option(Path("bench.json"), "--out", help="JSON results."),
@@ -316,10 +335,20 @@ def bench(
     cuda_graph: bool = typer.Option(False, "--cuda-graph", help="TensorRT step engines: replay each segment from "
                                                                 "a captured CUDA graph."),
 ) -> None:
-    """Latency and throughput of one or more runtimes on N puzzles (JSON out)."""
+    """Latency and throughput of one or more runtimes on N puzzles (JSON out); with --preset / --suite, every
+    runtime variant side by side against the machine's measured matmul peaks (JSON + markdown + PNG)."""
     _check_halt(halt)
     check_device("--device", device)
     _check_provider(provider)
+    if preset or suite:
+        _bench_suite(tasks, preset or [], (ckpt or []) if suite else [], runtimes, batch or [1, 8], puzzles, halt,
+                     repeat, threads, out_dir, peaks, calib_puzzles, seed)
+        return None
+    if runtimes is not None:
+        raise HrmEdgeError("--runtimes applies to --preset or --suite runs")
+    if batch and len(batch) > 1:
+        raise HrmEdgeError("several --batch values need --preset or --suite")
+    batch = (batch or [1])[0]
     check_output(out, "file", "bench results")
     interrupt.nothing_written(out, out.exists(), "results are written at the end")
 
@@ -404,6 +433,73 @@ def bench(
                             "source": tasks or "random grids", "machine": machine_info(), "results": results})
     con.print(f"wrote {out}", highlight=False)
     return None
+
+
+def _bench_suite(tasks: Optional[str], presets: list[str], ckpts: list[Path], runtimes: Optional[str],
+                 batches: list[int], puzzles: int, halt: str, repeat: int, threads: Optional[int], out_dir: Path,
+                 peaks: bool, calib_puzzles: int, seed: int) -> None:
+    """`bench --preset/--suite`: validate everything, then peaks, then every variant; write the record."""
+    import os
+    import shlex
+
+    import torch
+
+    from hrm_edge.bench.harness import Batch, synthetic_batches
+    from hrm_edge.bench.peaks import machine_info, measure_peaks
+    from hrm_edge.bench.report import result_dir, write_record
+    from hrm_edge.bench.suite import DEFAULT_VARIANTS, SuiteConfig, parse_variants, run_suite
+    from hrm_edge.config import preset as make_preset
+    from hrm_edge.fileio import check_output
+    from hrm_edge.model import build_model
+    from hrm_edge.model.checkpoint import load_checkpoint
+
+    variants = parse_variants(runtimes or ",".join(DEFAULT_VARIANTS))
+    cfgs = [(p, make_preset(p)) for p in presets]  # unknown preset: one error before any work
+    for c in ckpts:
+        if not c.exists():
+            raise HrmEdgeError("no such checkpoint", c)
+    check_output(out_dir, kind="dir", what="bench results folder")
+    if threads:
+        torch.set_num_threads(threads)
+    models = [(f"{p} (random weights)", build_model(c, seed=seed)) for p, c in cfgs]
+    models += [(c.name, load_checkpoint(c).model) for c in ckpts]
+    for _, m in models:
+        m.eval()
+    con = _out()
+    load_start = list(os.getloadavg())
+    pk: dict[str, Any] = {}
+    if peaks:
+        _say("measuring matmul peaks")
+        pk = measure_peaks(threads)
+    cfg = SuiteConfig(batches=tuple(batches), repeat=repeat, halt=halt, threads=threads, variants=tuple(variants),
+                      calib_puzzles=calib_puzzles)
+
+    def inputs(model: Any, b: int) -> list[Batch]:
+        n = b * max(1, -(-puzzles // b))
+        c = model.config
+        if tasks is None:
+            return synthetic_batches(n, b, c.canvas, c.puzzle_emb_ndim, seed)
+        from hrm_edge.export.calib import calibration_puzzles
+
+        tok, pe = calibration_puzzles(tasks, model, n, augment=8, seed=seed)
+        return [Batch(tok[s:s + b], None if pe is None else pe[s:s + b]) for s in range(0, len(tok), b)]
+
+    rows = run_suite(models, inputs, cfg, pk, log=_say)
+    from hrm_edge.bench.flops import segment_flops
+
+    record = {"command": "hrm-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+              "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine_info(), "peaks": pk,
+              "load_start": load_start, "load_end": list(os.getloadavg()),
+              "config": {"batches": batches, "repeat": repeat, "halt": halt, "threads": threads, "puzzles": puzzles,
+                         "seed": seed},
+              "inputs": (f"augmented test inputs of {tasks}" if tasks else "random grids"),
+              "models": {label: {**segment_flops(m.config).to_dict(), "segments": m.config.max_steps,
+                                 "gflop_per_segment_per_puzzle": segment_flops(m.config).total / 1e9}
+                         for label, m in models},
+              "variants": {v.name: v.what for v in variants}, "rows": rows}
+    paths = write_record(record, result_dir(out_dir, record["machine"]))
+    con.print(paths["md"].read_text(), markup=False, highlight=False)
+    con.print(f"wrote {paths['json']}, {paths['md']}, {paths['png']}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

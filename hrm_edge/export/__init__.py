@@ -36,8 +36,43 @@ class ExportResult:
 
 
 def default_target(precision: str) -> str:
-    """int8 is an ONNX Runtime CPU format; fp32/fp16 default to the strictest TensorRT (8.5, JetPack 5)."""
+    """Dynamic int8 is an ONNX Runtime CPU format; fp32/fp16 and int8-qdq (standard Q/DQ, which TensorRT
+    builds as an explicitly quantized engine) default to the strictest TensorRT (8.5, JetPack 5)."""
     return "ort" if precision == "int8" else "trt-8.5"
+
+
+DEFAULT_CALIB_SOURCE = "arc-agi-1/training"  # shipped offline; L4 checks on arc-agi-1/evaluation
+DEFAULT_CALIB_PUZZLES = 16
+
+
+@dataclass
+class QdqOptions:
+    """Static int8 (int8-qdq) settings: calibration puzzles and what stays fp32 (export/precision.py)."""
+
+    calib: str = DEFAULT_CALIB_SOURCE  # ARC tasks: their test inputs, augmented, are the calibration set
+    puzzles: int = DEFAULT_CALIB_PUZZLES  # augmented puzzles, each run over every ACT segment
+    augment: int = 4  # augmentations per test input (identity first, as `solve`)
+    per_channel: bool = True
+    keep_fp32: tuple[str, ...] = ("attention", "heads")
+
+
+def _qdq_transform(model: Any, qdq: QdqOptions, identifiers: list[str] | None,
+                   log: Callable[[str], None] | None) -> Any:
+    """The int8-qdq transform: calibration feeds from real augmented puzzles through the fp32 segment graph."""
+    from hrm_edge.export.calib import calibration_puzzles, segment_feeds
+    from hrm_edge.export.precision import transform_for
+
+    if qdq.puzzles < 1:
+        raise HrmEdgeError(f"--calib-puzzles must be >= 1, got {qdq.puzzles}")
+    tokens, pe = calibration_puzzles(qdq.calib, model, qdq.puzzles, augment=qdq.augment, identifiers=identifiers)
+    segments = model.config.max_steps
+
+    def feeds(graph: Any) -> Any:
+        if log:
+            log(f"calibrating int8 on {tokens.shape[0]} augmented puzzles from {qdq.calib} x {segments} segments")
+        return segment_feeds(graph, tokens, pe, segments)
+
+    return transform_for("int8-qdq", feeds, per_channel=qdq.per_channel, keep_fp32=qdq.keep_fp32)
 
 
 def default_out(ckpt: Path, act: str, precision: str) -> Path:
@@ -77,7 +112,7 @@ def export_model(model: Any, out: str | Path, *, act: str = "step", segments: in
                  source: dict[str, Any] | None = None, identifiers: list[str] | None = None,
                  puzzle_dtype: str = "float16", l3_batches: tuple[int, ...] = DEFAULT_L3_BATCHES,
                  l4_source: str | None = None, l4_puzzles: int = DEFAULT_L4_PUZZLES, force: bool = False,
-                 log: Callable[[str], None] | None = None,
+                 log: Callable[[str], None] | None = None, qdq: QdqOptions | None = None,
                  _corrupt: Callable[[Any], Any] | None = None) -> ExportResult:
     """Export a model object to a bundle folder; raises ParityError (and leaves nothing) unless L1-L4 pass.
 
@@ -96,7 +131,10 @@ def export_model(model: Any, out: str | Path, *, act: str = "step", segments: in
         raise HrmEdgeError(f"--target must be one of {', '.join(trt_ops.TARGETS)}, got {target!r}")
     if puzzle_dtype not in ("float16", "float32"):
         raise HrmEdgeError(f"puzzle table dtype must be float16 or float32, got {puzzle_dtype!r}")
-    transform = transform_for(precision)
+    if precision == "int8-qdq":
+        transform = _qdq_transform(model, qdq or QdqOptions(), identifiers, log)
+    else:
+        transform = transform_for(precision)
     opts = ExportOptions(act=act, segments=segments, opset=opset, halt=halt, batch=batch)
     opts.validate(export_spec(model, segments))  # every option before any tracing
     with bd.StagedBundle(out, force=force) as staged:
@@ -124,6 +162,13 @@ def export_model(model: Any, out: str | Path, *, act: str = "step", segments: in
         manifest["parity"] = report.to_dict()
         if precision != "fp32":
             manifest["precision_report"] = precision_report(report, onnx_info["bytes"])
+        if precision == "int8-qdq":
+            q = qdq or QdqOptions()
+            manifest["quantization"] = {"format": "QDQ", "calibration": q.calib, "calib_puzzles": q.puzzles,
+                                        "augment": q.augment, "segments": graph.spec.max_steps,
+                                        "weights": f"int8 symmetric {'per-channel' if q.per_channel else 'per-tensor'}",
+                                        "activations": "int8 symmetric per-tensor (MinMax)",
+                                        "fp32_matmuls": list(q.keep_fp32)}
         manifest["timing"] = {"export_seconds": round(graph.seconds, 2),
                               "total_seconds": round(time.perf_counter() - t0, 2)}
         bd.write_manifest(staged.dir, manifest)
@@ -182,4 +227,4 @@ def verify_bundle(bundle: str | Path, ckpt: str | Path | None = None, *, target:
 
 
 __all__ = ["export_model", "export_checkpoint", "verify_bundle", "ExportResult", "default_out", "default_target",
-           "summary_row"]
+           "summary_row", "QdqOptions", "DEFAULT_CALIB_SOURCE"]

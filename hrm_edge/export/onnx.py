@@ -10,7 +10,8 @@ Read top to bottom:
      samples, count steps, `act.halt_mask` with the segment number as a tensor), so the in-graph
      halting is the same rule as the host driver's.
 3. `dedupe_initializers` turns constants into initializers and stores identical ones once (the
-   TorchScript exporter folds RoPE tables into one copy per attention call).
+   TorchScript exporter folds RoPE tables into one copy per attention call); `fusable.canonical_norms`
+   writes norms in the form runtime fusion passes match.
 4. `unrolled` chains N copies of the body's *nodes* and `loop` wraps them in an ONNX `Loop` whose
    body reads the outer initializers; either way every weight is stored once.
 
@@ -37,6 +38,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from hrm_edge.errors import HrmEdgeError
+from hrm_edge.export.fusable import canonical_norms
 from hrm_edge.model.act import halt_mask
 from hrm_edge.runtime.base import ACT_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, ModelSpec, spec_from_config
 
@@ -499,6 +501,7 @@ def pin_step_output_shapes(g: onnx.ModelProto, spec: ModelSpec, batch: int | Non
 
 def export_step(model: nn.Module, spec: ModelSpec, opts: ExportOptions, transform: Transform | None) -> ExportedGraph:
     g = dedupe_initializers(trace_step(model, spec, opts))
+    canonical_norms(g)
     pin_step_output_shapes(g, spec, opts.batch)
     if transform is not None:
         g = transform(g)
@@ -509,6 +512,7 @@ def export_step(model: nn.Module, spec: ModelSpec, opts: ExportOptions, transfor
 def export_unrolled(model: nn.Module, spec: ModelSpec, opts: ExportOptions, transform: Transform | None
                     ) -> ExportedGraph:
     body = dedupe_initializers(trace_body(model, spec, opts))
+    canonical_norms(body)
     if transform is not None:
         body = transform(body)
         toposort(body.graph)
@@ -518,6 +522,7 @@ def export_unrolled(model: nn.Module, spec: ModelSpec, opts: ExportOptions, tran
 
 def export_loop(model: nn.Module, spec: ModelSpec, opts: ExportOptions, transform: Transform | None) -> ExportedGraph:
     body = dedupe_initializers(trace_body(model, spec, opts))
+    canonical_norms(body)
     if transform is not None:
         body = transform(body)
         toposort(body.graph)

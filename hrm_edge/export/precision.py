@@ -24,7 +24,9 @@ import onnx
 
 from hrm_edge.errors import HrmEdgeError, MissingDependencyError
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "int8-qdq")
+# matmul groups a static int8 export may leave in fp32 (see `matmul_groups`)
+KEEP_GROUPS = ("attention", "heads")
 # ops a normalisation is built from (rms_norm / layer_norm of model/layers.py, exported)
 _NORM_OPS = {"ReduceMean", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "Neg", "Cast"}
 _STAT_OPS = {"Pow", "Mul", "Sub", "ReduceMean", "Cast"}
@@ -103,10 +105,127 @@ def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def transform_for(precision: str) -> Any:
+def matmul_groups(graph: onnx.GraphProto) -> dict[str, list[str]]:
+    """MatMul / Gemm node names by role: `weights` (one constant operand: the layers' Linears),
+    `attention` (both operands activations: Q K^T and P V) and `heads` (the weight matmuls nearest
+    the logits / q outputs: lm_head / output, q_head / halt_predictor). Classify the fp32 graph: after
+    quantization a weight arrives through DequantizeLinear and would read as an activation."""
+    _name_nodes(graph)
+    consts = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    producer = {o: n for n in graph.node for o in n.output}
+    heads: set[str] = set()
+    for out in graph.output:
+        if out.name not in ("logits", "q_halt", "q_continue") and not out.name.startswith(("logits", "q_")):
+            continue
+        stack, seen = [out.name], set()
+        while stack:
+            p = producer.get(stack.pop())
+            if p is None or p.name in seen:
+                continue
+            seen.add(p.name)
+            if p.op_type in ("MatMul", "Gemm"):
+                heads.add(p.name)
+            else:
+                stack.extend(p.input)
+    groups: dict[str, list[str]] = {"weights": [], "attention": [], "heads": []}
+    for n in graph.node:
+        if n.op_type not in ("MatMul", "Gemm"):
+            continue
+        if n.name in heads:
+            groups["heads"].append(n.name)
+        elif any(i in consts for i in n.input[:2]):
+            groups["weights"].append(n.name)
+        else:
+            groups["attention"].append(n.name)
+    return groups
+
+
+class _Feeds:
+    """onnxruntime.quantization CalibrationDataReader over an iterator of feeds."""
+
+    def __init__(self, feeds: Any) -> None:
+        self._it = iter(feeds)
+
+    def get_next(self) -> dict[str, Any] | None:
+        return next(self._it, None)
+
+
+def to_int8_qdq(model: onnx.ModelProto, feeds: Any, *, per_channel: bool = True,
+                keep_fp32: tuple[str, ...] = ("heads",)) -> onnx.ModelProto:
+    """Static int8 in QDQ format, calibrated (MinMax) on `feeds` (an iterable of graph feeds).
+
+    Standard QuantizeLinear / DequantizeLinear only, int8 with zero point 0 for weights *and*
+    activations (symmetric), so TensorRT's explicit-quantization parser takes the same artifact
+    that ONNX Runtime runs with its int8 kernels. Only MatMul / Gemm are quantized: norms, softmax,
+    RoPE and residual sums stay fp32. `keep_fp32` names matmul groups of `matmul_groups` left in
+    fp32 too; `per_channel` gives every weight column its own scale.
+    """
+    try:
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    except ImportError as exc:  # pragma: no cover
+        raise MissingDependencyError(f"int8-qdq export needs onnxruntime.quantization: {exc}") from None
+    bad = [k for k in keep_fp32 if k not in KEEP_GROUPS]
+    if bad:
+        raise HrmEdgeError(f"matmul groups kept in fp32 must be among {', '.join(KEEP_GROUPS)}, got {', '.join(bad)}")
+    groups = matmul_groups(model.graph)
+    exclude = [n for k in keep_fp32 for n in groups[k]]
+    with tempfile.TemporaryDirectory(prefix="hrm-edge-qdq-") as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "qdq.onnx"
+        onnx.save(model, src)
+        quantize_static(src, dst, _Feeds(feeds), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul", "Gemm"],
+                        per_channel=per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                       "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}})
+        out = onnx.load(dst)
+    kept = ", ".join(keep_fp32) or "none"
+    out.graph.doc_string = (f"static int8 QDQ ({'per-channel' if per_channel else 'per-tensor'} weights, symmetric "
+                            f"activations); fp32 matmul groups: {kept}; {len(exclude)} of "
+                            f"{sum(map(len, groups.values()))} matmuls kept in fp32")
+    return out
+
+
+def activations_to_uint8(model: onnx.ModelProto) -> int:
+    """Re-express symmetric int8 activation Q/DQ pairs as uint8 with zero point 128, in place; returns how many.
+
+    Exact: round(x / s) + 128 clamped to [0, 255] is the int8 code plus 128, and DequantizeLinear
+    subtracts the zero point again. It changes only which kernels ONNX Runtime picks: its x86 int8
+    matmuls are u8 x s8 (VNNI `vpdpbusd`), while s8 x s8 falls back to slow paths or stays unfused
+    (measured in benchmarks/README.md). The bundle keeps the int8 form TensorRT requires; the ORT
+    runner applies this when it loads an int8-qdq model. Weights (DQ of an initializer) stay int8.
+    """
+    import numpy as np
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    from_init: set[str] = set()  # zero points that also dequantize a constant (weights): leave them
+    q_zps: set[str] = set()
+    for n in model.graph.node:
+        if n.op_type == "QuantizeLinear" and len(n.input) > 2:
+            q_zps.add(n.input[2])
+        elif n.op_type == "DequantizeLinear" and len(n.input) > 2 and n.input[0] in inits:
+            from_init.add(n.input[2])
+    count = 0
+    for name in sorted(q_zps - from_init):
+        t = inits.get(name)
+        if t is None or t.data_type != onnx.TensorProto.INT8:
+            continue
+        zp = numpy_helper.to_array(t).astype(np.int16) + 128
+        t.CopyFrom(numpy_helper.from_array(zp.astype(np.uint8), name))
+        count += 1
+    return count
+
+
+def transform_for(precision: str, calib: Any = None, **qdq: Any) -> Any:
+    """The segment-graph transform of a precision; int8-qdq needs `calib(model) -> feeds` (see export/calib.py)."""
     if precision not in PRECISIONS:
         raise HrmEdgeError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "int8-qdq":
+        if calib is None:
+            raise HrmEdgeError("int8-qdq needs calibration puzzles (--calib TASKS)")
+        return lambda model: to_int8_qdq(model, calib(model), **qdq)
     return {"fp32": None, "fp16": to_fp16, "int8": to_int8}[precision]
 
 
-__all__ = ["PRECISIONS", "fp32_islands", "to_fp16", "to_int8", "transform_for"]
+__all__ = ["PRECISIONS", "KEEP_GROUPS", "fp32_islands", "matmul_groups", "to_fp16", "to_int8", "to_int8_qdq",
+           "activations_to_uint8", "transform_for"]

@@ -169,7 +169,7 @@ class Runner(ABC):
         return out
 
     def check_feed(self, feed: dict[str, np.ndarray]) -> None:
-        """Names, dtypes and shapes of a feed against the model's inputs (one clear error each)."""
+        """Names, dtypes and static dims of `feed` against the model's inputs (and that the runner is active)."""
         if not self.is_active:
             raise HrmEdgeError(f"{self.name}: runner used outside its `with` block (not activated)")
         meta = self.input_metadata()

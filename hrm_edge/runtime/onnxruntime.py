@@ -21,7 +21,7 @@ import numpy as np
 
 from hrm_edge.errors import HrmEdgeError, MissingDependencyError, first_sentence
 from hrm_edge.fileio import read_json
-from hrm_edge.runtime.base import ModelSpec, Runner, TensorMeta
+from hrm_edge.runtime.base import ModelSpec, Runner, StepSession, TensorMeta
 
 BUNDLE_FORMAT = "hrm-edge-bundle"
 MANIFEST = "manifest.json"
@@ -69,6 +69,40 @@ def read_puzzle_index(bundle: str | Path, manifest: dict[str, Any]) -> dict[str,
     return {k: int(v) for k, v in read_json(path, "puzzle index").get("rows", {}).items()}
 
 
+OPT_LEVELS = ("all", "extended", "basic", "none")
+
+
+def _uint8_activation_model(path: Path) -> bytes:
+    """An int8-qdq model with its activation Q/DQ as uint8 (exact; see export/precision.activations_to_uint8)."""
+    import onnx
+
+    from hrm_edge.export.precision import activations_to_uint8
+
+    model = onnx.load(str(path))
+    activations_to_uint8(model)
+    return model.SerializeToString()
+
+
+def session_options(threads: int | None = None, opt_level: str = "all") -> Any:
+    """Session options of every hrm-edge ORT session: intra-op threads and graph optimisation level.
+
+    `all` (ORT's default) adds layout and hardware-specific fusions to `extended` (e.g. FusedMatMul,
+    QuickGelu, LayerNormalization where the pattern is found); `none` runs the graph as exported.
+    """
+    import onnxruntime as ort
+
+    levels = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.graph_optimization_level = levels[opt_level]
+    if threads:
+        so.intra_op_num_threads = threads
+    return so
+
+
 def resolve_providers(providers: str | list[str] | None) -> list[str]:
     """Requested execution providers, full names; None = CPU. Unavailable ones are an error."""
     try:
@@ -97,6 +131,9 @@ class OrtRunner(Runner):
     bundle: str = ""
     providers: list[str] | None = None
     threads: int | None = None  # intra-op threads; None = ONNX Runtime's default
+    opt_level: str = "all"  # graph optimisation level (OPT_LEVELS)
+    io_binding: bool = True  # step mode: keep the carry in ORT-owned OrtValues between segments
+    uint8_activations: bool = True  # int8-qdq: run activations as u8 (exact; x86 int8 kernels are u8 x s8)
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
     name: str = "onnxruntime"
     model_path: str | None = None  # override the manifest's model file (parity checks of variants)
@@ -105,12 +142,16 @@ class OrtRunner(Runner):
 
     @classmethod
     def from_bundle(cls, bundle: str | Path, providers: str | list[str] | None = None,
-                    threads: int | None = None) -> OrtRunner:
+                    threads: int | None = None, opt_level: str = "all", io_binding: bool = True) -> OrtRunner:
         manifest = read_manifest(bundle)
         spec = ModelSpec.from_dict(manifest["spec"])
         act = manifest["act"]
+        if opt_level not in OPT_LEVELS:
+            raise HrmEdgeError(f"ONNX Runtime optimisation level must be one of {', '.join(OPT_LEVELS)}, "
+                               f"got {opt_level!r}")
         return cls(spec=spec, act_mode=act["mode"], baked_halt=act.get("halt"), bundle=str(bundle),
-                   providers=resolve_providers(providers), threads=threads, manifest=manifest)
+                   providers=resolve_providers(providers), threads=threads, manifest=manifest,
+                   opt_level=opt_level, io_binding=io_binding)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def activate(self) -> None:
@@ -126,13 +167,13 @@ class OrtRunner(Runner):
             if file_sha256(path) != want_sha:
                 raise HrmEdgeError("does not match its manifest (sha256 differs): the bundle was modified or mixed "
                                    "with another export; re-export it", path)
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        if self.threads:
-            so.intra_op_num_threads = self.threads
+        so = session_options(self.threads, self.opt_level)
         t0 = time.perf_counter()
+        source: str | bytes = str(path)
+        if self.manifest.get("precision") == "int8-qdq" and self.uint8_activations:
+            source = _uint8_activation_model(path)
         try:
-            self._session = ort.InferenceSession(str(path), so, providers=self.providers or ["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(source, so, providers=self.providers or ["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - ORT raises several private exception types
             raise HrmEdgeError(f"ONNX Runtime cannot load the model: {first_sentence(str(exc))}", path) from None
         self.load_seconds = time.perf_counter() - t0
@@ -160,6 +201,12 @@ class OrtRunner(Runner):
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outs = self._session.run(None, feed)
         return dict(zip(self._outputs, outs))
+
+    def step_session(self, feed: dict[str, np.ndarray]) -> StepSession:
+        """With I/O binding (the default) the carry stays in ORT-owned OrtValues between segments."""
+        if not self.io_binding:
+            return super().step_session(feed)
+        return _BoundStepSession(self, feed)
 
     # -- puzzle embeddings -------------------------------------------------------------------------
     def _puzzle_table(self) -> np.ndarray | None:
@@ -205,5 +252,57 @@ class OrtRunner(Runner):
         return np.asarray(out, dtype=np.int64)
 
 
-__all__ = ["OrtRunner", "read_manifest", "resolve_providers", "open_puzzle_table", "read_puzzle_index",
-           "BUNDLE_FORMAT", "MANIFEST", "PROVIDER_ALIASES"]
+__all__ = ["OrtRunner", "OPT_LEVELS", "session_options", "read_manifest", "resolve_providers", "open_puzzle_table",
+           "read_puzzle_index", "BUNDLE_FORMAT", "MANIFEST", "PROVIDER_ALIASES"]
+
+
+class _BoundStepSession(StepSession):
+    """Step segments with I/O binding: the carry never leaves ONNX Runtime.
+
+    Two pairs of ORT-owned carry buffers alternate (segment k reads one pair and writes the other);
+    logits and q values are written into numpy arrays bound once per batch, so a segment costs one
+    `run_with_iobinding` and no copies. Same kernels, same inputs: the outputs are bitwise those of
+    the plain path (tests/test_runtime_iobinding.py).
+    """
+
+    def __init__(self, runner: OrtRunner, feed: dict[str, np.ndarray]) -> None:
+        import onnxruntime as ort
+
+        super().__init__(runner, feed)
+        runner.check_feed(feed)
+        self.sess = runner._session
+        device = "cuda" if runner.active_providers[:1] == ["CUDAExecutionProvider"] else "cpu"
+        out_meta = {o["name"]: o for o in runner.manifest["outputs"]}
+        b = feed["tokens"].shape[0]
+        self.io = self.sess.io_binding()
+        for name in ("tokens", "puzzle_emb"):
+            if name in feed:
+                self.io.bind_cpu_input(name, feed[name])
+        self.host: dict[str, np.ndarray] = {}
+        for name in ("logits", "q_halt", "q_continue"):
+            shape = [b if not isinstance(d, int) else d for d in out_meta[name]["shape"]]
+            self.host[name] = np.empty(shape, _DTYPES[out_meta[name]["dtype"]])
+            self.io.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(self.host[name]))
+        z_shape, z_type = feed["z_H"].shape, feed["z_H"].dtype
+        self.pairs = [tuple(ort.OrtValue.ortvalue_from_numpy(feed[k], device) for k in ("z_H", "z_L")),
+                      tuple(ort.OrtValue.ortvalue_from_shape_and_type(z_shape, z_type, device) for _ in range(2))]
+        self.halted = [feed["halted"], np.zeros_like(feed["halted"])]
+        self.k = 0
+
+    def run(self) -> tuple[np.ndarray, np.ndarray]:
+        (h_in, l_in), (h_out, l_out) = self.pairs[self.k % 2], self.pairs[(self.k + 1) % 2]
+        self.io.bind_cpu_input("halted", self.halted[min(self.k, 1)])
+        self.io.bind_ortvalue_input("z_H", h_in)
+        self.io.bind_ortvalue_input("z_L", l_in)
+        self.io.bind_ortvalue_output("z_H_next", h_out)
+        self.io.bind_ortvalue_output("z_L_next", l_out)
+        t0 = time.perf_counter()
+        self.sess.run_with_iobinding(self.io)
+        self.runner.inference_times.append(time.perf_counter() - t0)
+        return self.host["q_halt"], self.host["q_continue"]
+
+    def logits(self, rows: np.ndarray) -> np.ndarray:
+        return self.host["logits"][rows]
+
+    def advance(self) -> None:
+        self.k += 1

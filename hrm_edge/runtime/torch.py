@@ -21,6 +21,7 @@ class TorchRunner(Runner):
     model: Any = None
     device: str = "cpu"
     name: str = "torch"
+    autocast: str | None = None  # "bfloat16": matmuls and attention in bf16 (CPUs with bf16 units); norms stay fp32
     _dtype: torch.dtype = field(default=torch.float32, repr=False)
 
     @classmethod
@@ -54,8 +55,10 @@ class TorchRunner(Runner):
     @torch.inference_mode()
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         t = {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in feed.items()}
-        logits, q_halt, q_cont, z_H, z_L = self.model.step(t["tokens"], t.get("puzzle_emb"), t["z_H"], t["z_L"],
-                                                           t["halted"])
+        dev = "cuda" if self.device.startswith("cuda") else "cpu"
+        with torch.autocast(dev, dtype=getattr(torch, self.autocast or "float32"), enabled=self.autocast is not None):
+            logits, q_halt, q_cont, z_H, z_L = self.model.step(t["tokens"], t.get("puzzle_emb"), t["z_H"], t["z_L"],
+                                                               t["halted"])
         out = {"logits": logits, "q_halt": q_halt, "q_continue": q_cont, "z_H_next": z_H, "z_L_next": z_L}
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()

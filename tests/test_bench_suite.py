@@ -1,0 +1,57 @@
+"""`hrm-edge bench --preset`: the variant suite writes its record (JSON + markdown + PNG) with the figures it claims.
+
+Timings are never asserted (they depend on the machine); what is checked is what must hold on any
+machine: every requested variant has a row, FLOPs per segment are the analytic count, every segment
+was timed, agreement with the PyTorch row is computed against PyTorch, and bad options fail first.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hrm_edge.bench.flops import segment_flops
+from hrm_edge.bench.suite import PeakRss
+from hrm_edge.config import preset
+
+
+def test_preset_suite_writes_the_record(cli, tmp_path: Path) -> None:
+    r = cli("bench", "--preset", "tiny", "--batch", "1", "--batch", "2", "--puzzles", "2", "--repeat", "1",
+            "--runtimes", "torch,ort-fp32-step", "--no-peaks", "--threads", "1", "--out-dir", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-2000:]
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert folder.name.endswith("c") and folder.name[:4].isdigit()  # <date>_<cpu>-<cores>c
+    assert {p.name for p in folder.iterdir()} == {"bench.json", "bench.md", "bench.png"}
+    rec = json.loads((folder / "bench.json").read_text())
+    rows = rec["rows"]
+    assert [(x["variant"], x["batch"]) for x in rows] == [("torch", 1), ("ort-fp32-step", 1), ("torch", 2),
+                                                           ("ort-fp32-step", 2)]
+    assert all(x["status"] == "ok" for x in rows)
+    per_puzzle = segment_flops(preset("tiny")).total / 1e9
+    for x in rows:
+        assert x["gflop_per_segment"] == per_puzzle * x["batch"]
+        assert x["segments_timed"] == 4 * (2 // x["batch"])  # tiny: 4 segments a run, 2 puzzles per batch size
+        assert x["puzzles"] == 2 and x["segment_ms"]["p50"] > 0 and x["puzzles_per_s"] > 0
+        assert x["cells_equal_torch_pct"] >= 99.0
+    assert rows[0]["grids_equal_torch_pct"] == 100.0  # the torch row against itself
+    md = (folder / "bench.md").read_text()
+    assert "| torch | 1 |" in md and "| ort-fp32-step | 2 |" in md and "tiny (random weights)" in md
+    assert rec["machine"]["cpu"]["cpus"] and "onnxruntime" in rec["machine"]
+
+
+def test_bad_options_fail_before_work(cli, tmp_path: Path) -> None:
+    r = cli("bench", "--preset", "tiny", "--runtimes", "torch,ort-fast", "--out-dir", str(tmp_path / "o"))
+    assert r.returncode == 2 and "--runtimes" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = cli("bench", "--preset", "nope", "--out-dir", str(tmp_path / "o"))
+    assert r.returncode == 2 and "unknown preset" in r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_peak_rss_sees_an_allocation() -> None:
+    with PeakRss() as mem:
+        a = np.ones(64 * 2**20 // 8)  # 64 MB, touched
+        a.sum()
+        del a
+    assert mem.delta_mb >= 48

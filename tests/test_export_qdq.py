@@ -1,0 +1,114 @@
+"""Static int8 in QDQ form: calibrated on real augmented ARC puzzles, standard Q/DQ a TensorRT parser takes,
+structural parity levels pass, and its agreement with fp32 PyTorch is measured and recorded.
+
+Agreement floors here are loose sanity bounds for tiny random models (>= 80% of cells at L4), not
+product claims; benchmarks/README.md reports the measured figures for the real presets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from test_export_kit import tiny_model
+
+from hrm_edge.export import QdqOptions, export_model
+from hrm_edge.export.calib import calibration_puzzles, segment_feeds
+from hrm_edge.export.onnx import ExportOptions, export_onnx
+from hrm_edge.export.precision import activations_to_uint8, matmul_groups
+from hrm_edge.runtime.onnxruntime import OrtRunner
+
+QDQ = QdqOptions(puzzles=4, augment=2)
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-lite"])
+def test_qdq_export_passes_structural_levels_and_reports_agreement(tmp_path: Path, name: str) -> None:
+    m = tiny_model(name)
+    r = export_model(m, tmp_path / "qdq", precision="int8-qdq", l3_batches=(2,), l4_puzzles=3, qdq=QDQ)
+    man = r.manifest
+    assert man["precision"] == "int8-qdq" and man["target"] == "trt-8.5"
+    levels = man["parity"]["levels"]
+    assert levels["L1"]["ok"] and levels["L2"]["ok"]  # structure: lint + every weight (int8: within half a step)
+    assert man["targets"]["trt-8.5"]["ok"] and man["targets"]["trt-10"]["ok"]
+    ops = man["onnx"]["op_types"]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    assert not {"MatMulInteger", "DynamicQuantizeLinear", "QLinearMatMul"} & set(ops)
+    assert not levels["L3"]["details"]["gated"]
+    cells = [s["cell_agreement"] for s in levels["L4"]["details"]["modes"].values()]
+    assert cells and min(cells) >= 0.80
+    assert "l4" in man["precision_report"]
+    q = man["quantization"]
+    assert q["format"] == "QDQ" and q["calibration"] == "arc-agi-1/training"
+    assert q["fp32_matmuls"] == ["attention", "heads"]
+
+
+def test_qdq_is_symmetric_int8_and_leaves_attention_in_fp32(tmp_path: Path) -> None:
+    """TensorRT explicit quantization needs int8 with zero point 0; attention products stay fp32 by default."""
+    m = tiny_model("tiny")
+    r = export_model(m, tmp_path / "qdq", precision="int8-qdq", l3_batches=(1,), l4_puzzles=0, qdq=QDQ)
+    model = onnx.load(str(r.path / "model.onnx"))
+    inits = {t.name: t for t in model.graph.initializer}
+    zps = [n.input[2] for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert zps
+    for z in set(zps):
+        assert inits[z].data_type == TensorProto.INT8 and not numpy_helper.to_array(inits[z]).any()
+    producer = {o: n for n in model.graph.node for o in n.output}
+    groups = matmul_groups(export_onnx(m, ExportOptions()).model.graph)  # roles from the fp32 graph, same names
+    assert groups["attention"]
+    for name in groups["attention"] + groups["heads"]:
+        node = next(n for n in model.graph.node if n.name == name)
+        assert all(producer.get(i) is None or producer[i].op_type != "DequantizeLinear" for i in node.input)
+    quantized = [n for n in model.graph.node if n.name in groups["weights"]
+                 and any(i in producer and producer[i].op_type == "DequantizeLinear" for i in n.input)]
+    assert len(quantized) == len(groups["weights"])
+    with OrtRunner.from_bundle(r.path) as o:  # runs (activations as u8) and gives finite logits
+        tok = np.full((2, m.config.seq_len), 2, np.int32)
+        pe = np.zeros((2, m.config.puzzle_emb_ndim), np.float32)
+        assert np.isfinite(o.run_act(tok, pe).logits).all()
+
+
+def test_matmul_groups_of_a_step_graph() -> None:
+    # tiny: 6 layer passes x (qkv, o_proj, gate_up, down) weight matmuls, x (QK^T, PV) attention, + lm_head, q_head
+    g = export_onnx(tiny_model("tiny"), ExportOptions()).model
+    groups = matmul_groups(g.graph)
+    assert (len(groups["weights"]), len(groups["attention"]), len(groups["heads"])) == (24, 12, 2)
+
+
+def test_uint8_activations_are_exact() -> None:
+    """int8 (zero point 0) -> uint8 (zero point 128) changes the codes, never the dequantized values."""
+    x = np.linspace(-3.0, 3.0, 1001, dtype=np.float32)
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
+    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1001])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1001])],
+                              initializer=[numpy_helper.from_array(np.array(0.02, np.float32), "s"),
+                                           numpy_helper.from_array(np.array(0, np.int8), "z")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+
+    def run(m: onnx.ModelProto) -> np.ndarray:
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    before = run(model)
+    assert activations_to_uint8(model) == 1
+    z = next(t for t in model.graph.initializer if t.name == "z")
+    assert z.data_type == TensorProto.UINT8 and int(numpy_helper.to_array(z)) == 128
+    after = run(model)
+    assert np.array_equal(before.view(np.uint32), after.view(np.uint32)) and np.unique(before).size > 250
+
+
+def test_calibration_feeds_cover_every_segment() -> None:
+    """Calibration sees each segment's real carry: segment 1 restarts, later ones carry the graph's own output."""
+    m = tiny_model("tiny")
+    g = export_onnx(m, ExportOptions()).model
+    tokens, pe = calibration_puzzles("arc-agi-1/training", m, 2, augment=2)
+    assert tokens.shape == (2, m.config.seq_len) and pe is not None and pe.shape == (2, m.config.puzzle_emb_ndim)
+    assert not np.array_equal(tokens[0], tokens[1])  # identity and an augmented copy differ
+    feeds = list(segment_feeds(g, tokens, pe, segments=3))
+    assert len(feeds) == 6
+    assert feeds[0]["halted"].all() and not feeds[1]["halted"].any()
+    assert not feeds[0]["z_H"].any() and feeds[1]["z_H"].any() and not np.array_equal(feeds[1]["z_H"], feeds[2]["z_H"])
