@@ -12,7 +12,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from test_export_kit import random_tokens, tiny_model
+from conftest import random_tokens, tiny_model
+from onnx import numpy_helper
 
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.export.onnx import ExportOptions, export_onnx, op_counts
@@ -140,7 +141,10 @@ def test_rope_tables_deduplicated() -> None:
     g = export_onnx(tiny_model("tiny"), ExportOptions(act="step")).model
     positions = 100 + 1
     rope = [t for t in g.graph.initializer if positions in t.dims]
-    assert 1 <= len(rope) <= 4, [(t.name, list(t.dims)) for t in rope]  # cos and sin, maybe in two layouts
+    # exactly one cos and one sin table, [positions, 1, head_dim]; a per-call copy would add more
+    assert [list(t.dims) for t in rope] == [[positions, 1, 16]] * 2, [(t.name, list(t.dims)) for t in rope]
+    cos, sin = (numpy_helper.to_array(t) for t in rope)
+    assert not np.allclose(cos, sin)
 
 
 def test_io_names_dtypes_and_ops() -> None:
