@@ -2,7 +2,7 @@
 
 The session bundles (conftest: one per family and ACT mode) ran the full ladder: L3 teacher-forced at
 batch 1 and 3 with base tolerance 1e-4 on logits and q-values, L4 free-running on 3 real ARC test
-inputs from arc-agi-1/evaluation, each segment within max(1e-4, 4 x PyTorch's own fp32-vs-float64 gap),
+inputs from arc-agi-1/evaluation, each segment within max(1e-4, 8 x PyTorch's own fp32-vs-float64 gap),
 so a passing export here is the same proof a user's export gets. Failing cases corrupt the graph after
 tracing and must leave no bundle (and no temp folder) behind.
 """

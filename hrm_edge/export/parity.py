@@ -25,9 +25,11 @@ L4  real puzzles, *free running*, the way a user runs them: ARC test inputs (dat
     Raw argmax grids (every canvas cell, decodable or not) at the halting segment are compared; a
     differing cell is allowed only where PyTorch's top-two margin is <= 2 x that segment's logit
     tolerance, a differing halting step only where the q decision is within the q tolerance.
-    FLOOR_FACTOR = 4: |runtime - PyTorch| <= |runtime - exact| + |PyTorch - exact|, and ONNX Runtime's
-    fp32 kernels measure up to ~3x further from float64 than PyTorch's (hrm-6m, CPU), so 3 + 1. A
-    wrong weight or op moves segment 1, where the floor is ~1e-6, far beyond the 1e-4 base.
+    FLOOR_FACTOR = 8: |runtime - PyTorch| <= |runtime - exact| + |PyTorch - exact|, so a runtime whose
+    own fp32 error is up to 7x PyTorch's passes (ONNX Runtime CPU on a random hrm-6m: gap / floor up to
+    3.2, at segment 5). What an export bug does shows from segment 1 on (every segment runs the same
+    graph), where the floor is ~3e-6 and the 1e-4 base decides; the factor only matters once the
+    recurrence has amplified PyTorch's own rounding past the base.
 fp16 / int8 bundles are measured the same way against fp32 PyTorch, but L3 / L4 only gate on finite
 outputs: their agreement is reported, not required (DESIGN: report precision effects separately).
 """
@@ -52,7 +54,7 @@ from hrm_edge.runtime.base import ActResult, ModelSpec, Runner, TensorMeta
 from hrm_edge.runtime.torch import TorchRunner
 
 BASE_TOL = {"fp32": 1e-4, "fp16": 1e-4, "int8": 1e-4}  # near-tie margin and fp32 gate
-FLOOR_FACTOR = 4.0  # see the module docstring: (3 + 1) x PyTorch's own fp32 error
+FLOOR_FACTOR = 8.0  # see the module docstring: a runtime up to 7x less exact than PyTorch fp32, + 1
 DEFAULT_L4_SOURCE = "arc-agi-1/evaluation"
 Log = Callable[[str], None]
 
