@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from conftest import random_tokens
 
 from hrm_edge.config import preset
 from hrm_edge.model import build_model
@@ -11,8 +12,10 @@ from hrm_edge.model.act import act_train_step, initial_train_carry
 
 
 def _batch(rng: np.random.Generator, b: int) -> dict[str, torch.Tensor]:
-    return {"inputs": torch.from_numpy(rng.integers(0, 12, (b, 900)).astype(np.int32)),
-            "labels": torch.from_numpy(rng.integers(0, 12, (b, 900)).astype(np.int32)),
+    """A training batch for the `tiny` preset: random inputs and labels, puzzle identifiers 0..15 cycled."""
+    model = build_model(preset("tiny"), seed=0)
+    return {"inputs": torch.from_numpy(random_tokens(model, b, rng)[0]),
+            "labels": torch.from_numpy(random_tokens(model, b, rng)[0]),
             "puzzle_identifiers": torch.arange(b, dtype=torch.int32) % 16}
 
 
