@@ -36,7 +36,7 @@ FAST = {"l3_batches": (1, 3), "l4_puzzles": 3}  # the ladder the session bundles
 # (family, ACT mode, baked halting rule): every mode once per family, every halting rule in a graph once
 BUNDLE_CASES = [("tiny", "step", "max"), ("tiny", "unrolled", "max"), ("tiny", "loop", "adaptive"),
                 ("tiny-lite", "step", "max"), ("tiny-lite", "unrolled", "max"), ("tiny-lite", "loop", "batch-mean")]
-TINY_IDENTIFIERS = [f"p{i}" for i in range(16)]
+TINY_IDENTIFIERS = ["<blank>"] + [f"p{i}" for i in range(1, 16)]  # the reference's list form
 
 
 # --------------------------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ def tasks_dir(kit_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def bundles(kit_dir: Path, tiny_ckpt: Path, lite_ckpt: Path) -> Iterator[dict[tuple[str, str, str], Any]]:
     """One parity-checked bundle per (family, ACT mode) of BUNDLE_CASES, exported from the session
-    checkpoints with the FAST ladder; the tiny step bundle carries an identifier index p0..p15."""
+    checkpoints with the FAST ladder; the tiny step bundle carries an identifier index (<blank>, p1..p15)."""
     from hrm_edge.export import export_checkpoint
 
     ids = kit_dir / "ids" / "identifiers.json"

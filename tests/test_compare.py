@@ -45,7 +45,7 @@ def test_compare_bundle_other_model_and_missing_tensorrt(kit, bundles, tmp_path:
     fake_engine = tmp_path / "model.engine"
     fake_engine.write_bytes(b"not an engine")
     step = bundles[("tiny", "step", "max")].path
-    others = [("onnxruntime", step, {"provider": "cpu"}), ("torch", kit["other"], {"device": "cpu"}),
+    others = [("onnxruntime", step, {"device": "cpu"}), ("torch", kit["other"], {"device": "cpu"}),
               ("tensorrt", fake_engine, {})]
     rep = compare_runtimes(kit["tasks"], ref, others, SolveOptions(augment=3, batch=4), warmup=False)
     assert [r.status for r in rep.rows] == ["ok", "ok", "ok", "unavailable"]
@@ -84,7 +84,7 @@ def test_compare_cli_several_bundles_json_md_png_and_a_tensorrt_row(kit, bundles
     assert r.returncode == 0, r.stderr
     assert "tensorrt" in r.stdout and "unavailable" in r.stdout
     data = json.loads((tmp_path / "compare.json").read_text())
-    assert [(row["runtime"], row["status"]) for row in data["rows"]] == [
+    assert [(row["kind"], row["status"]) for row in data["rows"]] == [
         ("torch", "ok"), ("onnxruntime", "ok"), ("onnxruntime", "ok"), ("tensorrt", "unavailable")]
     for row in data["rows"][1:3]:
         assert row["grid_match_pct"] == 100.0 and row["steps_match_pct"] == 100.0, row

@@ -24,7 +24,7 @@ ACT_TOL = 1e-3
 
 @pytest.fixture(scope="module")
 def tiny_bundles(bundles: dict) -> dict[str, tuple[object, Path]]:
-    """The session's step bundles of tiny / tiny-lite (tiny with identifiers p0..p15) and tiny's adaptive
+    """The session's step bundles of tiny / tiny-lite (tiny with identifiers <blank>, p1..p15) and tiny's adaptive
     loop bundle, each with the model it was exported from (same weights as the session checkpoints)."""
     return {"tiny": (tiny_model("tiny"), bundles[("tiny", "step", "max")].path),
             "tiny-lite": (tiny_model("tiny-lite"), bundles[("tiny-lite", "step", "max")].path),
