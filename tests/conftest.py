@@ -29,7 +29,10 @@ import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# The kit's tiny models run fastest on one thread (a parallel region costs more than their matmuls, and on
+# a shared CPU a second thread busy-waits: a tiny export took 19 s on 2 threads, 3 s on 1). Results are
+# bit-identical across thread counts on CPU. Real-size tests ask for more with the `all_threads` fixture.
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {"l3_batches": (1, 3), "l4_puzzles": 3}  # the ladder the session bundles pass
@@ -49,15 +52,19 @@ class CliResult:
     stderr: str
 
 
-def run_cli(*args: str, inprocess: bool = False, cwd: str | Path | None = None, timeout: int = 600) -> CliResult:
+def run_cli(*args: str, inprocess: bool = False, cwd: str | Path | None = None, timeout: int = 600,
+            threads: int | None = None) -> CliResult:
     """`hrm-edge ARGS` as a user runs it, on this checkout's code.
 
     Default: a subprocess (what the console script does, process-level behaviour included). With
     `inprocess`, the same entry point `cli.main` in this process (no interpreter and torch start-up);
-    exit codes and the one-line error mapping are the same code path.
+    exit codes and the one-line error mapping are the same code path. `threads` sets the subprocess's
+    OMP_NUM_THREADS (torch's default pool size) for commands without a --threads option.
     """
     if not inprocess:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+        if threads is not None:
+            env["OMP_NUM_THREADS"] = str(threads)
         p = subprocess.run([sys.executable, "-m", "hrm_edge.cli", *args], capture_output=True, text=True,
                            cwd=cwd, timeout=timeout, env=env)
         return CliResult(p.returncode, p.stdout, p.stderr)
@@ -90,6 +97,15 @@ def cli():
 def cli_fast():
     """The CLI in this process."""
     return lambda *args, **kw: run_cli(*args, inprocess=True, **kw)
+
+
+@pytest.fixture
+def all_threads() -> Iterator[int]:
+    """torch on min(2, cores) threads for this test (real-size models), one again afterwards."""
+    n = min(2, os.cpu_count() or 1)
+    torch.set_num_threads(n)
+    yield n
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

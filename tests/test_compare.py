@@ -108,8 +108,8 @@ def test_bench_cli_times_runtimes_on_random_grids_and_real_tasks(kit, cli_fast, 
     threads = torch.get_num_threads()
     try:
         r = cli_fast("bench", str(kit["folder"]), "--ckpt", str(kit["ckpt"]), "--puzzles", "3", "--out",
-                          str(out), "--device", "cpu", "--threads", "1")
-        assert torch.get_num_threads() == 1  # --threads reaches torch's (process-wide) pool
+                          str(out), "--device", "cpu", "--threads", "2")
+        assert threads == 1 and torch.get_num_threads() == 2  # --threads reaches torch's (process-wide) pool
     finally:
         torch.set_num_threads(threads)
     assert r.returncode == 0, r.stderr

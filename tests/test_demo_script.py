@@ -22,7 +22,7 @@ def test_demo_script_reduced(tasks_dir: Path, tmp_path: Path) -> None:
     shim.chmod(0o755)
     out = tmp_path / "demo_out"
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", DEMO_OUT=str(out),
-               DEMO_TASKS=str(tasks_dir))
+               DEMO_TASKS=str(tasks_dir), OMP_NUM_THREADS="1")  # tiny model: one thread is fastest
     p = subprocess.run(["bash", str(ROOT / "scripts" / "demo.sh")], capture_output=True, text=True, env=env,
                        timeout=900, cwd=tmp_path)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]

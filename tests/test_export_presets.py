@@ -25,7 +25,8 @@ TASK = "009d5c81"  # arc-agi-1/evaluation: where the fixed-tolerance L4 refused 
 
 
 @pytest.mark.parametrize("name", ["hrm-6m", "lite-5.7m"])
-def test_real_size_preset_exports_and_passes_the_per_segment_gate(cli_fast, tmp_path: Path, name: str) -> None:
+def test_real_size_preset_exports_and_passes_the_per_segment_gate(cli_fast, all_threads, tmp_path: Path,
+                                                                   name: str) -> None:
     ckpt = tmp_path / f"{name}.pt"
     r = cli_fast("init", "--preset", name, "--out", str(ckpt))
     assert r.returncode == 0, r.stderr

@@ -63,7 +63,7 @@ def test_bad_tasks_are_reported_skipped_and_exit_1(kit, cli, tmp_path: Path) -> 
         "notest": {"train": [{"input": [[1]], "output": [[2]]}]},
         "colour": {"train": [{"input": [[12]], "output": [[2]]}], "test": [{"input": [[1]]}]}})
     out = tmp_path / "sub.json"
-    r = cli("solve", str(folder), "--ckpt", str(kit["ckpt"]), "--augment", "2", "--out", str(out))
+    r = cli("solve", str(folder), "--ckpt", str(kit["ckpt"]), "--augment", "2", "--out", str(out), threads=1)
     assert r.returncode == 1, r.stderr
     skipped = [line for line in r.stderr.splitlines() if line.startswith("skipped:")]
     assert len(skipped) == 4, r.stderr
