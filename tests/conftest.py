@@ -214,8 +214,8 @@ def tiny_ckpt(kit_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def other_ckpt(kit_dir: Path) -> Path:
-    """The same preset as `tiny_ckpt` with another seed (different weights)."""
-    return small_checkpoint(kit_dir / "ckpt" / "tiny-seed1.pt", seed=1)
+    """The same preset as `lite_ckpt` with another seed (different weights)."""
+    return small_checkpoint(kit_dir / "ckpt" / "tiny-lite-seed1.pt", name="tiny-lite", seed=1)
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,11 @@
 """`compare` / `bench` and the measurement harness they share.
 
-The reference is PyTorch on the session's tiny checkpoint; the rows under test are real other
-runtimes: the session's ONNX bundles of the same checkpoint (ONNX Runtime: identical grids and halting,
-a logit delta that is not zero, since another runtime rounds differently, and <= 1e-3, the free-running
-fp32 tolerance of test_runtime_ort), a differently seeded checkpoint (must disagree) and a TensorRT
-engine on a machine without TensorRT (a row with its reason, not a crash).
+The reference is PyTorch on the session's tiny-lite checkpoint (no puzzle table, so a bundle gets the
+very same inputs); the rows under test are real other runtimes: the session's ONNX bundles of the same
+checkpoint (ONNX Runtime: identical grids and halting, a logit delta that is not zero, since another
+runtime rounds differently, and <= 1e-3, the free-running fp32 tolerance of test_runtime_ort), a
+differently seeded checkpoint (must disagree) and a TensorRT engine on a machine without TensorRT (a
+row with its reason, not a crash). The ACT v1 checkpoint with its puzzle table runs in `bench`.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ ORT_TOL = 1e-3
 
 
 @pytest.fixture(scope="module")
-def kit(tiny_ckpt: Path, other_ckpt: Path, tasks_dir: Path) -> dict:
-    return {"ckpt": tiny_ckpt, "other": other_ckpt, "folder": tasks_dir,
+def kit(lite_ckpt: Path, tiny_ckpt: Path, other_ckpt: Path, tasks_dir: Path) -> dict:
+    return {"ckpt": lite_ckpt, "act": tiny_ckpt, "other": other_ckpt, "folder": tasks_dir,
             "tasks": load_tasks(tasks_dir, canvas=10).tasks}
 
 
@@ -44,7 +45,7 @@ def test_compare_bundle_other_model_and_missing_tensorrt(kit, bundles, tmp_path:
     ref = open_runtime("torch", kit["ckpt"], device="cpu")
     fake_engine = tmp_path / "model.engine"
     fake_engine.write_bytes(b"not an engine")
-    step = bundles[("tiny", "step", "max")].path
+    step = bundles[("tiny-lite", "step", "max")].path
     others = [("onnxruntime", step, {"device": "cpu"}), ("torch", kit["other"], {"device": "cpu"}),
               ("tensorrt", fake_engine, {})]
     rep = compare_runtimes(kit["tasks"], ref, others, SolveOptions(augment=3, batch=4), warmup=False)
@@ -77,7 +78,7 @@ def test_unknown_runtime_artifacts_become_reasons() -> None:
 
 def test_compare_cli_several_bundles_json_md_png_and_a_tensorrt_row(kit, bundles, cli_fast, tmp_path: Path) -> None:
     """Step and unrolled bundles of the reference checkpoint in one table, plus a TensorRT row."""
-    step, unrolled = bundles[("tiny", "step", "max")].path, bundles[("tiny", "unrolled", "max")].path
+    step, unrolled = bundles[("tiny-lite", "step", "max")].path, bundles[("tiny-lite", "unrolled", "max")].path
     r = cli_fast("compare", str(kit["folder"]), "--ckpt", str(kit["ckpt"]), "--bundle", str(step), "--bundle",
                  str(unrolled), "--engine", str(tmp_path / "model.engine"), "--augment", "2", "--batch", "3",
                  "--out-dir", str(tmp_path), "--device", "cpu")
@@ -96,7 +97,7 @@ def test_compare_cli_several_bundles_json_md_png_and_a_tensorrt_row(kit, bundles
 
 def test_bench_cli_times_runtimes_on_random_grids_and_real_tasks(kit, cli_fast, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    r = cli_fast("bench", "--ckpt", str(kit["ckpt"]), "--engine", str(tmp_path / "x.engine"), "--puzzles", "4",
+    r = cli_fast("bench", "--ckpt", str(kit["act"]), "--engine", str(tmp_path / "x.engine"), "--puzzles", "4",
                       "--batch", "2", "--out", str(out), "--device", "cpu")
     assert r.returncode == 0, r.stderr
     data = json.loads(out.read_text())
@@ -107,7 +108,7 @@ def test_bench_cli_times_runtimes_on_random_grids_and_real_tasks(kit, cli_fast, 
 
     threads = torch.get_num_threads()
     try:
-        r = cli_fast("bench", str(kit["folder"]), "--ckpt", str(kit["ckpt"]), "--puzzles", "3", "--out",
+        r = cli_fast("bench", str(kit["folder"]), "--ckpt", str(kit["act"]), "--puzzles", "3", "--out",
                           str(out), "--device", "cpu", "--threads", "2")
         assert threads == 1 and torch.get_num_threads() == 2  # --threads reaches torch's (process-wide) pool
     finally:

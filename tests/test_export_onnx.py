@@ -7,6 +7,8 @@ segments; the segment-level 1e-4 is what the parity ladder gates on), with ident
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -185,10 +187,13 @@ def test_segments_option() -> None:
     assert run(session(g.model), {"tokens": tokens, "puzzle_emb": pe})["steps"].tolist() == [2, 2]
 
 
-@pytest.mark.parametrize("bad", [ExportOptions(act="scan"), ExportOptions(opset=12), ExportOptions(segments=0),
-                                 ExportOptions(batch=0), ExportOptions(act="loop", halt="sometimes")])
-def test_bad_options(bad: ExportOptions) -> None:
-    with pytest.raises(HrmEdgeError):
+@pytest.mark.parametrize("bad, says", [(ExportOptions(act="scan"), "--act must be one of"),
+                                       (ExportOptions(opset=12), "--opset 12 is outside"),
+                                       (ExportOptions(segments=0), "--segments must be >= 1"),
+                                       (ExportOptions(batch=0), "--batch must be"),
+                                       (ExportOptions(act="loop", halt="sometimes"), "sometimes")])
+def test_bad_options(bad: ExportOptions, says: str) -> None:
+    with pytest.raises(HrmEdgeError, match=re.escape(says)):
         export_onnx(tiny_model("tiny-lite"), bad)
 
 

@@ -7,9 +7,10 @@ room's parity ladder, then both runtimes solve the six tasks' test inputs (never
 two evaluation tasks the model never saw (blank identifier), with the same augmentations and
 batches. The submissions must be identical, byte for byte.
 
-The bundle is exported with an fp32 puzzle table: with the default fp16 table the logits move by up
-to ~0.2 on this model (the table's rounding, amplified over ACT segments), which can flip a near-tie
-argmax on another machine; the fp16 effect is what `compare` measures, not what this test pins down.
+The exactness test uses a bundle with an fp32 puzzle table (its L4 runs on the model's own trained
+tasks): with the default fp16 table the logits move by up to ~0.4 on this model (the table's rounding,
+amplified over ACT segments), which can flip a near-tie argmax on another machine. The default
+fp16-table bundle runs end to end through `compare` too, which reports its effect.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tasks = write_tasks(d / "tasks", seen + unseen)
     # the trained model's own tasks at L4 (their rows are in the table), so its parity is judged where it
     # answers with confidence; the fp16-table bundle is the default a user gets
-    res = export_checkpoint(d / "model.pt", d / "bundle", act="step", l3_batches=(2,), l4_source=str(tasks),
-                            l4_puzzles=4, puzzle_dtype="float32")
+    res = export_checkpoint(d / "model.pt", d / "bundle", act="step", l3_batches=(2,),
+                            l4_source=str(write_tasks(d / "seen", seen)), l4_puzzles=4, puzzle_dtype="float32")
     res16 = export_checkpoint(d / "model.pt", d / "bundle-fp16", act="step", l3_batches=(1,), l4_puzzles=0)
     return {"dir": d, "ckpt": d / "model.pt", "bundle": res.path, "bundle16": res16.path, "info": info,
             "tasks": tasks, "seen": [t.id for t in seen], "unseen": [t.id for t in unseen], "export": res}
@@ -82,7 +83,7 @@ def test_trained_export_passes_l4_on_its_own_tasks(trained) -> None:
     l4 = trained["export"].manifest["parity"]["levels"]["L4"]
     assert l4["ok"], l4["summary"]
     d = l4["details"]
-    assert d["gated"] and len(d["segments"]) == 4 and d["tasks"] == sorted(trained["seen"][:4])
+    assert d["gated"] and len(d["segments"]) == 4 and set(d["tasks"]) <= set(trained["seen"])
     for s in d["segments"]:
         assert s["gap"]["carry"] <= s["tolerance"]["carry"]
     for s in d["modes"].values():
