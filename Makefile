@@ -18,7 +18,7 @@ demo: setup
 	PATH=$(abspath $(BIN)):$$PATH bash scripts/demo.sh
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q --durations=10
 
 lint: setup
 	$(BIN)/ruff check hrm_edge tests

@@ -162,8 +162,10 @@ def test_bare_state_dicts_of_both_families_load(tmp_path) -> None:
         torch.save(model.state_dict(), tmp_path / f"{name}.pth")
         ck = load_checkpoint(tmp_path / f"{name}.pth")
         assert ck.config.family == model.config.family
-        for a, b in zip(model.state_dict().values(), ck.model.state_dict().values()):
-            assert torch.equal(a, b)
+        want, got = model.state_dict(), ck.model.state_dict()
+        assert list(got) == list(want) and len(got) == len(want) > 0
+        for k in want:
+            assert got[k].shape == want[k].shape and torch.equal(got[k], want[k]), k
 
 
 def test_truncated_and_foreign_files_raise_one_clear_error(tmp_path) -> None:

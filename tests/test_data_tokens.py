@@ -150,12 +150,28 @@ def test_strict_rejects_garbage_outside_grid_lenient_accepts() -> None:
 
 
 def test_decode_never_raises_on_random_predictions() -> None:
+    """Noisy predictions: a grid planted in junk (its cells, EOS column and EOS row exact, everything else
+    random tokens) decodes to exactly that grid; pure junk decodes to nothing, with a reason; nothing raises."""
     rng = np.random.default_rng(2)
-    preds = rng.integers(0, VOCAB_SIZE, size=(300, 900))
-    preds[:100, :] = rng.integers(2, VOCAB_SIZE, size=(100, 900))  # all colours: a 30x30 grid
-    out = decode_batch(preds)
-    assert all(d.ok for d in out[:100])
-    assert all(d.ok or d.reason for d in out)
+    junk = rng.integers(0, VOCAB_SIZE, size=(200, 900))
+    junk[:, 0] = rng.choice([PAD, EOS], size=200)  # no colour at the origin: there is no grid to find
+    planted, grids = rng.integers(0, VOCAB_SIZE, size=(200, 900)), []
+    for i in range(200):
+        h, w = (int(v) for v in rng.integers(1, 30, size=2))
+        g = rng.integers(0, 10, size=(h, w))
+        enc = encode_grid(g)
+        frame = np.zeros((30, 30), bool)
+        frame[: h + 1, : w + 1] = True
+        frame[h, w] = False  # the corner is PAD in an encoding and free in a prediction
+        planted[i][frame.ravel()] = enc[frame.ravel()]
+        grids.append(g)
+    full = rng.integers(2, VOCAB_SIZE, size=(50, 900))  # all colours: a 30x30 grid, no EOS needed
+    out = decode_batch(np.concatenate([junk, planted, full]))
+    assert all(not d.ok and d.grid is None and isinstance(d.reason, str) and d.reason for d in out[:200])
+    for d, g in zip(out[200:400], grids):
+        assert d.ok and np.array_equal(d.grid, g)
+    for d, row in zip(out[400:], full):
+        assert d.ok and np.array_equal(d.grid, row.reshape(30, 30) - 2)
 
 
 def test_crop_reference_matches_decode_on_valid_and_is_lenient() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from test_export_kit import random_tokens, tiny_model
+from conftest import random_tokens, tiny_model
 
 from hrm_edge.export.onnx import ExportOptions, export_onnx
 

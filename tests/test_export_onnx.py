@@ -7,12 +7,15 @@ segments; the segment-level 1e-4 is what the parity ladder gates on), with ident
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from test_export_kit import random_tokens, tiny_model
+from conftest import random_tokens, tiny_model
+from onnx import numpy_helper
 
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.export.onnx import ExportOptions, export_onnx, op_counts
@@ -140,7 +143,10 @@ def test_rope_tables_deduplicated() -> None:
     g = export_onnx(tiny_model("tiny"), ExportOptions(act="step")).model
     positions = 100 + 1
     rope = [t for t in g.graph.initializer if positions in t.dims]
-    assert 1 <= len(rope) <= 4, [(t.name, list(t.dims)) for t in rope]  # cos and sin, maybe in two layouts
+    # exactly one cos and one sin table, [positions, 1, head_dim]; a per-call copy would add more
+    assert [list(t.dims) for t in rope] == [[positions, 1, 16]] * 2, [(t.name, list(t.dims)) for t in rope]
+    cos, sin = (numpy_helper.to_array(t) for t in rope)
+    assert not np.allclose(cos, sin)
 
 
 def test_io_names_dtypes_and_ops() -> None:
@@ -181,10 +187,13 @@ def test_segments_option() -> None:
     assert run(session(g.model), {"tokens": tokens, "puzzle_emb": pe})["steps"].tolist() == [2, 2]
 
 
-@pytest.mark.parametrize("bad", [ExportOptions(act="scan"), ExportOptions(opset=12), ExportOptions(segments=0),
-                                 ExportOptions(batch=0), ExportOptions(act="loop", halt="sometimes")])
-def test_bad_options(bad: ExportOptions) -> None:
-    with pytest.raises(HrmEdgeError):
+@pytest.mark.parametrize("bad, says", [(ExportOptions(act="scan"), "--act must be one of"),
+                                       (ExportOptions(opset=12), "--opset 12 is outside"),
+                                       (ExportOptions(segments=0), "--segments must be >= 1"),
+                                       (ExportOptions(batch=0), "--batch must be"),
+                                       (ExportOptions(act="loop", halt="sometimes"), "sometimes")])
+def test_bad_options(bad: ExportOptions, says: str) -> None:
+    with pytest.raises(HrmEdgeError, match=re.escape(says)):
         export_onnx(tiny_model("tiny-lite"), bad)
 
 

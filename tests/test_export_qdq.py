@@ -13,8 +13,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from conftest import tiny_model
 from onnx import TensorProto, helper, numpy_helper
-from test_export_kit import tiny_model
 
 from hrm_edge.export import QdqOptions, export_model
 from hrm_edge.export.calib import calibration_puzzles, segment_feeds

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_export_kit import random_tokens, tiny_model
+from conftest import random_tokens, tiny_model
 
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.export import export_model

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_export_kit import random_tokens, tiny_model
+from conftest import random_tokens, tiny_model
 
 from hrm_edge.errors import HrmEdgeError, MissingDependencyError
-from hrm_edge.export import export_model
 from hrm_edge.runtime.onnxruntime import OrtRunner, read_manifest, resolve_providers
 from hrm_edge.runtime.torch import TorchRunner
 
@@ -24,18 +23,12 @@ ACT_TOL = 1e-3
 
 
 @pytest.fixture(scope="module")
-def tiny_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[object, Path]]:
-    root = tmp_path_factory.mktemp("ort")
-    out = {}
-    for name in ("tiny", "tiny-lite"):
-        m = tiny_model(name)
-        r = export_model(m, root / name, identifiers=[f"p{i}" for i in range(16)] if name == "tiny" else None,
-                         l3_batches=(1,), l4_puzzles=0)
-        out[name] = (m, r.path)
-    m = tiny_model("tiny")
-    out["tiny-loop"] = (m, export_model(m, root / "loop", act="loop", halt="adaptive", l3_batches=(1,),
-                                        l4_puzzles=0).path)
-    return out
+def tiny_bundles(bundles: dict) -> dict[str, tuple[object, Path]]:
+    """The session's step bundles of tiny / tiny-lite (tiny with identifiers <blank>, p1..p15) and tiny's adaptive
+    loop bundle, each with the model it was exported from (same weights as the session checkpoints)."""
+    return {"tiny": (tiny_model("tiny"), bundles[("tiny", "step", "max")].path),
+            "tiny-lite": (tiny_model("tiny-lite"), bundles[("tiny-lite", "step", "max")].path),
+            "tiny-loop": (tiny_model("tiny"), bundles[("tiny", "loop", "adaptive")].path)}
 
 
 @pytest.mark.parametrize("name", ["tiny", "tiny-lite"])

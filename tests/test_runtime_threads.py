@@ -12,7 +12,7 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
-from _solvekit import small_checkpoint
+from conftest import small_checkpoint
 from onnx import TensorProto, helper
 
 from hrm_edge.config import preset

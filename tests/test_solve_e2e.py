@@ -7,9 +7,10 @@ room's parity ladder, then both runtimes solve the six tasks' test inputs (never
 two evaluation tasks the model never saw (blank identifier), with the same augmentations and
 batches. The submissions must be identical, byte for byte.
 
-The bundle is exported with an fp32 puzzle table: with the default fp16 table the logits move by up
-to ~0.2 on this model (the table's rounding, amplified over ACT segments), which can flip a near-tie
-argmax on another machine; the fp16 effect is what `compare` measures, not what this test pins down.
+The exactness test uses a bundle with an fp32 puzzle table (its L4 runs on the model's own trained
+tasks): with the default fp16 table the logits move by up to ~0.4 on this model (the table's rounding,
+amplified over ACT segments), which can flip a near-tie argmax on another machine. The default
+fp16-table bundle runs end to end through `compare` too, which reports its effect.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import json
 from pathlib import Path
 
 import pytest
-from _solvekit import run_inprocess, small_real_tasks, write_tasks
 from _tinytrain import pick_tasks, train_tiny
+from conftest import run_cli, small_real_tasks, write_tasks
 
 from hrm_edge.data.arc import load_tasks
 from hrm_edge.solve.submission import validate_submission
@@ -31,13 +32,16 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
     d = tmp_path_factory.mktemp("e2e")
     info = train_tiny(d / "model.pt")
-    res = export_checkpoint(d / "model.pt", d / "bundle", act="step", l3_batches=(1,), l4_puzzles=0,
-                            puzzle_dtype="float32")
     seen = pick_tasks()
     unseen = small_real_tasks(2, max_side=8)
-    return {"dir": d, "ckpt": d / "model.pt", "bundle": res.path, "info": info,
-            "tasks": write_tasks(d / "tasks", seen + unseen), "seen": [t.id for t in seen],
-            "unseen": [t.id for t in unseen]}
+    tasks = write_tasks(d / "tasks", seen + unseen)
+    # the trained model's own tasks at L4 (their rows are in the table), so its parity is judged where it
+    # answers with confidence; the fp16-table bundle is the default a user gets
+    res = export_checkpoint(d / "model.pt", d / "bundle", act="step", l3_batches=(2,),
+                            l4_source=str(write_tasks(d / "seen", seen)), l4_puzzles=4, puzzle_dtype="float32")
+    res16 = export_checkpoint(d / "model.pt", d / "bundle-fp16", act="step", l3_batches=(1,), l4_puzzles=0)
+    return {"dir": d, "ckpt": d / "model.pt", "bundle": res.path, "bundle16": res16.path, "info": info,
+            "tasks": tasks, "seen": [t.id for t in seen], "unseen": [t.id for t in unseen], "export": res}
 
 
 def test_training_was_real(trained) -> None:
@@ -53,8 +57,9 @@ def test_torch_and_onnxruntime_give_identical_submissions(trained, tmp_path: Pat
     subs, stats = {}, {}
     for rt, flag, art in (("torch", "--ckpt", trained["ckpt"]), ("onnxruntime", "--bundle", trained["bundle"])):
         out = tmp_path / f"{rt}.json"
-        r = run_inprocess("solve", str(trained["tasks"]), "--runtime", rt, flag, str(art), "--augment", "4",
-                          "--batch", "5", "--out", str(out), "--device" if rt == "torch" else "--provider", "cpu")
+        r = run_cli("solve", str(trained["tasks"]), "--runtime", rt, flag, str(art), "--augment", "4",
+                          "--batch", "5", "--out", str(out), "--device" if rt == "torch" else "--provider", "cpu",
+                    inprocess=True)
         assert r.returncode == 0, r.stderr
         # the six trained tasks' augmentations are found in the table; the two unseen tasks use the blank row
         n_unseen_puzzles = 4 * sum(len(t.test) for t in load_tasks(trained["tasks"], canvas=8).tasks
@@ -72,18 +77,36 @@ def test_torch_and_onnxruntime_give_identical_submissions(trained, tmp_path: Pat
     assert stats["torch"]["summary"] == stats["onnxruntime"]["summary"]
 
 
-def test_compare_table_torch_vs_bundle_vs_missing_tensorrt(trained, tmp_path: Path) -> None:
-    r = run_inprocess("compare", str(trained["tasks"]), "--ckpt", str(trained["ckpt"]), "--bundle",
-                      str(trained["bundle"]), "--engine", str(tmp_path / "model.engine"), "--augment", "4",
-                      "--batch", "5", "--out-dir", str(tmp_path), "--device", "cpu", "--provider", "cpu")
+def test_trained_export_passes_l4_on_its_own_tasks(trained) -> None:
+    """A trained model's export passes the per-segment gate on the puzzles it was trained for (its q-values
+    and logits are far from the random models' near-zero margins, so this is the other side of the rule)."""
+    l4 = trained["export"].manifest["parity"]["levels"]["L4"]
+    assert l4["ok"], l4["summary"]
+    d = l4["details"]
+    assert d["gated"] and len(d["segments"]) == 4 and set(d["tasks"]) <= set(trained["seen"])
+    for s in d["segments"]:
+        assert s["gap"]["carry"] <= s["tolerance"]["carry"]
+    for s in d["modes"].values():
+        assert s["grids_identical"] == s["inputs"] == 4
+
+
+def test_compare_table_fp32_and_default_fp16_table_bundles_and_missing_tensorrt(trained, tmp_path: Path) -> None:
+    """The fp32-table bundle agrees exactly in grids and halting; the default fp16-table bundle (what a user
+    gets) runs end to end, and compare reports its effect: logits move by more than the fp32 graph's 1e-2
+    here, while >= 90% of grids and answers stay identical (measured 97% / 100% on the test machine)."""
+    r = run_cli("compare", str(trained["tasks"]), "--ckpt", str(trained["ckpt"]), "--bundle",
+                str(trained["bundle"]), "--bundle", str(trained["bundle16"]), "--engine",
+                str(tmp_path / "model.engine"), "--augment", "4", "--batch", "5", "--out-dir", str(tmp_path),
+                "--device", "cpu", "--provider", "cpu", inprocess=True)
     assert r.returncode == 0, r.stderr
     rows = json.loads((tmp_path / "compare.json").read_text())["rows"]
-    ref, ort, trt = rows
-    assert (ref["status"], ort["status"], trt["status"]) == ("ok", "ok", "unavailable")
+    ref, ort, ort16, trt = rows
+    assert (ref["status"], ort["status"], ort16["status"], trt["status"]) == ("ok", "ok", "ok", "unavailable")
     assert ort["grid_match_pct"] == 100.0 and ort["steps_match_pct"] == 100.0 and ort["answer_match_pct"] == 100.0
-    assert ort["max_abs_dlogit"] < 1e-2  # fp32 graph and table: float reordering, grown over ACT segments
+    assert 0.0 < ort["max_abs_dlogit"] < 1e-2  # fp32 graph and table: float reordering, grown over ACT segments
     assert ort["pass1"] == ref["pass1"] and ort["pass2"] == ref["pass2"]
     assert ort["size_bytes"] > 0 and ort["latency"]["puzzles_per_s"] > 0
+    assert ort16["max_abs_dlogit"] > 1e-2 and ort16["grid_match_pct"] >= 90.0 and ort16["answer_match_pct"] >= 90.0
     assert "TensorRT" in trt["reason"]
     # the trained model gets some of the solutions' cells right, never counting PAD; both runtimes agree
     assert 0.0 < ref["token_acc"] <= 1.0 and ort["token_acc"] == ref["token_acc"]

@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from test_export_kit import FAST, random_tokens, tiny_model
+from conftest import FAST, random_tokens, tiny_model
 
 from hrm_edge.config import preset
 from hrm_edge.export import export_model
