@@ -89,7 +89,7 @@ def test_legacy_format_truncated_and_torch_messages_stay_whole(tmp_path: Path) -
 M = "missing.pt"  # never created: an option checked after loading would fail on this first
 EARLY = [
     (["export", M, "--act", "bogus"], "--act must be one of step, unrolled, loop, got 'bogus'"),
-    (["export", M, "--precision", "fp64"], "--precision must be one of fp32, fp16, int8, got 'fp64'"),
+    (["export", M, "--precision", "fp64"], "--precision must be one of fp32, fp16, int8, int8-qdq, got 'fp64'"),
     (["export", M, "--target", "trt-7"], "--target must be one of trt-8.5, trt-10, ort, got 'trt-7'"),
     (["export", M, "--halt", "sometimes"], "--halt must be one of max, adaptive, batch-mean, got 'sometimes'"),
     (["export", M, "--puzzle-dtype", "int4"], "--puzzle-dtype must be one of fp16, fp32, got 'int4'"),
