@@ -23,7 +23,8 @@ def train(
                                          "(tiny, hrm-6m, hrm-27m, tiny-trm, trm-7m); [model] in --config overrides "
                                          "its fields."),
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from this checkpoint's weights "
-                                             "(new puzzle identifiers start at the mean trained row)."),
+                                             "(new puzzle identifiers start at the mean trained row; a TRM table of "
+                                             "another shape restarts every row at it, as TRM's reference does)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these options (names "
                                           "with underscores) and a [model] table; command-line options win."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: config.toml, metrics.jsonl, eval.jsonl, "
