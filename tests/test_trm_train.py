@@ -123,7 +123,11 @@ def test_ema_weights_are_what_evaluation_uses_and_checkpoints_hold(arc_data, tmp
 
 def test_freeze_weights_trains_only_the_puzzle_rows(arc_data, tmp_path) -> None:  # noqa: F811
     init = _trm(tmp_path / "init.pt", (2.0, -2.0), 0.5)
-    train(_trm_cfg(arc_data, tmp_path / "r", init, steps=4, freeze_weights=True, eval_every=0, lr=1e-2), quiet=True)
+    cfg = dict(steps=4, freeze_weights=True, eval_every=0, lr=1e-2)
+    cut = train(_trm_cfg(arc_data, tmp_path / "r", init, **cfg), quiet=True,
+                on_step=lambda step: step == 2 and os.kill(os.getpid(), signal.SIGTERM))
+    assert cut["step"] == 2  # resuming restores an optimizer that holds no dense weight
+    assert train(_trm_cfg(arc_data, tmp_path / "r", init, **cfg), resume=True, quiet=True)["step"] == 4
     before = load_checkpoint(init).model.state_dict()
     after = load_checkpoint(tmp_path / "r" / "checkpoints" / "step_4.pt").model.state_dict()
     frozen = [k for k in before if k != "puzzle_emb.weights"]
