@@ -1,6 +1,7 @@
 """The acceptance presets (lite-5.7m, hrm-6m, trm-7m) in all three ACT modes: slow, so opt-in.
 
-Run with `HRM_EDGE_SLOW=1 python -m pytest tests/test_export_presets.py` (about 15-25 min on 2 CPU cores).
+Run with `HRM_EDGE_SLOW=1 python -m pytest tests/test_export_presets.py` (about 15-25 min on 2 CPU cores;
+trm-7m alone: 11 min wall under load average ~10).
 Random weights (parity does not need training). Each export runs the full ladder with L3 at batch 1 and 2
 and L4 on 2 real ARC test inputs; the step graph must be under 30 MB and the unrolled / loop graphs within
 10% of it (every weight stored once).
