@@ -1,4 +1,4 @@
-"""`hrm-edge train`: train an ACT v1 model on a `build-data` dataset, resumable to the bit.
+"""`hrm-edge train`: train an ACT v1 or TRM model on a `build-data` dataset, resumable to the bit.
 
 Options left unset take their value from `--config FILE.toml` (or, with `--resume`, from the run's
 own RUN/config.toml), else the defaults shown; every value used is written to RUN/config.toml.
@@ -20,9 +20,11 @@ def train(
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder written by `hrm-edge build-data` "
                                         "(or the reference builder): train/ is trained on, test/ evaluated."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Start from a fresh model of this preset "
-                                         "(tiny, hrm-6m, hrm-27m); [model] in --config overrides its fields."),
+                                         "(tiny, hrm-6m, hrm-27m, tiny-trm, trm-7m); [model] in --config overrides "
+                                         "its fields."),
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from this checkpoint's weights "
-                                             "(new puzzle identifiers start at the mean trained row)."),
+                                             "(new puzzle identifiers start at the mean trained row; a TRM table of "
+                                             "another shape restarts every row at it, as TRM's reference does)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these options (names "
                                           "with underscores) and a [model] table; command-line options win."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: config.toml, metrics.jsonl, eval.jsonl, "
@@ -65,14 +67,16 @@ def train(
                                       "loss scaler). [default: off]"),
     ema: Optional[float] = typer.Option(None, "--ema", help="Keep an EMA of the weights at this rate (e.g. 0.999); "
                                         "it is what evaluation uses and checkpoints hold. [default: off]"),
+    freeze_weights: bool = typer.Option(False, "--freeze-weights", help="Train only the puzzle embedding; the "
+                                        "dense weights stay as loaded (TRM's freeze_weights)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto. [default: auto]"),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for PyTorch. [default: PyTorch's]"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint, "
                                 "bit-identically; its config.toml supplies every option not given."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
 ) -> None:
-    """Train an ACT v1 model the way the reference does (carry across batches, stablemax + Q-learning loss,
-    Adam-atan2 + sparse puzzle sign-SGD, warmup + cosine), with checkpoints that resume bit-identically."""
+    """Train an ACT v1 or TRM model the way the reference does (carry across batches, stablemax + Q-learning
+    loss, Adam-atan2 + sparse puzzle sign-SGD, warmup + cosine), with checkpoints that resume bit-identically."""
     from hrm_edge.fileio import check_output
     from hrm_edge.train.config import TrainConfig, read_config_toml
 
@@ -82,8 +86,8 @@ def train(
         micro_batch=micro_batch, lr=lr, puzzle_lr=puzzle_lr, weight_decay=weight_decay,
         puzzle_weight_decay=puzzle_weight_decay, optimizer=optimizer, loss=loss, warmup=warmup,
         lr_min_ratio=lr_min_ratio, checkpoint_every=checkpoint_every, keep_last=keep_last, eval_every=eval_every,
-        eval_samples=eval_samples, log_every=log_every, seed=seed, amp=amp, ema=ema, device=device,
-        threads=threads).items() if v is not None}
+        eval_samples=eval_samples, log_every=log_every, seed=seed, amp=amp, ema=ema,
+        freeze_weights=freeze_weights or None, device=device, threads=threads).items() if v is not None}
     for k in ("data", "init_from"):
         if k in given:
             given[k] = str(Path(given[k]).resolve())

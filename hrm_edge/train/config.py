@@ -51,6 +51,7 @@ class TrainConfig:
     seed: int = 0
     amp: str = "off"
     ema: float | None = None
+    freeze_weights: bool = False
     device: str = "auto"
     threads: int | None = None
 
@@ -108,7 +109,8 @@ class TrainConfig:
 
 FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 # Options that shape the saved state: a resumed run must keep them.
-STATE_SHAPING = ("data", "preset", "init_from", "model", "batch", "micro_batch", "seed", "optimizer", "ema")
+STATE_SHAPING = ("data", "preset", "init_from", "model", "batch", "micro_batch", "seed", "optimizer", "ema",
+                 "freeze_weights")
 
 
 def read_config_toml(path: str | Path) -> dict[str, Any]:

@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from hrm_edge.config import ActV1Config, config_to_dict, preset
+from hrm_edge.config import ActV1Config, TrmConfig, config_to_dict, preset
 from hrm_edge.data.dataset import HrmDataset, sample_batch_rows
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.model import build_model
-from hrm_edge.model.act import ActTrainCarry, act_train_step, initial_train_carry
+from hrm_edge.model.act import ActTrainCarry, act_train_step, halt_margin, initial_train_carry
 from hrm_edge.model.checkpoint import load_checkpoint, save_checkpoint
 from hrm_edge.train.config import STATE_SHAPING, TrainConfig, config_toml
 from hrm_edge.train.loss import act_loss
@@ -121,9 +121,9 @@ def build_train_model(cfg: TrainConfig, ds: HrmDataset) -> torch.nn.Module:
         for k, v in cfg.model.items():
             setattr(mcfg, k, v)
         model = None
-    if not isinstance(mcfg, ActV1Config):
-        raise HrmEdgeError(f"training the {mcfg.family} family is not implemented yet; use an act-v1 preset "
-                           "(tiny, hrm-6m, hrm-27m)")
+    if not isinstance(mcfg, (ActV1Config, TrmConfig)):
+        raise HrmEdgeError(f"training the {mcfg.family} family is not implemented yet; use an act-v1 or trm preset "
+                           "(tiny, hrm-6m, hrm-27m, tiny-trm, trm-7m)")
     if mcfg.vocab_size != meta.vocab_size:
         raise HrmEdgeError(f"model vocab {mcfg.vocab_size} != dataset vocab {meta.vocab_size}", path=ds.root)
     if model is None:
@@ -137,17 +137,25 @@ def build_train_model(cfg: TrainConfig, ds: HrmDataset) -> torch.nn.Module:
 
 
 def grow_puzzle_table(model: Any, rows: int) -> None:
-    """New puzzle identifiers start at the mean of the trained rows (a table never shrinks)."""
+    """New puzzle identifiers start at the mean of the trained rows (a table never shrinks).
+
+    TRM follows its reference's `load_checkpoint` instead: a table of another shape is replaced, every
+    row at that mean (a new dataset's identifiers are not assumed to line up with the old ones).
+    """
     if model.config.puzzle_emb_ndim == 0:
         return
     w = model.puzzle_emb.weights
     have = w.shape[0]
-    if rows < have:
+    if rows == have:
+        return
+    mean = w.data[1:].mean(0, keepdim=True) if have > 1 else torch.zeros_like(w.data[:1])
+    if model.config.family == "trm":
+        model.puzzle_emb.weights = torch.nn.Parameter(mean.expand(rows, -1).clone())
+    elif rows < have:
         raise HrmEdgeError(f"the dataset has {rows} puzzle identifiers, fewer than the checkpoint's {have}")
-    if rows > have:
-        mean = w.data[1:].mean(0, keepdim=True) if have > 1 else torch.zeros_like(w.data[:1])
+    else:
         model.puzzle_emb.weights = torch.nn.Parameter(torch.cat([w.data, mean.expand(rows - have, -1)]))
-        model.config.num_puzzle_identifiers = rows
+    model.config.num_puzzle_identifiers = rows
 
 
 # ------------------------------------------------------------------------------------------------ eval
@@ -157,8 +165,8 @@ def evaluate(model: Any, ds: HrmDataset, rows_by_set: dict[str, np.ndarray], bat
     """Every segment (the reference's evaluation), on a fixed subset; metrics of the final segment.
 
     token_accuracy counts non-PAD label cells only; exact_accuracy is whole-grid; q_halt_accuracy
-    compares `q_halt >= 0` with exactness; mean_steps is where the adaptive rule (q_halt > q_continue)
-    would have stopped each sample.
+    compares `q_halt >= 0` with exactness; mean_steps is where the family's adaptive rule (q_halt > q_continue,
+    TRM: q_halt > 0) would have stopped each sample.
     """
     was_training = model.training
     model.eval()
@@ -175,7 +183,8 @@ def evaluate(model: Any, ds: HrmDataset, rows_by_set: dict[str, np.ndarray], bat
             stop = torch.full((len(r),), model.config.max_steps, device=device)
             for n in range(1, model.config.max_steps + 1):
                 carry, out = act_train_step(model, carry, b)
-                want = (out["q_halt_logits"] > out["q_continue_logits"]) & (stop == model.config.max_steps)
+                want = (halt_margin(out["q_halt_logits"], out["q_continue_logits"], model.adaptive_rule) > 0) \
+                    & (stop == model.config.max_steps)
                 stop = torch.where(want & (n < stop), torch.full_like(stop, n), stop)
             loss, m = act_loss(out, carry.data["labels"], carry.halted, carry.steps, loss_kind)
             sums["n"] += float(m["count"])
@@ -288,15 +297,20 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
     mcfg = model.config
     has_table = mcfg.puzzle_emb_ndim > 0
     table = model.puzzle_emb.weights if has_table else None
+    if cfg.freeze_weights:  # TRM's recipe: only the puzzle rows learn; the dense optimizer holds nothing
+        if table is None:
+            raise HrmEdgeError("--freeze-weights trains only the puzzle embedding, and this model has none")
+        model.requires_grad_(False)
     if table is not None:
         table.requires_grad_(False)  # trained by SparseSignSGD, never by a dense gradient
     dense_names = [n for n, p in model.named_parameters() if p.requires_grad]
     dense = [p for n, p in model.named_parameters() if p.requires_grad]
+    groups = [{"params": dense}]  # one group, so --freeze-weights may leave it empty
     if cfg.optimizer == "adam-atan2":
-        opt: torch.optim.Optimizer = AdamAtan2(dense, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+        opt: torch.optim.Optimizer = AdamAtan2(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                                                weight_decay=cfg.weight_decay)
     else:
-        opt = torch.optim.AdamW(dense, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+        opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
     sparse = SparseSignSGD(table, cfg.puzzle_lr, cfg.puzzle_weight_decay) if table is not None else None
     ema = copy.deepcopy(model).eval() if cfg.ema else None
     ema_params = [dict(ema.named_parameters())[n] for n in dense_names] if ema is not None else []
@@ -394,7 +408,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
             if sparse is not None:
                 sparse.step()
             opt.zero_grad(set_to_none=True)
-            if ema is not None:
+            if ema_params:
                 with torch.no_grad():
                     torch._foreach_lerp_(ema_params, dense, 1.0 - cfg.ema)
             t2 = time.perf_counter()
