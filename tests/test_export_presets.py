@@ -23,8 +23,8 @@ from conftest import write_tasks
 from hrm_edge.config import preset
 from hrm_edge.data.arc import load_tasks
 from hrm_edge.export import export_checkpoint, export_model
-from hrm_edge.model import build_model
 from hrm_edge.export.parity import FLOOR_FACTOR
+from hrm_edge.model import build_model
 
 MB = 1_000_000
 TASK = "009d5c81"  # arc-agi-1/evaluation: where the fixed-tolerance L4 refused hrm-6m
