@@ -286,15 +286,20 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
         if not found:
             raise HrmEdgeError("nothing to resume: no checkpoints/step_N.pt", path=out)
         saved = torch.load(found[-1][1], map_location="cpu", weights_only=True)
-        old = saved["train_state"]["config"]
+        old, defaults = saved["train_state"]["config"], TrainConfig()
         for k in STATE_SHAPING:
-            if old.get(k) != getattr(cfg, k):
-                raise HrmEdgeError(f"--resume: {k} was {old.get(k)!r} in this run, now {getattr(cfg, k)!r}", path=out)
+            # `model` is compared resolved, once the model is built (config.toml stores the resolved table,
+            # the checkpoint the overrides); an option newer than the checkpoint counts as its default
+            was = old.get(k, getattr(defaults, k))
+            if k != "model" and was != getattr(cfg, k):
+                raise HrmEdgeError(f"--resume: {k} was {was!r} in this run, now {getattr(cfg, k)!r}", path=out)
         if saved["train_state"]["data_fingerprint"] != fingerprint:
             raise HrmEdgeError("--resume: the dataset changed since the checkpoint (fingerprint differs)", path=out)
 
     model = build_train_model(cfg, ds).to(device).train()
     mcfg = model.config
+    if saved is not None and config_to_dict(mcfg) != saved["config"]:
+        raise HrmEdgeError(f"--resume: the model config differs from the checkpoint's ({saved['config']})", path=out)
     has_table = mcfg.puzzle_emb_ndim > 0
     table = model.puzzle_emb.weights if has_table else None
     if cfg.freeze_weights:  # TRM's recipe: only the puzzle rows learn; the dense optimizer holds nothing
