@@ -214,17 +214,21 @@ def test_fp16_keeps_norms_softmax_reductions_fp32_in_both_families(tiny_step_bun
     act = onnx.load(str(tiny_step_bundle / "model.onnx"))
     names = set(fp32_node_names(act))
     ops = {n.name: n.op_type for n in act.graph.node}
-    assert {ops[n] for n in names} <= {"ReduceMean", "Softmax", "Mul", "Add", "Sqrt", "Div", "Sub"}
+    assert {ops[n] for n in names} <= {"ReduceMean", "Softmax", "Mul", "Pow", "Add", "Sqrt", "Div", "Sub"}
     reduces = [n for n, op in ops.items() if op in ("ReduceMean", "Softmax")]
     assert reduces and set(reduces) <= names
     assert not [n for n in names if ops[n] in ("MatMul", "Gemm", "Gather")]
-    # an RMSNorm is ReduceMean(x*x) -> +eps -> Sqrt -> Div: the whole chain is kept
-    assert {"/L_level/layers.0/Mul", "/L_level/layers.0/ReduceMean", "/L_level/layers.0/Add_1",
-            "/L_level/layers.0/Sqrt", "/L_level/layers.0/Div"} <= names
+    # an RMSNorm is ReduceMean(x^2) -> +eps -> Sqrt -> x / .: the whole chain is kept (export/fusable.py
+    # re-expresses x*x as Pow and x*rsqrt(v) as x/sqrt(v) and keeps the exporter's node names)
+    chain = {"/L_level/layers.0/Mul": "Pow", "/L_level/layers.0/ReduceMean": "ReduceMean",
+             "/L_level/layers.0/Add_1": "Add", "/L_level/layers.0/Sqrt": "Sqrt", "/L_level/layers.0/Mul_1": "Div"}
+    assert set(chain) <= names and {n: ops[n] for n in chain} == chain
     lite = onnx.load(str(tiny_lite_bundle / "model.onnx"))
     lite_names = set(fp32_node_names(lite))
-    for part in ("ReduceMean", "ReduceMean_1", "Sub", "Sqrt", "Div"):  # LayerNorm: mean, centre, var, scale
-        assert f"/h_norm/{part}" in lite_names
+    lite_ops = {n.name: n.op_type for n in lite.graph.node}
+    for part, op in (("ReduceMean", "ReduceMean"), ("Sub", "Sub"), ("Mul", "Pow"), ("ReduceMean_1", "ReduceMean"),
+                     ("Sqrt", "Sqrt"), ("Mul_1", "Div")):  # LayerNorm: mean, centre, variance, scale
+        assert f"/h_norm/{part}" in lite_names and lite_ops[f"/h_norm/{part}"] == op
 
 
 # --------------------------------------------------------------------------------------------------

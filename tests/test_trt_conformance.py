@@ -90,7 +90,7 @@ def test_fp16_build_records_flags_profile_pool_cache_and_fp32_norms(real, bundle
     assert ["IBuilderConfig", "builder_optimization_level", 4, None] in cfg["sets"]
     # norms, softmax and reductions pinned to fp32, with their outputs
     pinned = cfg["precision_layers"]
-    for must in ("/L_level/layers.0/ReduceMean", "/L_level/layers.0/Sqrt", "/L_level/layers.0/Div",
+    for must in ("/L_level/layers.0/ReduceMean", "/L_level/layers.0/Sqrt", "/L_level/layers.0/Mul_1",
                  "/H_level/layers.0/self_attn/Softmax"):
         assert must in pinned
     assert not [p for p in pinned if "MatMul" in p or "Gather" in p]  # the heavy layers stay free for fp16

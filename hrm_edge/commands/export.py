@@ -165,8 +165,8 @@ def export(
                                                               "TensorRT 8.5 parses)."),
     precision: Optional[str] = typer.Option(None, "--precision", metavar="PREC", help="fp32, fp16 (GPU/TensorRT), "
                                             "int8 (CPU, ONNX Runtime dynamic quantization) or int8-qdq (static int8 "
-                                            "Q/DQ calibrated on --calib: ONNX Runtime and TensorRT --int8). Default: "
-                                            "fp32."),
+                                            "Q/DQ calibrated on real ARC puzzles, for ONNX Runtime and TensorRT int8 "
+                                            "engines). Default: fp32."),
     calib: Optional[str] = typer.Option(None, "--calib", metavar="TASKS", help="int8-qdq: ARC tasks whose augmented "
                                         "test inputs calibrate the int8 scales. Default: arc-agi-1/training (shipped "
                                         "offline)."),
