@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo path-demo test lint clean
 
 $(BIN)/hrm-edge: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -15,7 +15,11 @@ $(BIN)/hrm-edge: pyproject.toml
 setup: $(BIN)/hrm-edge
 
 demo: setup
-	PATH=$(abspath $(BIN)):$$PATH bash scripts/demo.sh
+	$(BIN)/hrm-edge demo --out demo_out
+
+# the toolkit's path with a random-weights model (init, export, solve, compare, TensorRT row)
+path-demo: setup
+	PATH=$(abspath $(BIN)):$$PATH bash scripts/random_model_path.sh
 
 test: setup
 	$(BIN)/python -m pytest -q --durations=10
@@ -24,4 +28,4 @@ lint: setup
 	$(BIN)/ruff check hrm_edge tests
 
 clean:
-	rm -rf $(VENV) build *.egg-info demo_out
+	rm -rf $(VENV) build *.egg-info demo_out path_demo_out

@@ -62,6 +62,8 @@ class CompareReport:
     options: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=dict)
+    #: the reference runtime's answer per test input (attempts, solution, right/wrong), for rendering; not in JSON
+    answers: list[Any] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"tasks": self.tasks, "test_inputs": self.test_inputs, "puzzles": self.puzzles,
@@ -182,7 +184,7 @@ def compare_runtimes(tasks: list[ArcTask], reference: Runtime, others: list[tupl
             continue
         rows.append(row_from(rt, rec, dec, blank, False))
     opts = asdict(options)
-    return CompareReport(rows, len(plan.tasks), plan.n_test_inputs, n, opts, notes, machine_info())
+    return CompareReport(rows, len(plan.tasks), plan.n_test_inputs, n, opts, notes, machine_info(), ref_dec.answers)
 
 
 # --------------------------------------------------------------------------------------------------

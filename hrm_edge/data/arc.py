@@ -78,6 +78,11 @@ class ArcTask:
     def shapes(self) -> list[tuple[int, int]]:
         return [(int(g.shape[0]), int(g.shape[1])) for g in self.grids()]
 
+    def fits(self, canvas: int) -> bool:
+        """Every grid (demonstrations and tests, inputs and outputs) fits a canvas x canvas board: the
+        `build-data --skip-larger` selection rule, which the demo re-applies to find its tasks."""
+        return max(max(s) for s in self.shapes()) <= canvas
+
     def to_json(self) -> dict[str, Any]:
         def pair(p: ArcPair) -> dict[str, Any]:
             d: dict[str, Any] = {"input": p.input.tolist()}

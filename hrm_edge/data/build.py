@@ -481,7 +481,7 @@ def build_dataset(cfg: BuildConfig, progress: ProgressFn | None = None) -> Build
     tasks = loaded.tasks
     larger: list[str] = []
     if cfg.skip_larger:
-        fits = [max(max(s) for s in t.shapes()) <= cfg.canvas for t in tasks]
+        fits = [t.fits(cfg.canvas) for t in tasks]
         larger = [t.id for t, ok in zip(tasks, fits) if not ok]
         tasks = [t for t, ok in zip(tasks, fits) if ok]
     if not tasks:

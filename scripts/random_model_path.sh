@@ -4,7 +4,7 @@
 # -> one comparison table. The model is randomly initialised (training is a later issue), so its
 # ARC accuracy is 0%; what the demo shows is the path and that both runtimes answer alike.
 set -euo pipefail
-OUT=${DEMO_OUT:-demo_out}
+OUT=${DEMO_OUT:-path_demo_out}
 TASKS=${DEMO_TASKS:-arc-agi-1/evaluation}
 rm -rf "$OUT"
 mkdir -p "$OUT"
