@@ -1,4 +1,4 @@
-"""`make path-demo`'s script (scripts/random_model_path.sh) end to end, reduced through its own environment variables:
+"""`make path-demo`'s script (scripts/random_model_path.sh) end to end, reduced by its environment:
 DEMO_TASKS = the session's three small ARC tasks (instead of arc-agi-1/evaluation), DEMO_OUT = a
 temporary folder. `hrm-edge` on PATH is this checkout's CLI. The script must exit 0, find the PyTorch and
 ONNX Runtime submissions identical (it exits 1 otherwise) and leave the artifacts it announces."""
@@ -23,7 +23,8 @@ def test_demo_script_reduced(tasks_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "demo_out"
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", DEMO_OUT=str(out),
                DEMO_TASKS=str(tasks_dir), OMP_NUM_THREADS="1")  # tiny model: one thread is fastest
-    p = subprocess.run(["bash", str(ROOT / "scripts" / "random_model_path.sh")], capture_output=True, text=True, env=env,
+    script = ROOT / "scripts" / "random_model_path.sh"
+    p = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env,
                        timeout=900, cwd=tmp_path)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "submissions from PyTorch and ONNX Runtime are identical" in p.stdout
