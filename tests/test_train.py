@@ -198,3 +198,44 @@ def test_cli_trains_and_repeats_from_config_toml(cli, arc_data, tmp_path) -> Non
     assert r.returncode == 0, r.stderr
     assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
     assert np.isfinite([x["loss"] for x in _losses(tmp_path / "a")]).all()
+
+
+# --------------------------------------------------------------------------- data parallel (gloo)
+def test_two_process_gloo_run_gives_the_one_process_losses_and_saves_once(arc_data, tmp_path) -> None:
+    """torchrun --nproc_per_node 2 (gloo on the CPU) against a 1-process run of the same global batch 8
+    and micro-batch 4: each rank trains one chunk; gradients are summed, puzzle rows gathered, and
+    rank 1 burns rank 0's exploration draws (and vice versa), so the runs agree to float64 round-off
+    (tolerance 1e-12 relative on every logged number; weights and the gathered carry exactly)."""
+    import subprocess
+    import sys
+
+    init = str(_eager_halter(tmp_path / "init.pt"))  # exploration 0.5: the RNG stream matters
+    kw = dict(steps=6, micro_batch=4, preset=None, init_from=init, checkpoint_every=3, eval_every=3)
+    train(_cfg(arc_data, tmp_path / "one", **kw), quiet=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        "-m", "hrm_edge.cli", "train", "--data", str(arc_data), "--init-from", init,
+                        "--out", str(tmp_path / "two"), "--steps", "6", "--batch", "8", "--micro-batch", "4",
+                        "--lr", "1e-3", "--log-every", "1", "--eval-every", "3", "--eval-samples", "8",
+                        "--checkpoint-every", "3", "--threads", "1", "-q"],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = _losses(tmp_path / "one"), _losses(tmp_path / "two")
+    assert [x["step"] for x in b] == list(range(1, 7))  # rank 0 alone logs: each step once
+    for x, y in zip(a, b):
+        assert x.keys() == y.keys()
+        for k in x:
+            assert x[k] == pytest.approx(y[k], rel=1e-12, abs=1e-15), (x["step"], k, x[k], y[k])
+    assert sorted(p.name for p in (tmp_path / "two" / "checkpoints").iterdir()) == sorted(
+        p.name for p in (tmp_path / "one" / "checkpoints").iterdir())
+    assert read_jsonl(tmp_path / "one" / "eval.jsonl") == read_jsonl(tmp_path / "two" / "eval.jsonl")
+    for name in ("step_3.pt", "step_6.pt"):
+        sa = torch.load(tmp_path / "one" / "checkpoints" / name, weights_only=True)
+        sb = torch.load(tmp_path / "two" / "checkpoints" / name, weights_only=True)
+        assert all(torch.equal(sa["model"][k], sb["model"][k]) for k in sa["model"]), name
+        ca, cb = sa["train_state"]["carry"], sb["train_state"]["carry"]
+        assert len(ca) == len(cb) == 2
+        for x, y in zip(ca, cb):
+            for k in ("z_H", "z_L", "steps", "halted"):
+                assert torch.equal(x[k], y[k]), (name, k)
+            assert all(torch.equal(x["data"][k], y["data"][k]) for k in x["data"])

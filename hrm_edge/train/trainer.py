@@ -29,9 +29,10 @@ from hrm_edge.config import ActV1Config, config_to_dict, preset
 from hrm_edge.data.dataset import HrmDataset, sample_batch_rows
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.model import build_model
-from hrm_edge.model.act import ActTrainCarry, act_train_step, initial_train_carry
+from hrm_edge.model.act import ActTrainCarry, act_train_step, initial_train_carry, skip_train_draws
 from hrm_edge.model.checkpoint import load_checkpoint, save_checkpoint
 from hrm_edge.train.config import STATE_SHAPING, TrainConfig, config_toml
+from hrm_edge.train.dist import Dist
 from hrm_edge.train.loss import act_loss
 from hrm_edge.train.metrics import JsonlLog, Progress
 from hrm_edge.train.optim import AdamAtan2, SparseSignSGD, lr_at
@@ -254,14 +255,31 @@ def total_steps(cfg: TrainConfig, ds: HrmDataset) -> int:
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: Any = None) -> dict[str, Any]:
     """Run (or resume) a training run into cfg.out; returns a summary. `on_step(step)` is a test hook."""
     cfg.validate()
-    out = Path(cfg.out)
-    ckdir = out / "checkpoints"
     ds = HrmDataset(cfg.data, "train")
     eval_ds = HrmDataset(cfg.data, "test") if (Path(cfg.data) / "test" / "dataset.json").is_file() else None
     if ds.num_examples < cfg.batch:
         raise HrmEdgeError(f"the train split has {ds.num_examples} examples, fewer than --batch {cfg.batch}",
                            path=ds.root)
     device = resolve_device(cfg.device)
+    dist = Dist(device)
+    try:
+        return _train(cfg, ds, eval_ds, dist, resume, quiet, on_step)
+    finally:
+        dist.close()
+
+
+def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: Dist, resume: bool, quiet: bool,
+           on_step: Any) -> dict[str, Any]:
+    out = Path(cfg.out)
+    ckdir = out / "checkpoints"
+    device = dist.device
+    quiet = quiet or not dist.main
+    if cfg.batch % dist.world:
+        raise HrmEdgeError(f"--batch {cfg.batch} cannot be split over {dist.world} processes")
+    if dist.world > 1 and cfg.micro_batch is None:
+        cfg.micro_batch = cfg.batch // dist.world  # one chunk per rank (written to config.toml)
+    chunks = cfg.batch // cfg.micro
+    mine = dist.chunk_range(chunks)
     if cfg.amp == "fp16" and device.type != "cuda":
         raise HrmEdgeError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU")
     if cfg.threads:
@@ -308,7 +326,6 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
 
     step, best, best_step = 0, None, None
     sampler = Sampler(ds, cfg.batch, cfg.seed)
-    chunks = cfg.batch // cfg.micro
     carries: list[ActTrainCarry] = []
     if saved is not None:
         ts = saved["train_state"]
@@ -321,24 +338,38 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
         step, best_step = ts["step"], ts.get("best_step")
         best = tuple(ts["best_key"]) if ts.get("best_key") is not None else None
         sampler = Sampler(ds, cfg.batch, cfg.seed, ts["sampler"]["epoch"], ts["sampler"]["pos"])
-        carries = [carry_from_state(c, device) for c in ts["carry"]]
+        if ts["carry"] and len(ts["carry"]) != chunks:
+            raise HrmEdgeError(f"--resume: the checkpoint holds {len(ts['carry'])} carry chunks, this run {chunks}",
+                               path=out)
+        carries = [carry_from_state(ts["carry"][i], device) for i in mine] if ts["carry"] else []
         restore_rng(ts["rng"])
     else:
         if out.exists() and any(out.iterdir()):
             raise HrmEdgeError("run folder is not empty (use --resume to continue it, or another --out)", path=out)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
-    ckdir.mkdir(parents=True, exist_ok=True)
-    (out / "config.toml").write_text(config_toml(cfg, config_to_dict(mcfg)) + f"# total steps: {steps_total}\n",
-                                     encoding="utf-8")
-    log = JsonlLog(out / "metrics.jsonl", resume_step=step if saved is not None else None)
-    eval_log = JsonlLog(out / "eval.jsonl", resume_step=step if saved is not None else None)
+    dist.barrier()  # every rank has checked the run folder before rank 0 writes into it
+    if dist.main:
+        ckdir.mkdir(parents=True, exist_ok=True)
+        (out / "config.toml").write_text(config_toml(cfg, config_to_dict(mcfg)) + f"# total steps: {steps_total}\n",
+                                         encoding="utf-8")
+    log = JsonlLog(out / "metrics.jsonl", resume_step=step if saved is not None else None) if dist.main else None
+    eval_log = JsonlLog(out / "eval.jsonl", resume_step=step if saved is not None else None) if dist.main else None
     eval_rows = eval_subset(eval_ds, cfg.eval_samples, cfg.seed) if eval_ds is not None and cfg.eval_samples else {}
     progress = Progress(steps_total, quiet=quiet)
 
     def save(path: Path, ev: dict[str, float] | None = None) -> None:
+        """Collective: every rank calls it; the carries and the metric window are gathered, rank 0 writes."""
+        nonlocal sums
+        carry_states = [c for part in dist.gather_objects([carry_to_state(c) for c in carries]) for c in part]
+        if dist.world > 1 and sums:
+            keys = sorted(sums)
+            total = dist.sum_(torch.stack([sums[k] for k in keys]))
+            sums = {k: total[j] if dist.main else torch.zeros_like(total[j]) for j, k in enumerate(keys)}
+        if not dist.main:
+            return
         state = {"step": step, "config": asdict(cfg), "data_fingerprint": fingerprint, "optimizer": opt.state_dict(),
-                 "sampler": sampler.state(), "carry": [carry_to_state(c) for c in carries], "rng": capture_rng(),
+                 "sampler": sampler.state(), "carry": carry_states, "rng": capture_rng(),
                  "best_key": list(best) if best is not None else None, "best_step": best_step,
                  "best_metric": best[0] if best is not None else None, "best_metric_name": "eval/exact_accuracy",
                  "scaler": scaler.state_dict() if scaler is not None else None, "total_steps": steps_total,
@@ -355,7 +386,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
     sums: dict[str, torch.Tensor] = {}
     if saved is not None:  # the metric window of the interrupted log interval continues
         n_window = saved["train_state"]["log_window"]["n"]
-        sums = {k: v.to(device) for k, v in saved["train_state"]["log_window"]["sums"].items()}
+        sums = {k: (v if dist.main else torch.zeros_like(v)).to(device)
+                for k, v in saved["train_state"]["log_window"]["sums"].items()}
     stopped_by: int | None = None
     with _StopFlag() as stop:
         while step < steps_total:
@@ -370,29 +402,34 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
             t1 = time.perf_counter()
             if not carries:
                 carries = [initial_train_carry(model, {k: v[i * cfg.micro:(i + 1) * cfg.micro] for k, v in
-                                                       batch.items()}) for i in range(chunks)]
+                                                       batch.items()}) for i in mine]
                 for c in carries:
                     c.z_H, c.z_L = c.z_H.to(device), c.z_L.to(device)
                     c.steps, c.halted = c.steps.to(device), c.halted.to(device)
             step_loss = torch.zeros((), dtype=torch.float64, device=device)
             for i in range(chunks):
+                if i not in mine:  # another rank trains this chunk; follow the 1-process RNG stream
+                    skip_train_draws(model, cfg.micro, device)
+                    continue
+                j = i - mine.start
                 part = {k: v[i * cfg.micro:(i + 1) * cfg.micro] for k, v in batch.items()}
                 with amp_ctx():
-                    carries[i], res = act_train_step(model, carries[i], part,
+                    carries[j], res = act_train_step(model, carries[j], part,
                                                      puzzle_vectors=sparse.rows if sparse is not None else None)
-                    loss, m = act_loss(res, carries[i].data["labels"], carries[i].halted, carries[i].steps, cfg.loss)
+                    loss, m = act_loss(res, carries[j].data["labels"], carries[j].halted, carries[j].steps, cfg.loss)
                 scaled = loss / cfg.batch
                 (scaler.scale(scaled) if scaler is not None else scaled).backward()
                 step_loss += scaled.detach()
                 for k, v in m.items():
                     sums[k] = sums[k] + v.to(torch.float64) if k in sums else v.to(torch.float64)
+            dist.sum_grads(dense)
             if scaler is not None:
                 scaler.step(opt)
                 scaler.update()
             else:
                 opt.step()
             if sparse is not None:
-                sparse.step()
+                sparse.step(dist.gather_cat if dist.world > 1 else None)
             opt.zero_grad(set_to_none=True)
             if ema is not None:
                 with torch.no_grad():
@@ -402,7 +439,12 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
             if on_step is not None:
                 on_step(step)
 
+            stop_now = dist.any(stop.signum is not None)
             if step % cfg.log_every == 0 or step == steps_total:
+                if dist.world > 1:
+                    keys = sorted(sums)
+                    total = dist.sum_(torch.stack([sums[k] for k in keys] + [step_loss]))
+                    sums, step_loss = {k: total[j] for j, k in enumerate(keys)}, total[-1]
                 vals = {k: float(v) for k, v in sums.items()}  # the one host sync per logged step
                 elapsed = time.perf_counter() - t_window
                 cnt = vals.get("count", 0.0)
@@ -417,38 +459,45 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
                     rec["mean_steps"] = vals["steps"] / cnt
                 rec.update({"samples_per_s": cfg.batch * n_timed / max(elapsed, 1e-9),
                             "data_s": data_s / n_timed, "compute_s": compute_s / n_timed})
-                log.write(rec)
+                if log is not None:
+                    log.write(rec)
                 progress.line(rec, step - start_step)
                 sums, data_s, compute_s, n_window, n_timed = {}, 0.0, 0.0, 0, 0
                 t_window = time.perf_counter()
 
             ev = None
             if eval_rows and cfg.eval_every and (step % cfg.eval_every == 0 or step == steps_total):
-                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                    if ema is not None and table is not None:
-                        ema.puzzle_emb.weights.data.copy_(table.data)
-                    ev = evaluate(ema if ema is not None else model, eval_ds, eval_rows, cfg.micro, device, cfg.loss)
-                eval_log.write({"step": step, **ev})
-                if not quiet:
-                    print(f"eval step {step}: tok {ev['token_accuracy']:.4f} exact {ev['exact_accuracy']:.4f} "
-                          f"q_halt {ev['q_halt_accuracy']:.3f} steps {ev['mean_steps']:.2f} "
-                          f"({ev['samples']} samples)", flush=True)
-                if best is None or best_key(ev) > best:
-                    best, best_step = best_key(ev), step
+                improved = False
+                if dist.main:  # the other ranks wait at the next collective
+                    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                        if ema is not None and table is not None:
+                            ema.puzzle_emb.weights.data.copy_(table.data)
+                        ev = evaluate(ema if ema is not None else model, eval_ds, eval_rows, cfg.micro, device,
+                                      cfg.loss)
+                    eval_log.write({"step": step, **ev})  # type: ignore[union-attr]
+                    if not quiet:
+                        print(f"eval step {step}: tok {ev['token_accuracy']:.4f} exact {ev['exact_accuracy']:.4f} "
+                              f"q_halt {ev['q_halt_accuracy']:.3f} steps {ev['mean_steps']:.2f} "
+                              f"({ev['samples']} samples)", flush=True)
+                    if best is None or best_key(ev) > best:
+                        best, best_step, improved = best_key(ev), step, True
+                if dist.any(improved):
                     save(out / "best.pt", ev)
                 t_window = time.perf_counter()  # eval time is not training throughput
-            if stop.signum is not None or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) \
-                    or step == steps_total:
+            if stop_now or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == steps_total:
                 save(ckdir / f"step_{step}.pt", ev)
-                prune_checkpoints(ckdir, cfg.keep_last)
+                if dist.main:
+                    prune_checkpoints(ckdir, cfg.keep_last)
                 t_window = time.perf_counter()
-            if stop.signum is not None:
-                stopped_by = stop.signum
+            if stop_now:
+                stopped_by = stop.signum if stop.signum is not None else signal.SIGTERM
                 break
-    log.close()
-    eval_log.close()
+    if log is not None and eval_log is not None:
+        log.close()
+        eval_log.close()
     final = ckdir / f"step_{step}.pt"
-    (out / "latest.json").write_text(json.dumps({"step": step, "checkpoint": str(final.relative_to(out)),
-                                                 "done": step >= steps_total}) + "\n", encoding="utf-8")
+    if dist.main:
+        (out / "latest.json").write_text(json.dumps({"step": step, "checkpoint": str(final.relative_to(out)),
+                                                     "done": step >= steps_total}) + "\n", encoding="utf-8")
     return {"step": step, "total_steps": steps_total, "stopped_by": stopped_by, "checkpoint": str(final),
             "best_step": best_step, "best": list(best) if best is not None else None}
