@@ -239,3 +239,117 @@ def test_two_process_gloo_run_gives_the_one_process_losses_and_saves_once(arc_da
             for k in ("z_H", "z_L", "steps", "halted"):
                 assert torch.equal(x[k], y[k]), (name, k)
             assert all(torch.equal(x["data"][k], y["data"][k]) for k in x["data"])
+
+
+# --------------------------------------------------------------------------- failures a long run meets
+def test_micro_batch_auto_backs_off_on_an_injected_out_of_memory_error(arc_data, tmp_path, monkeypatch) -> None:
+    """The CUDA out-of-memory error at 8 slots and at the second 4-slot chunk (after the first one ran:
+    its carry, gradients and random draws must be undone); auto halves 8 -> 4 -> 2, retries the step,
+    and logs the same losses as --micro-batch 2."""
+    import hrm_edge.train.trainer as tr
+
+    real, fours = tr.act_train_step, [0]
+
+    def small_memory(model, carry, part, **kw):
+        n = part["inputs"].shape[0]
+        fours[0] += n == 4
+        if n > 4 or (n == 4 and fours[0] == 2):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(model, carry, part, **kw)
+
+    init = str(_eager_halter(tmp_path / "init.pt"))
+    kw = dict(steps=4, preset=None, init_from=init, eval_every=0)
+    train(_cfg(arc_data, tmp_path / "fixed", micro_batch=2, **kw), quiet=True)
+    monkeypatch.setattr(tr, "act_train_step", small_memory)
+    train(_cfg(arc_data, tmp_path / "auto", micro_batch="auto", **kw), quiet=True)
+    assert _losses(tmp_path / "auto") == _losses(tmp_path / "fixed")
+    ev = read_jsonl(tmp_path / "auto" / "events.jsonl")
+    assert [(e["step"], e["event"], e["micro_batch"], e["accumulation"]) for e in ev] == [
+        (1, "oom_backoff", 4, 2), (1, "oom_backoff", 2, 4)]  # once per halving, never again
+    from hrm_edge.errors import HrmEdgeError
+
+    fours[0] = 0
+    with pytest.raises(HrmEdgeError, match="out of memory at micro-batch 4; try --micro-batch auto"):
+        train(_cfg(arc_data, tmp_path / "no", micro_batch=4, **kw), quiet=True)
+
+
+def _nan_at(monkeypatch, calls: set[int]) -> None:
+    """act_loss returns a NaN loss on the given (1-based) calls; one call per step at micro = batch."""
+    import hrm_edge.train.trainer as tr
+
+    real, n = tr.act_loss, [0]
+
+    def flaky(*a, **kw):
+        n[0] += 1
+        loss, m = real(*a, **kw)
+        return (loss * float("nan"), m) if n[0] in calls else (loss, m)
+
+    monkeypatch.setattr(tr, "act_loss", flaky)
+
+
+def _opt_steps(path: Path) -> int:
+    return int(torch.load(path, weights_only=True)["train_state"]["optimizer"]["state"][0]["step"])
+
+
+def test_a_nonfinite_loss_skips_its_step(arc_data, tmp_path, monkeypatch) -> None:
+    _nan_at(monkeypatch, {3})
+    run = tmp_path / "r"
+    train(_cfg(arc_data, run, steps=5, eval_every=0, checkpoint_every=1, keep_last=0), quiet=True)
+    assert [(e["step"], e["event"]) for e in read_jsonl(run / "events.jsonl")] == [(3, "nonfinite_loss")]
+    ck = {n: torch.load(run / "checkpoints" / f"step_{n}.pt", weights_only=True)["model"] for n in (2, 3, 4)}
+    assert all(torch.equal(ck[2][k], ck[3][k]) for k in ck[2])  # no update at step 3
+    assert not all(torch.equal(ck[3][k], ck[4][k]) for k in ck[3])
+    assert [_opt_steps(run / "checkpoints" / f"step_{n}.pt") for n in (2, 3, 4, 5)] == [2, 2, 3, 4]
+    recs = read_jsonl(run / "metrics.jsonl")
+    assert [r["step"] for r in recs] == [1, 2, 4, 5] and all(math.isfinite(r["loss"]) for r in recs)
+
+
+def test_k_nonfinite_losses_in_a_row_roll_back_to_the_last_checkpoint(arc_data, tmp_path, monkeypatch) -> None:
+    _nan_at(monkeypatch, {5, 6, 7})
+    run = tmp_path / "r"
+    train(_cfg(arc_data, run, steps=10, eval_every=0, checkpoint_every=4, keep_last=0, nan_rollback=3), quiet=True)
+    ev = [(e["step"], e["event"]) for e in read_jsonl(run / "events.jsonl")]
+    assert ev == [(5, "nonfinite_loss"), (6, "nonfinite_loss"), (7, "nonfinite_loss"), (7, "rollback")]
+    assert read_jsonl(run / "events.jsonl")[-1]["to_step"] == 4
+    # steps 1-4 and, after the rollback to step 4, steps 5-10 updated: 10 (no rollback would give 7)
+    assert _opt_steps(run / "checkpoints" / "step_10.pt") == 10
+
+
+_KILL_IN_SAVE = """
+import os, signal, sys
+import hrm_edge.model.checkpoint as ck
+from hrm_edge.train.config import TrainConfig
+from hrm_edge.train.trainer import train
+real = ck.atomic_write_bytes
+def write(path, fn):
+    if "step_8" not in str(path):
+        return real(path, fn)
+    def half(f):
+        import io
+        buf = io.BytesIO()
+        fn(buf)
+        f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)  # kill -9 with half of step_8.pt on disk
+    return real(path, half)
+ck.atomic_write_bytes = write
+train(TrainConfig(**eval(sys.argv[1])), quiet=True)
+"""
+
+
+def test_kill_9_during_a_save_leaves_the_previous_checkpoint_loadable(arc_data, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    kw = dict(steps=10, eval_every=0, checkpoint_every=4, keep_last=2)
+    train(_cfg(arc_data, tmp_path / "full", **kw), quiet=True)
+    run = tmp_path / "cut"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    r = subprocess.run([sys.executable, "-c", _KILL_IN_SAVE, repr(vars(_cfg(arc_data, run, **kw)))], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.pt")) == ["step_4.pt"]
+    assert list((run / "checkpoints").glob(".step_8.pt.*.tmp"))  # the half-written file never got the name
+    assert load_checkpoint(run / "checkpoints" / "step_4.pt").model is not None
+    train(_cfg(arc_data, run, **kw), resume=True, quiet=True)
+    assert _losses(run) == _losses(tmp_path / "full")

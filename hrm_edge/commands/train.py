@@ -31,8 +31,10 @@ def train(
     epochs: Optional[float] = typer.Option(None, "--epochs", help="Or: epochs, counted as the reference does "
                                            "(epochs x groups x mean examples / batch steps)."),
     batch: Optional[int] = typer.Option(None, "--batch", help="Global batch: ACT slots per step. [default: 32]"),
-    micro_batch: Optional[int] = typer.Option(None, "--micro-batch", help="Slots per forward/backward pass "
-                                              "(gradient accumulation; must divide --batch). [default: --batch]"),
+    micro_batch: Optional[str] = typer.Option(None, "--micro-batch", help="Slots per forward/backward pass "
+                                              "(gradient accumulation; must divide --batch), or auto: start at "
+                                              "--batch and halve on an out-of-memory error (the step is retried, "
+                                              "the effective batch unchanged). [default: --batch]"),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate of the dense weights. [default: 1e-4]"),
     puzzle_lr: Optional[float] = typer.Option(None, "--puzzle-lr", help="Peak learning rate of the sparse "
                                               "sign-SGD on puzzle-embedding rows. [default: 1e-2]"),
@@ -66,6 +68,9 @@ def train(
     ema: Optional[float] = typer.Option(None, "--ema", help="Keep an EMA of the weights at this rate (e.g. 0.999); "
                                         "it is what evaluation uses and checkpoints hold. [default: off]"),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto. [default: auto]"),
+    nan_rollback: Optional[int] = typer.Option(None, "--nan-rollback", help="A non-finite loss skips its step "
+                                               "(logged to events.jsonl); this many in a row reload the newest "
+                                               "checkpoint, with the data moving on (0 = never). [default: 3]"),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for PyTorch. [default: PyTorch's]"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint, "
                                 "bit-identically; its config.toml supplies every option not given."),
@@ -83,7 +88,12 @@ def train(
         puzzle_weight_decay=puzzle_weight_decay, optimizer=optimizer, loss=loss, warmup=warmup,
         lr_min_ratio=lr_min_ratio, checkpoint_every=checkpoint_every, keep_last=keep_last, eval_every=eval_every,
         eval_samples=eval_samples, log_every=log_every, seed=seed, amp=amp, ema=ema, device=device,
-        threads=threads).items() if v is not None}
+        threads=threads, nan_rollback=nan_rollback).items() if v is not None}
+    if micro_batch is not None and micro_batch != "auto":
+        try:
+            given["micro_batch"] = int(micro_batch)
+        except ValueError:
+            raise HrmEdgeError(f"--micro-batch must be a number or auto, got {micro_batch!r}") from None
     for k in ("data", "init_from"):
         if k in given:
             given[k] = str(Path(given[k]).resolve())

@@ -32,7 +32,7 @@ class TrainConfig:
     steps: int | None = None
     epochs: float | None = None
     batch: int = 32
-    micro_batch: int | None = None
+    micro_batch: int | str | None = None  # an int, "auto" (halved on out-of-memory), or None (= batch)
     lr: float = 1e-4
     puzzle_lr: float = 1e-2
     weight_decay: float = 0.1
@@ -53,6 +53,7 @@ class TrainConfig:
     ema: float | None = None
     device: str = "auto"
     threads: int | None = None
+    nan_rollback: int = 3
 
     def validate(self) -> None:
         def bad(msg: str) -> None:
@@ -70,8 +71,10 @@ class TrainConfig:
             bad(f"--epochs must be > 0, got {self.epochs}")
         if self.batch < 1:
             bad(f"--batch must be >= 1, got {self.batch}")
-        if self.micro_batch is not None and not (1 <= self.micro_batch <= self.batch
-                                                 and self.batch % self.micro_batch == 0):
+        if self.micro_batch == "auto":
+            pass
+        elif self.micro_batch is not None and not (isinstance(self.micro_batch, int) and 1 <= self.micro_batch
+                                                   <= self.batch and self.batch % self.micro_batch == 0):
             bad(f"--micro-batch {self.micro_batch} must divide --batch {self.batch}")
         for name in ("lr", "puzzle_lr", "weight_decay", "puzzle_weight_decay"):
             v = getattr(self, name)
@@ -98,12 +101,14 @@ class TrainConfig:
             bad(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if self.ema is not None and not (0.0 < self.ema < 1.0):
             bad(f"--ema must be in (0, 1), got {self.ema}")
+        if self.nan_rollback < 0:
+            bad(f"--nan-rollback must be >= 0 (0 = never roll back), got {self.nan_rollback}")
         if self.threads is not None and self.threads < 1:
             bad(f"--threads must be >= 1, got {self.threads}")
 
     @property
     def micro(self) -> int:
-        return self.micro_batch or self.batch
+        return self.micro_batch if isinstance(self.micro_batch, int) else self.batch
 
 
 FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}

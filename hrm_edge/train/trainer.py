@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import signal
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -40,8 +41,10 @@ from hrm_edge.train.state import (
     capture_rng,
     carry_from_state,
     carry_to_state,
+    concat_carries,
     prune_checkpoints,
     restore_rng,
+    split_carries,
     step_checkpoints,
 )
 
@@ -278,7 +281,8 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
         raise HrmEdgeError(f"--batch {cfg.batch} cannot be split over {dist.world} processes")
     if dist.world > 1 and cfg.micro_batch is None:
         cfg.micro_batch = cfg.batch // dist.world  # one chunk per rank (written to config.toml)
-    chunks = cfg.batch // cfg.micro
+    micro = cfg.micro if cfg.micro_batch != "auto" else cfg.batch // dist.world  # auto: halved on OOM
+    chunks = cfg.batch // micro
     mine = dist.chunk_range(chunks)
     if cfg.amp == "fp16" and device.type != "cuda":
         raise HrmEdgeError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU")
@@ -324,10 +328,11 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
     amp_ctx = (lambda: torch.autocast(device.type, dtype=torch.bfloat16 if cfg.amp == "bf16" else torch.float16)) \
         if cfg.amp != "off" else contextlib.nullcontext
 
-    step, best, best_step = 0, None, None
-    sampler = Sampler(ds, cfg.batch, cfg.seed)
-    carries: list[ActTrainCarry] = []
-    if saved is not None:
+    def load_state(saved: dict[str, Any], whole: bool) -> tuple[int, int, int, range, list[ActTrainCarry]]:
+        """Weights, optimizers, EMA, scaler and carry of a checkpoint (+ sampler, RNG, best when `whole`).
+        Returns (step, micro, chunks, this rank's chunks, its carries); the saved carry is re-cut to the
+        micro-batch in effect, so any world size resumes it."""
+        nonlocal best, best_step, sampler
         ts = saved["train_state"]
         model.load_state_dict(ts["raw_model"] if "raw_model" in ts else saved["model"])
         opt.load_state_dict(ts["optimizer"])
@@ -335,14 +340,22 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
             ema.load_state_dict(saved["model"])
         if scaler is not None and ts.get("scaler"):
             scaler.load_state_dict(ts["scaler"])
-        step, best_step = ts["step"], ts.get("best_step")
-        best = tuple(ts["best_key"]) if ts.get("best_key") is not None else None
-        sampler = Sampler(ds, cfg.batch, cfg.seed, ts["sampler"]["epoch"], ts["sampler"]["pos"])
-        if ts["carry"] and len(ts["carry"]) != chunks:
-            raise HrmEdgeError(f"--resume: the checkpoint holds {len(ts['carry'])} carry chunks, this run {chunks}",
-                               path=out)
-        carries = [carry_from_state(ts["carry"][i], device) for i in mine] if ts["carry"] else []
-        restore_rng(ts["rng"])
+        m = int(ts.get("micro") or micro) if cfg.micro_batch == "auto" else micro
+        n = cfg.batch // m
+        own = dist.chunk_range(n)
+        every = split_carries(concat_carries([carry_from_state(c, device) for c in ts["carry"]]), m)
+        if whole:
+            best_step = ts.get("best_step")
+            best = tuple(ts["best_key"]) if ts.get("best_key") is not None else None
+            sampler = Sampler(ds, cfg.batch, cfg.seed, ts["sampler"]["epoch"], ts["sampler"]["pos"])
+            restore_rng(ts["rng"])
+        return ts["step"], m, n, own, [every[i] for i in own] if every else []
+
+    step, best, best_step = 0, None, None
+    sampler = Sampler(ds, cfg.batch, cfg.seed)
+    carries: list[ActTrainCarry] = []
+    if saved is not None:
+        step, micro, chunks, mine, carries = load_state(saved, whole=True)
     else:
         if out.exists() and any(out.iterdir()):
             raise HrmEdgeError("run folder is not empty (use --resume to continue it, or another --out)", path=out)
@@ -373,6 +386,7 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
                  "best_key": list(best) if best is not None else None, "best_step": best_step,
                  "best_metric": best[0] if best is not None else None, "best_metric_name": "eval/exact_accuracy",
                  "scaler": scaler.state_dict() if scaler is not None else None, "total_steps": steps_total,
+                 "micro": micro,
                  "log_window": {"n": n_window, "sums": {k: v.cpu() for k, v in sums.items()}}}
         if ema is not None:
             state["raw_model"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -388,7 +402,48 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
         n_window = saved["train_state"]["log_window"]["n"]
         sums = {k: (v if dist.main else torch.zeros_like(v)).to(device)
                 for k, v in saved["train_state"]["log_window"]["sums"].items()}
+    events = JsonlLog(out / "events.jsonl", resume_step=step if saved is not None else None) if dist.main else None
+
+    def event(rec: dict[str, Any], line: str) -> None:
+        """OOM backoffs, skipped steps and rollbacks: events.jsonl and one stderr line (even with -q)."""
+        if events is not None:
+            events.write(rec)
+            print(line, file=sys.stderr, flush=True)
+
+    def zero_grads() -> None:
+        opt.zero_grad(set_to_none=True)
+        if sparse is not None:
+            sparse.zero_grad()
+
+    def run_chunks(batch: dict[str, torch.Tensor], carries: list[ActTrainCarry]
+                   ) -> tuple[list[ActTrainCarry], torch.Tensor, list[dict[str, torch.Tensor]]]:
+        """Forward and backward of this rank's chunks (gradients accumulate); the new carries, the
+        step's loss and each chunk's metrics. Chunks of other ranks only advance the RNG."""
+        carries = list(carries) or [initial_train_carry(model, {k: v[i * micro:(i + 1) * micro] for k, v in
+                                                                batch.items()}) for i in mine]
+        for c in carries:
+            c.z_H, c.z_L, c.steps, c.halted = c.z_H.to(device), c.z_L.to(device), c.steps.to(device), \
+                c.halted.to(device)
+        step_loss = torch.zeros((), dtype=torch.float64, device=device)
+        ms = []
+        for i in range(chunks):
+            if i not in mine:  # another rank trains this chunk; follow the 1-process RNG stream
+                skip_train_draws(model, micro, device)
+                continue
+            j = i - mine.start
+            part = {k: v[i * micro:(i + 1) * micro] for k, v in batch.items()}
+            with amp_ctx():
+                carries[j], res = act_train_step(model, carries[j], part,
+                                                 puzzle_vectors=sparse.rows if sparse is not None else None)
+                loss, m = act_loss(res, carries[j].data["labels"], carries[j].halted, carries[j].steps, cfg.loss)
+            scaled = loss / cfg.batch
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            step_loss += scaled.detach()
+            ms.append(m)
+        return carries, step_loss, ms
+
     stopped_by: int | None = None
+    nonfinite = 0
     with _StopFlag() as stop:
         while step < steps_total:
             step += 1
@@ -400,47 +455,70 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
             t0 = time.perf_counter()
             batch = {k: v.to(device, non_blocking=True) for k, v in sampler.next().items()}
             t1 = time.perf_counter()
-            if not carries:
-                carries = [initial_train_carry(model, {k: v[i * cfg.micro:(i + 1) * cfg.micro] for k, v in
-                                                       batch.items()}) for i in mine]
-                for c in carries:
-                    c.z_H, c.z_L = c.z_H.to(device), c.z_L.to(device)
-                    c.steps, c.halted = c.steps.to(device), c.halted.to(device)
-            step_loss = torch.zeros((), dtype=torch.float64, device=device)
-            for i in range(chunks):
-                if i not in mine:  # another rank trains this chunk; follow the 1-process RNG stream
-                    skip_train_draws(model, cfg.micro, device)
-                    continue
-                j = i - mine.start
-                part = {k: v[i * cfg.micro:(i + 1) * cfg.micro] for k, v in batch.items()}
-                with amp_ctx():
-                    carries[j], res = act_train_step(model, carries[j], part,
-                                                     puzzle_vectors=sparse.rows if sparse is not None else None)
-                    loss, m = act_loss(res, carries[j].data["labels"], carries[j].halted, carries[j].steps, cfg.loss)
-                scaled = loss / cfg.batch
-                (scaler.scale(scaled) if scaler is not None else scaled).backward()
-                step_loss += scaled.detach()
-                for k, v in m.items():
-                    sums[k] = sums[k] + v.to(torch.float64) if k in sums else v.to(torch.float64)
-            dist.sum_grads(dense)
-            if scaler is not None:
-                scaler.step(opt)
-                scaler.update()
+            before = (list(carries), torch.get_rng_state(),
+                      torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+            while True:  # --micro-batch auto: an out-of-memory error halves the micro-batch and retries
+                try:
+                    carries, step_loss, ms, oom = *run_chunks(batch, carries), False
+                except torch.OutOfMemoryError:
+                    oom = True
+                if not dist.any(oom):
+                    break
+                if cfg.micro_batch != "auto" or micro == 1:
+                    raise HrmEdgeError(f"out of memory at micro-batch {micro}" +
+                                       ("" if cfg.micro_batch == "auto" else "; try --micro-batch auto"))
+                zero_grads()  # the carries were not replaced: run_chunks raised before returning them
+                torch.set_rng_state(before[1])
+                if before[2] is not None:
+                    torch.cuda.set_rng_state(before[2], device)
+                    torch.cuda.empty_cache()
+                micro //= 2
+                chunks, mine = cfg.batch // micro, dist.chunk_range(cfg.batch // micro)
+                carries = split_carries(concat_carries(carries), micro)
+                event({"step": step, "event": "oom_backoff", "micro_batch": micro, "accumulation": chunks},
+                      f"out of memory: micro-batch now {micro}, accumulation {chunks} (batch {cfg.batch} unchanged)")
+            skipped = dist.any(not bool(torch.isfinite(step_loss)))
+            if skipped:  # no update; the carry stays as it was
+                carries = list(before[0])
+                zero_grads()
+                nonfinite += 1
+                event({"step": step, "event": "nonfinite_loss", "in_a_row": nonfinite},
+                      f"step {step}: loss is not finite; step skipped ({nonfinite} in a row)")
+                if cfg.nan_rollback and nonfinite >= cfg.nan_rollback:
+                    found = step_checkpoints(ckdir)
+                    if not found:
+                        raise HrmEdgeError(f"{nonfinite} non-finite losses in a row and no checkpoint to roll back to",
+                                           path=out)
+                    back = torch.load(found[-1][1], map_location="cpu", weights_only=True)
+                    event({"step": step, "event": "rollback", "to_step": back["train_state"]["step"]},
+                          f"rolling back to {found[-1][1].name} (data and random stream move on)")
+                    step, micro, chunks, mine, carries = load_state(back, whole=False)
+                    sums, n_window, nonfinite = {}, 0, 0
             else:
-                opt.step()
-            if sparse is not None:
-                sparse.step(dist.gather_cat if dist.world > 1 else None)
-            opt.zero_grad(set_to_none=True)
-            if ema is not None:
-                with torch.no_grad():
-                    torch._foreach_lerp_(ema_params, dense, 1.0 - cfg.ema)
+                nonfinite = 0
+                for m in ms:
+                    for k, v in m.items():
+                        sums[k] = sums[k] + v.to(torch.float64) if k in sums else v.to(torch.float64)
+                dist.sum_grads(dense)
+                if scaler is not None:
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    opt.step()
+                if sparse is not None:
+                    sparse.step(dist.gather_cat if dist.world > 1 else None)
+                opt.zero_grad(set_to_none=True)
+                if ema is not None:
+                    with torch.no_grad():
+                        torch._foreach_lerp_(ema_params, dense, 1.0 - cfg.ema)
             t2 = time.perf_counter()
-            data_s, compute_s, n_window, n_timed = data_s + (t1 - t0), compute_s + (t2 - t1), n_window + 1, n_timed + 1
+            data_s, compute_s, n_timed = data_s + (t1 - t0), compute_s + (t2 - t1), n_timed + 1
+            n_window += not skipped
             if on_step is not None:
                 on_step(step)
 
             stop_now = dist.any(stop.signum is not None)
-            if step % cfg.log_every == 0 or step == steps_total:
+            if (step % cfg.log_every == 0 or step == steps_total) and n_window:
                 if dist.world > 1:
                     keys = sorted(sums)
                     total = dist.sum_(torch.stack([sums[k] for k in keys] + [step_loss]))
@@ -472,7 +550,7 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
                     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                         if ema is not None and table is not None:
                             ema.puzzle_emb.weights.data.copy_(table.data)
-                        ev = evaluate(ema if ema is not None else model, eval_ds, eval_rows, cfg.micro, device,
+                        ev = evaluate(ema if ema is not None else model, eval_ds, eval_rows, micro, device,
                                       cfg.loss)
                     eval_log.write({"step": step, **ev})  # type: ignore[union-attr]
                     if not quiet:
@@ -492,9 +570,9 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
             if stop_now:
                 stopped_by = stop.signum if stop.signum is not None else signal.SIGTERM
                 break
-    if log is not None and eval_log is not None:
-        log.close()
-        eval_log.close()
+    for f in (log, eval_log, events):
+        if f is not None:
+            f.close()
     final = ckdir / f"step_{step}.pt"
     if dist.main:
         (out / "latest.json").write_text(json.dumps({"step": step, "checkpoint": str(final.relative_to(out)),
