@@ -353,3 +353,102 @@ def test_kill_9_during_a_save_leaves_the_previous_checkpoint_loadable(arc_data, 
     assert load_checkpoint(run / "checkpoints" / "step_4.pt").model is not None
     train(_cfg(arc_data, run, **kw), resume=True, quiet=True)
     assert _losses(run) == _losses(tmp_path / "full")
+
+
+# --------------------------------------------------------------------------- lite: train_arc_full.py's recipe
+def _script_model(halt_bias: float):
+    from test_checkpoints import ScriptModel  # the script's module as its author wrote it
+
+    torch.manual_seed(0)
+    ref = ScriptModel(12, 32, 4, 1, 1, 64, max_cycles=3).eval()  # eval: no dropout; grads still flow
+    with torch.no_grad():
+        ref.halt_predictor.bias.fill_(halt_bias)
+    return ref
+
+
+def _script_loss(out, tgt, probs):
+    """train_arc_full.py's ACTLoss(halt_penalty=0.01), as written there."""
+    task = torch.nn.functional.cross_entropy(out.reshape(-1, out.size(-1)), tgt.reshape(-1))
+    return task + 0.01 * (sum(p.mean() for p in probs) / len(probs))
+
+
+def _script_file(path: Path, model, opt=None, sched=None, step: int = 0) -> str:
+    torch.save({"model_state_dict": model.state_dict(), "optimizer_state_dict": opt.state_dict() if opt else {},
+                "scheduler_state_dict": sched.state_dict() if sched else {}, "epoch": 0, "global_step": 2 * step,
+                "config": {"num_heads": 4, "max_cycles": 3, "dropout": 0.0, "seq_len": 64}}, path)
+    return str(path)
+
+
+@pytest.mark.parametrize("halt_bias", [-5.0, 5.0])  # runs every cycle / stops the batch after cycle 2
+def test_lite_loss_equals_the_script_formula(arc_data, tmp_path, halt_bias) -> None:
+    from hrm_edge.data.dataset import HrmDataset
+    from hrm_edge.train.lite import lite_forward, lite_loss
+
+    ref = _script_model(halt_bias)
+    model = load_checkpoint(_script_file(tmp_path / "s.pt", ref)).model.train()
+    s = next(iter(HrmDataset(str(arc_data), "train").sets.values()))
+    x, y = torch.from_numpy(s.inputs[:6].astype(np.int64)), torch.from_numpy(s.labels[:6].astype(np.int64))
+    out, probs = ref(x)
+    logits, ours = lite_forward(model, x)
+    assert len(ours) == len(probs) == (3 if halt_bias < 0 else 2)
+    loss, m = lite_loss(logits, y, ours)
+    assert loss.item() == pytest.approx(_script_loss(out, y, probs).item(), rel=1e-5)
+    # --lite-ignore-pad: the mean cross-entropy of the non-PAD cells only
+    lp = torch.log_softmax(out, -1).gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    want = -lp[y != 0].mean() + 0.01 * (sum(p.mean() for p in probs) / len(probs))
+    assert lite_loss(logits, y, ours, ignore_pad=True)[0].item() == pytest.approx(want.item(), rel=1e-5)
+    assert (y == 0).any() and abs(want.item() - loss.item()) > 1e-3  # the switch matters on this data
+
+
+def test_resume_from_a_script_step_file_continues_its_run(arc_data, tmp_path) -> None:
+    """Two optimizer steps of the script's loop, saved as hrm_arc_step_4.pt; this trainer runs steps 3-4 and
+    lands on the weights of the script's own steps 3-4 on the same batches (AdamW moments and cosine
+    position carried over; fp32 tolerance 2e-5)."""
+    from hrm_edge.data.dataset import HrmDataset
+    from hrm_edge.train.trainer import Sampler
+
+    ref = _script_model(-5.0)
+    opt = torch.optim.AdamW(ref.parameters(), lr=3e-4, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10)
+    ds = HrmDataset(str(arc_data), "train")
+
+    def script_step(b) -> None:
+        out, probs = ref(b["inputs"].long())
+        _script_loss(out, b["labels"].long(), probs).backward()
+        torch.nn.utils.clip_grad_norm_(ref.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad()
+        sched.step()
+
+    warm = Sampler(ds, 8, seed=99)
+    for _ in range(2):
+        script_step(warm.next())
+    path = _script_file(tmp_path / "hrm_arc_step_4.pt", ref, opt, sched, step=2)
+    lr3 = sched.get_last_lr()[0]
+    run = tmp_path / "r"
+    train(_cfg(arc_data, run, preset=None, resume_from=path, steps=4, optimizer="adamw", lr=3e-4,
+               weight_decay=0.01, beta2=0.999, lr_min_ratio=0.0, eval_every=0, checkpoint_every=1), quiet=True)
+    same = Sampler(ds, 8, seed=0)  # the batches the trainer drew (its sampler, --seed 0)
+    for _ in range(2):
+        script_step(same.next())
+    recs = read_jsonl(run / "metrics.jsonl")
+    assert [r["step"] for r in recs] == [3, 4] and recs[0]["lr"] == pytest.approx(lr3, rel=1e-12)
+    got = torch.load(run / "checkpoints" / "step_4.pt", weights_only=True)
+    want = ref.state_dict()
+    assert all(torch.allclose(got["model"][k], want[k], atol=2e-5) for k in want), \
+        max((got["model"][k] - want[k]).abs().max().item() for k in want)
+    assert got["train_state"]["optimizer"]["state"][0]["step"] == 4
+
+
+def test_cli_lite_run_takes_the_script_recipe_for_unset_options(cli, arc_data, tmp_path) -> None:
+    path = _script_file(tmp_path / "hrm_arc_step_0.pt", _script_model(-5.0))
+    r = cli("train", "--data", str(arc_data), "--resume-from", path, "--out", str(tmp_path / "r"), "--steps", "2",
+            "--batch", "8", "--eval-every", "0", "--log-every", "1", "--threads", "1", "-q")
+    assert r.returncode == 0, r.stderr
+    toml = (tmp_path / "r" / "config.toml").read_text()
+    for line in ('optimizer = "adamw"', "lr = 0.0003", "weight_decay = 0.01", "beta2 = 0.999", "lr_min_ratio = 0.0"):
+        assert f"\n{line}\n" in toml, line
+    assert [x["step"] for x in read_jsonl(tmp_path / "r" / "metrics.jsonl")] == [1, 2]
+    r = cli("train", "--data", str(arc_data), "--resume-from", path, "--out", str(tmp_path / "w"), "--steps", "2",
+            "--warmup", "5", "-q")
+    assert r.returncode == 2 and "without warmup" in r.stderr and not (tmp_path / "w" / "checkpoints").exists()

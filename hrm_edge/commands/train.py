@@ -15,6 +15,10 @@ import typer
 
 from hrm_edge.errors import HrmEdgeError
 
+# train_arc_full.py's recipe: what a lite run uses for the options it is not given.
+LITE_DEFAULTS: dict[str, Any] = {"optimizer": "adamw", "lr": 3e-4, "weight_decay": 0.01, "beta2": 0.999,
+                                 "lr_min_ratio": 0.0}
+
 
 def train(
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder written by `hrm-edge build-data` "
@@ -23,6 +27,9 @@ def train(
                                          "(tiny, hrm-6m, hrm-27m); [model] in --config overrides its fields."),
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from this checkpoint's weights "
                                              "(new puzzle identifiers start at the mean trained row)."),
+    resume_from: Optional[Path] = typer.Option(None, "--resume-from", help="Continue a run of the first user's "
+                                               "train_arc_full.py from its hrm_arc_step_N.pt (lite: weights, AdamW "
+                                               "moments, cosine position and step)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these options (names "
                                           "with underscores) and a [model] table; command-line options win."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: config.toml, metrics.jsonl, eval.jsonl, "
@@ -71,6 +78,11 @@ def train(
     nan_rollback: Optional[int] = typer.Option(None, "--nan-rollback", help="A non-finite loss skips its step "
                                                "(logged to events.jsonl); this many in a row reload the newest "
                                                "checkpoint, with the data moving on (0 = never). [default: 3]"),
+    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="Clip the gradient norm to this (0 = off). "
+                                              "[default: 1.0 for lite (the script's), off for act-v1]"),
+    lite_ignore_pad: Optional[bool] = typer.Option(None, "--lite-ignore-pad/--lite-count-pad", help="lite loss: "
+                                                   "leave PAD cells out of the cross-entropy, or count them as "
+                                                   "train_arc_full.py does. [default: count]"),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for PyTorch. [default: PyTorch's]"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint, "
                                 "bit-identically; its config.toml supplies every option not given."),
@@ -88,13 +100,14 @@ def train(
         puzzle_weight_decay=puzzle_weight_decay, optimizer=optimizer, loss=loss, warmup=warmup,
         lr_min_ratio=lr_min_ratio, checkpoint_every=checkpoint_every, keep_last=keep_last, eval_every=eval_every,
         eval_samples=eval_samples, log_every=log_every, seed=seed, amp=amp, ema=ema, device=device,
-        threads=threads, nan_rollback=nan_rollback).items() if v is not None}
+        threads=threads, nan_rollback=nan_rollback, resume_from=resume_from, grad_clip=grad_clip,
+        lite_ignore_pad=lite_ignore_pad).items() if v is not None}
     if micro_batch is not None and micro_batch != "auto":
         try:
             given["micro_batch"] = int(micro_batch)
         except ValueError:
             raise HrmEdgeError(f"--micro-batch must be a number or auto, got {micro_batch!r}") from None
-    for k in ("data", "init_from"):
+    for k in ("data", "init_from", "resume_from"):
         if k in given:
             given[k] = str(Path(given[k]).resolve())
     base: dict[str, Any] = {}
@@ -108,12 +121,18 @@ def train(
     if ("steps" in given and "epochs" in base) or ("epochs" in given and "steps" in base):
         base.pop("steps", None)
         base.pop("epochs", None)
-    if ("preset" in given and "init_from" in base) or ("init_from" in given and "preset" in base):
-        base.pop("preset", None)
-        base.pop("init_from", None)
+    if any(k in given for k in ("preset", "init_from", "resume_from")):
+        for k in ("preset", "init_from", "resume_from"):
+            base.pop(k, None)
     merged = {**base, **given, "out": str(out)}
     cfg = TrainConfig(**merged)
     cfg.validate()
+    if not resume:
+        from hrm_edge.train.trainer import model_family
+
+        if model_family(cfg) == "lite":  # options left unset take train_arc_full.py's values
+            cfg = TrainConfig(**{**LITE_DEFAULTS, **merged})
+            cfg.validate()
 
     from hrm_edge.train.trainer import train as run_training
 

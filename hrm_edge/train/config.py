@@ -28,6 +28,7 @@ class TrainConfig:
     out: str = ""
     preset: str | None = None
     init_from: str | None = None
+    resume_from: str | None = None  # a train_arc_full.py hrm_arc_step_N.pt to continue (lite)
     model: dict[str, Any] = field(default_factory=dict)
     steps: int | None = None
     epochs: float | None = None
@@ -54,6 +55,8 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     nan_rollback: int = 3
+    grad_clip: float | None = None  # max gradient norm; None: the family's (lite: 1.0, act-v1: none)
+    lite_ignore_pad: bool = False
 
     def validate(self) -> None:
         def bad(msg: str) -> None:
@@ -61,8 +64,8 @@ class TrainConfig:
 
         if not self.data:
             bad("--data is required")
-        if (self.preset is None) == (self.init_from is None):
-            bad("give exactly one of --preset NAME or --init-from CKPT")
+        if sum(x is not None for x in (self.preset, self.init_from, self.resume_from)) != 1:
+            bad("give exactly one of --preset NAME, --init-from CKPT or --resume-from SCRIPT_CKPT")
         if (self.steps is None) == (self.epochs is None):
             bad("give exactly one of --steps N or --epochs E")
         if self.steps is not None and self.steps < 1:
@@ -101,6 +104,8 @@ class TrainConfig:
             bad(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if self.ema is not None and not (0.0 < self.ema < 1.0):
             bad(f"--ema must be in (0, 1), got {self.ema}")
+        if self.grad_clip is not None and not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
+            bad(f"--grad-clip must be a finite number >= 0 (0 = off), got {self.grad_clip}")
         if self.nan_rollback < 0:
             bad(f"--nan-rollback must be >= 0 (0 = never roll back), got {self.nan_rollback}")
         if self.threads is not None and self.threads < 1:

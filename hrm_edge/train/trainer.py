@@ -264,11 +264,27 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
         raise HrmEdgeError(f"the train split has {ds.num_examples} examples, fewer than --batch {cfg.batch}",
                            path=ds.root)
     device = resolve_device(cfg.device)
+    if model_family(cfg) == "lite":
+        from hrm_edge.train.lite import train_lite
+
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        return train_lite(cfg, ds, eval_ds, device, resume, quiet, on_step, total_steps(cfg, ds),
+                          data_fingerprint(Path(cfg.data)))
     dist = Dist(device)
     try:
         return _train(cfg, ds, eval_ds, dist, resume, quiet, on_step)
     finally:
         dist.close()
+
+
+def model_family(cfg: TrainConfig) -> str:
+    """The family a run trains: from --preset, --init-from's checkpoint, or lite for --resume-from."""
+    if cfg.resume_from:
+        return "lite"
+    if cfg.init_from:
+        return load_checkpoint(cfg.init_from).config.family
+    return preset(cfg.preset or "").family
 
 
 def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: Dist, resume: bool, quiet: bool,
@@ -500,6 +516,10 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
                     for k, v in m.items():
                         sums[k] = sums[k] + v.to(torch.float64) if k in sums else v.to(torch.float64)
                 dist.sum_grads(dense)
+                if cfg.grad_clip:
+                    if scaler is not None:
+                        scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(dense, cfg.grad_clip)
                 if scaler is not None:
                     scaler.step(opt)
                     scaler.update()
