@@ -452,3 +452,42 @@ def test_cli_lite_run_takes_the_script_recipe_for_unset_options(cli, arc_data, t
     r = cli("train", "--data", str(arc_data), "--resume-from", path, "--out", str(tmp_path / "w"), "--steps", "2",
             "--warmup", "5", "-q")
     assert r.returncode == 2 and "without warmup" in r.stderr and not (tmp_path / "w" / "checkpoints").exists()
+
+
+# --------------------------------------------------------------------------- the ARC score and new tasks
+def test_eval_tasks_pass_at_k_is_what_hrm_edge_solve_scores(cli, arc_data, tmp_path) -> None:
+    """pass@1/pass@2 logged by --eval-tasks 3 equal `hrm-edge solve`'s on best.pt for the same 3 tasks."""
+    run = tmp_path / "r"
+    train(_cfg(arc_data, run, steps=40, batch=16, eval_every=40, eval_tasks=3, full_eval_every=20), quiet=True)
+    ev = read_jsonl(run / "eval.jsonl")
+    full = [e for e in ev if e.get("full")]
+    sub = [e for e in ev if not e.get("full")]
+    from hrm_edge.data.dataset import HrmDataset
+
+    n_test = HrmDataset(str(arc_data), "test").num_examples
+    assert [e["step"] for e in full] == [20, 40] and all(e["samples"] == n_test > 8 for e in full)  # not the subset
+    assert sub[-1]["tasks"] == 3 and 0 <= sub[-1]["pass@1"] <= sub[-1]["pass@2"] <= 1
+    src = tmp_path / "three"
+    src.mkdir()
+    for p in sorted((arc_data.parent / "evaluation").glob("*.json"))[:3]:
+        (src / p.name).write_text(p.read_text())
+    r = cli("solve", str(src), "--ckpt", str(run / "best.pt"), "--identifiers", str(arc_data / "identifiers.json"),
+            "--batch", "16", "--out", str(tmp_path / "sub.json"))
+    assert r.returncode == 0, r.stderr
+    scores = json.loads((tmp_path / "sub_scores.json").read_text())
+    assert (sub[-1]["pass@1"], sub[-1]["pass@2"]) == (scores["summary"]["pass@1"], scores["summary"]["pass@2"])
+    # non-PAD accuracy of the voted answers: the same augmentations, puzzle rows, inversion and vote
+    assert sub[-1]["answer_token_accuracy"] == pytest.approx(scores["token_accuracy_non_pad"], abs=1e-12)
+    assert 0 < scores["token_accuracy_non_pad"] < 1
+
+
+def test_freeze_trunk_steps_trains_only_the_puzzle_rows_first(arc_data, tmp_path) -> None:
+    run = tmp_path / "r"
+    train(_cfg(arc_data, run, steps=3, eval_every=0, checkpoint_every=1, keep_last=0, freeze_trunk_steps=2),
+          quiet=True)
+    init = build_model(load_checkpoint(run / "checkpoints" / "step_1.pt").config, seed=0).state_dict()
+    ck = {n: torch.load(run / "checkpoints" / f"step_{n}.pt", weights_only=True)["model"] for n in (2, 3)}
+    dense = [k for k in init if k != "puzzle_emb.weights" and init[k].is_floating_point()]
+    assert all(torch.equal(ck[2][k], init[k]) for k in dense)
+    assert not torch.equal(ck[2]["puzzle_emb.weights"], init["puzzle_emb.weights"])
+    assert not all(torch.equal(ck[3][k], init[k]) for k in dense)

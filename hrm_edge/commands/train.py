@@ -66,6 +66,15 @@ def train(
                                              "test split every E steps (0 = never); best.pt follows it. "
                                              "[default: 250]"),
     eval_samples: Optional[int] = typer.Option(None, "--eval-samples", help="Size of that subset. [default: 256]"),
+    eval_tasks: Optional[int] = typer.Option(None, "--eval-tasks", help="At each evaluation also solve this many "
+                                             "evaluation tasks (the dataset's build.json sources) through the "
+                                             "`hrm-edge solve` pipeline (8 augmentations, vote) and log pass@1 / "
+                                             "pass@2 (0 = off). [default: 0]"),
+    full_eval_every: Optional[int] = typer.Option(None, "--full-eval-every", help="Evaluate the whole test split "
+                                                  "every F steps (0 = never). [default: 0]"),
+    freeze_trunk_steps: Optional[int] = typer.Option(None, "--freeze-trunk-steps", help="Train only the puzzle-"
+                                                     "embedding rows for the first N steps (new tasks after "
+                                                     "--init-from). [default: 0]"),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="Write a metrics.jsonl line every L steps. "
                                             "[default: 10]"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the model init, sampler, exploration and "
@@ -101,7 +110,8 @@ def train(
         lr_min_ratio=lr_min_ratio, checkpoint_every=checkpoint_every, keep_last=keep_last, eval_every=eval_every,
         eval_samples=eval_samples, log_every=log_every, seed=seed, amp=amp, ema=ema, device=device,
         threads=threads, nan_rollback=nan_rollback, resume_from=resume_from, grad_clip=grad_clip,
-        lite_ignore_pad=lite_ignore_pad).items() if v is not None}
+        lite_ignore_pad=lite_ignore_pad, eval_tasks=eval_tasks, full_eval_every=full_eval_every,
+        freeze_trunk_steps=freeze_trunk_steps).items() if v is not None}
     if micro_batch is not None and micro_batch != "auto":
         try:
             given["micro_batch"] = int(micro_batch)

@@ -57,6 +57,9 @@ class TrainConfig:
     nan_rollback: int = 3
     grad_clip: float | None = None  # max gradient norm; None: the family's (lite: 1.0, act-v1: none)
     lite_ignore_pad: bool = False
+    eval_tasks: int = 0  # pass@1/pass@2 on this many evaluation tasks at each evaluation (0 = off)
+    full_eval_every: int = 0  # evaluate the whole test split every F steps (0 = never)
+    freeze_trunk_steps: int = 0  # train only the puzzle-embedding rows for the first N steps
 
     def validate(self) -> None:
         def bad(msg: str) -> None:
@@ -106,6 +109,9 @@ class TrainConfig:
             bad(f"--ema must be in (0, 1), got {self.ema}")
         if self.grad_clip is not None and not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
             bad(f"--grad-clip must be a finite number >= 0 (0 = off), got {self.grad_clip}")
+        for name in ("eval_tasks", "full_eval_every", "freeze_trunk_steps"):
+            if getattr(self, name) < 0:
+                bad(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.nan_rollback < 0:
             bad(f"--nan-rollback must be >= 0 (0 = never roll back), got {self.nan_rollback}")
         if self.threads is not None and self.threads < 1:

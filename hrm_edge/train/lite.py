@@ -32,6 +32,7 @@ from hrm_edge.errors import HrmEdgeError
 from hrm_edge.model import build_model
 from hrm_edge.model.act import halt_mask
 from hrm_edge.model.checkpoint import load_checkpoint, save_checkpoint
+from hrm_edge.train.arc_eval import arc_score, eval_tasks
 from hrm_edge.train.config import STATE_SHAPING, TrainConfig, config_toml
 from hrm_edge.train.metrics import JsonlLog, Progress
 from hrm_edge.train.state import capture_rng, prune_checkpoints, restore_rng, step_checkpoints
@@ -117,6 +118,8 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
         raise HrmEdgeError("the lite family trains without warmup (train_arc_full.py's cosine); drop --warmup")
     if cfg.optimizer != "adamw":
         raise HrmEdgeError("the lite family trains with AdamW, as train_arc_full.py does: --optimizer adamw")
+    if cfg.freeze_trunk_steps or cfg.full_eval_every:
+        raise HrmEdgeError("the lite trainer has no --freeze-trunk-steps (no puzzle embedding) or --full-eval-every")
     cfg.warmup = 0
     saved = None
     if resume:
@@ -169,6 +172,7 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
                 step = int(sched.last_epoch)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
+    arc_tasks = eval_tasks(cfg.data, cfg.eval_tasks, canvas) if cfg.eval_tasks else []
     ckdir.mkdir(parents=True, exist_ok=True)
     (out / "config.toml").write_text(config_toml(cfg, config_to_dict(model.config)) +
                                      f"# total steps: {steps_total}\n", encoding="utf-8")
@@ -223,6 +227,8 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
             if eval_rows and cfg.eval_every and (step % cfg.eval_every == 0 or step == steps_total):
                 with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                     ev = evaluate_lite(model, eval_ds, eval_rows, micro, device)  # type: ignore[arg-type]
+                    if arc_tasks:
+                        ev.update(arc_score(model, arc_tasks, {}, str(device), batch=micro, seed=cfg.seed))
                 eval_log.write({"step": step, **ev})
                 if best is None or best_key(ev) > best:
                     best, best_step = best_key(ev), step

@@ -32,6 +32,7 @@ from hrm_edge.errors import HrmEdgeError
 from hrm_edge.model import build_model
 from hrm_edge.model.act import ActTrainCarry, act_train_step, initial_train_carry, skip_train_draws
 from hrm_edge.model.checkpoint import load_checkpoint, save_checkpoint
+from hrm_edge.train.arc_eval import arc_score, eval_tasks, identifier_rows
 from hrm_edge.train.config import STATE_SHAPING, TrainConfig, config_toml
 from hrm_edge.train.dist import Dist
 from hrm_edge.train.loss import act_loss
@@ -377,6 +378,10 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
             raise HrmEdgeError("run folder is not empty (use --resume to continue it, or another --out)", path=out)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
+    if cfg.freeze_trunk_steps and table is None:
+        raise HrmEdgeError("--freeze-trunk-steps trains only the puzzle embedding; this model has none")
+    arc_tasks = eval_tasks(cfg.data, cfg.eval_tasks, mcfg.canvas) if cfg.eval_tasks and dist.main else []
+    arc_names = identifier_rows(cfg.data) if arc_tasks else {}
     dist.barrier()  # every rank has checked the run folder before rank 0 writes into it
     if dist.main:
         ckdir.mkdir(parents=True, exist_ok=True)
@@ -520,7 +525,9 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
                     if scaler is not None:
                         scaler.unscale_(opt)
                     torch.nn.utils.clip_grad_norm_(dense, cfg.grad_clip)
-                if scaler is not None:
+                if step <= cfg.freeze_trunk_steps:
+                    pass  # --freeze-trunk-steps: the dense weights (and their Adam moments) wait
+                elif scaler is not None:
                     scaler.step(opt)
                     scaler.update()
                 else:
@@ -528,7 +535,7 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
                 if sparse is not None:
                     sparse.step(dist.gather_cat if dist.world > 1 else None)
                 opt.zero_grad(set_to_none=True)
-                if ema is not None:
+                if ema is not None and step > cfg.freeze_trunk_steps:
                     with torch.no_grad():
                         torch._foreach_lerp_(ema_params, dense, 1.0 - cfg.ema)
             t2 = time.perf_counter()
@@ -570,18 +577,31 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
                     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                         if ema is not None and table is not None:
                             ema.puzzle_emb.weights.data.copy_(table.data)
-                        ev = evaluate(ema if ema is not None else model, eval_ds, eval_rows, micro, device,
-                                      cfg.loss)
+                        judge = ema if ema is not None else model
+                        ev = evaluate(judge, eval_ds, eval_rows, micro, device, cfg.loss)
+                        if arc_tasks:
+                            ev.update(arc_score(judge, arc_tasks, arc_names, str(device), batch=micro, seed=cfg.seed))
                     eval_log.write({"step": step, **ev})  # type: ignore[union-attr]
                     if not quiet:
+                        arc = f" pass@1 {ev['pass@1']:.3f} pass@2 {ev['pass@2']:.3f} ({ev['tasks']} tasks)" \
+                            if "pass@1" in ev else ""
                         print(f"eval step {step}: tok {ev['token_accuracy']:.4f} exact {ev['exact_accuracy']:.4f} "
                               f"q_halt {ev['q_halt_accuracy']:.3f} steps {ev['mean_steps']:.2f} "
-                              f"({ev['samples']} samples)", flush=True)
+                              f"({ev['samples']} samples){arc}", flush=True)
                     if best is None or best_key(ev) > best:
                         best, best_step, improved = best_key(ev), step, True
                 if dist.any(improved):
                     save(out / "best.pt", ev)
                 t_window = time.perf_counter()  # eval time is not training throughput
+            if eval_ds is not None and cfg.full_eval_every and step % cfg.full_eval_every == 0 and dist.main:
+                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                    every = eval_subset(eval_ds, eval_ds.num_examples, cfg.seed)
+                    full = evaluate(ema if ema is not None else model, eval_ds, every, micro, device, cfg.loss)
+                eval_log.write({"step": step, "full": True, **full})  # type: ignore[union-attr]
+                if not quiet:
+                    print(f"full eval step {step}: tok {full['token_accuracy']:.4f} exact {full['exact_accuracy']:.4f}"
+                          f" ({full['samples']} samples)", flush=True)
+                t_window = time.perf_counter()
             if stop_now or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == steps_total:
                 save(ckdir / f"step_{step}.pt", ev)
                 if dist.main:
