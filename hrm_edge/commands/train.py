@@ -26,7 +26,8 @@ def train(
                                         "(or the reference builder): train/ is trained on, test/ evaluated."),
     preset: Optional[str] = typer.Option(None, "--preset", metavar="NAME",
         help="Start from a fresh model of this preset "
-                                         "(tiny, hrm-6m, hrm-27m, tiny-lite, lite-5.7m); \\[model] in --config overrides its fields."),
+                                         "(tiny, hrm-6m, hrm-27m, tiny-lite, lite-5.7m); \\[model] in --config "
+                                         "overrides its fields."),
     init_from: Optional[Path] = typer.Option(None, "--init-from", metavar="CKPT",
         help="Start from this checkpoint's weights "
                                              "(new puzzle identifiers start at the mean trained row)."),
