@@ -16,6 +16,7 @@ import copy
 import hashlib
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -267,6 +268,9 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
     device = resolve_device(cfg.device)
     if model_family(cfg) == "lite":
         from hrm_edge.train.lite import train_lite
+
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise HrmEdgeError("the lite trainer runs in one process; start it without torchrun")
 
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
