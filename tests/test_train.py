@@ -491,3 +491,21 @@ def test_freeze_trunk_steps_trains_only_the_puzzle_rows_first(arc_data, tmp_path
     assert all(torch.equal(ck[2][k], init[k]) for k in dense)
     assert not torch.equal(ck[2]["puzzle_emb.weights"], init["puzzle_emb.weights"])
     assert not all(torch.equal(ck[3][k], init[k]) for k in dense)
+
+
+def test_lite_run_stopped_by_sigterm_resumes_to_the_same_losses(arc_data, tmp_path) -> None:
+    """tiny-lite with dropout 0.1: the dropout RNG, AdamW moments, cosine position and sampler all resume."""
+    kw = dict(preset="tiny-lite", steps=6, micro_batch=4, optimizer="adamw", eval_every=3, checkpoint_every=0)
+    train(_cfg(arc_data, tmp_path / "full", **kw), quiet=True)
+
+    def sigterm_at_3(step: int) -> None:
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    cut = train(_cfg(arc_data, tmp_path / "cut", **kw), quiet=True, on_step=sigterm_at_3)
+    assert cut["stopped_by"] == signal.SIGTERM and cut["step"] == 3
+    torch.manual_seed(777)
+    train(_cfg(arc_data, tmp_path / "cut", **kw), resume=True, quiet=True)
+    a, b = _losses(tmp_path / "full"), _losses(tmp_path / "cut")
+    assert [r["step"] for r in b] == list(range(1, 7)) and a == b
+    assert read_jsonl(tmp_path / "full" / "eval.jsonl") == read_jsonl(tmp_path / "cut" / "eval.jsonl")
