@@ -1,7 +1,8 @@
 """Training throughput on this machine: `hrm-edge train` (trainer.train) vs a bare loop of the same step.
 
 Under contention (a shared machine) wall time says little; samples per CPU-second of this process
-(one thread) is what an idle core would give, so both are reported. The bare loop is the minimum any ACT v1 trainer must do per step: one `act_train_step` per slot chunk,
+(one thread) is what an idle core would give, so both are reported. The bare loop is the minimum any ACT v1
+trainer must do per step: one `act_train_step` per slot chunk,
 the reference loss, backward, Adam-atan2 and the sparse puzzle update, on one fixed batch with no
 sampler, logging, checkpoints or evaluation. The trainer runs the same model, batch size and steps
 (logging every 10 steps, no eval, one checkpoint at the end). Both are timed after 3 warm-up steps.
