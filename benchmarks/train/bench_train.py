@@ -1,13 +1,17 @@
 """Training throughput on this machine: `hrm-edge train` (trainer.train) vs a bare loop of the same step.
 
 Under contention (a shared machine) wall time says little; samples per CPU-second of this process
-(one thread) is what an idle core would give, so both are reported. The bare loop is the minimum any ACT v1 trainer must do per step: one `act_train_step` per slot chunk,
+(one thread) is what an idle core would give, so both are reported. The bare loop is the minimum any ACT v1
+trainer must do per step: one `act_train_step` per slot chunk,
 the reference loss, backward, Adam-atan2 and the sparse puzzle update, on one fixed batch with no
 sampler, logging, checkpoints or evaluation. The trainer runs the same model, batch size and steps
 (logging every 10 steps, no eval, one checkpoint at the end). Both are timed after 3 warm-up steps.
 
     PYTHONPATH=. python benchmarks/train/bench_train.py --preset tiny --canvas 30 --batch 32 --steps 30
     PYTHONPATH=. python benchmarks/train/bench_train.py --preset hrm-6m --canvas 10 --hidden 128 --batch 32
+
+For the lite family the bare loop is train_arc_full.py's step (full forward with batch-mean halting,
+CE + 0.01 x halt probability, clip 1.0, AdamW, cosine) and the trainer runs `train_lite`.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from hrm_edge.model import build_model
 from hrm_edge.model.act import act_train_step, initial_train_carry
 from hrm_edge.train.config import TrainConfig
 from hrm_edge.train.loss import act_loss
-from hrm_edge.train.metrics import read_jsonl
 from hrm_edge.train.optim import AdamAtan2, SparseSignSGD
 from hrm_edge.train.trainer import train
 
@@ -54,6 +57,8 @@ def bare_loop(model_cfg: dict, data: Path, batch: int, steps: int) -> float:
     for k, v in model_cfg["overrides"].items():
         setattr(cfg, k, v)
     cfg.canvas = int(round(ds.metadata.seq_len ** 0.5))
+    if cfg.family == "lite":
+        return bare_lite(build_model(cfg, seed=0).train(), ds, batch, steps)
     cfg.num_puzzle_identifiers = ds.metadata.num_puzzle_identifiers
     model = build_model(cfg, seed=0).train()
     model.puzzle_emb.weights.requires_grad_(False)
@@ -78,9 +83,34 @@ def bare_loop(model_cfg: dict, data: Path, batch: int, steps: int) -> float:
     return batch * steps / (time.perf_counter() - t0), batch * steps / (time.process_time() - c0)
 
 
+def bare_lite(model, ds: HrmDataset, batch: int, steps: int) -> tuple[float, float]:
+    from hrm_edge.train.lite import lite_forward, lite_loss
+
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps + 3)
+    s = ds.sets["all"]
+    rows = np.arange(batch) % s.num_examples
+    x = torch.from_numpy(np.asarray(s.inputs[rows], np.int64))
+    y = torch.from_numpy(np.asarray(s.labels[rows], np.int64))
+    t0 = c0 = 0.0
+    for i in range(steps + 3):
+        if i == 3:
+            t0, c0 = time.perf_counter(), time.process_time()
+        logits, probs = lite_forward(model, x)
+        lite_loss(logits, y, probs)[0].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+    return batch * steps / (time.perf_counter() - t0), batch * steps / (time.process_time() - c0)
+
+
 def trainer_run(model_cfg: dict, data: Path, out: Path, batch: int, steps: int) -> float:
+    lite = preset(model_cfg["preset"]).family == "lite"
     cfg = TrainConfig(data=str(data), out=str(out), preset=model_cfg["preset"], model=model_cfg["overrides"],
-                      steps=steps + 3, batch=batch, log_every=10, eval_every=0, checkpoint_every=0, threads=1)
+                      steps=steps + 3, batch=batch, log_every=10, eval_every=0, checkpoint_every=0,
+                      threads=torch.get_num_threads(), **(dict(optimizer="adamw", lr=3e-4, weight_decay=0.01,
+                                                                beta2=0.999, lr_min_ratio=0.0) if lite else {}))
     t = {}
     train(cfg, quiet=True, on_step=lambda s: t.setdefault(s, (time.perf_counter(), time.process_time())))
     return (batch * steps / (t[steps + 3][0] - t[3][0]), batch * steps / (t[steps + 3][1] - t[3][1]))
@@ -100,7 +130,9 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     over: dict = {}
     if a.hidden:
-        over.update(hidden_size=a.hidden, puzzle_emb_ndim=a.hidden)
+        over.update(hidden_size=a.hidden)
+        if preset(a.preset).family != "lite":
+            over["puzzle_emb_ndim"] = a.hidden
     if a.layers:
         h, l_ = map(int, a.layers.split(","))
         over.update(H_layers=h, L_layers=l_)

@@ -153,3 +153,14 @@ def act_train_step(model: Any, carry: ActTrainCarry, batch: dict[str, torch.Tens
                 _, _, nq_halt, nq_cont = model.segment(z, x)
                 out["target_q_continue"] = torch.sigmoid(torch.where(is_last, nq_halt, torch.maximum(nq_halt, nq_cont)))
     return ActTrainCarry(z[0], z[1], steps, new_halted, data), out
+
+
+def skip_train_draws(model: Any, n: int, device: torch.device) -> None:
+    """Consume exactly the random numbers `act_train_step` draws for n samples, computing nothing.
+
+    A data-parallel rank burns the draws of the chunks other ranks train, so every rank's generator
+    follows the 1-process stream and exploration picks the same samples as a 1-process run.
+    """
+    if model.training and model.config.max_steps > 1:
+        torch.rand(n, device=device)
+        torch.randint(2, model.config.max_steps + 1, (n,), dtype=torch.int32, device=device)

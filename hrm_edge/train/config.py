@@ -28,11 +28,12 @@ class TrainConfig:
     out: str = ""
     preset: str | None = None
     init_from: str | None = None
+    resume_from: str | None = None  # a train_arc_full.py hrm_arc_step_N.pt to continue (lite)
     model: dict[str, Any] = field(default_factory=dict)
     steps: int | None = None
     epochs: float | None = None
     batch: int = 32
-    micro_batch: int | None = None
+    micro_batch: int | str | None = None  # an int, "auto" (halved on out-of-memory), or None (= batch)
     lr: float = 1e-4
     puzzle_lr: float = 1e-2
     weight_decay: float = 0.1
@@ -54,6 +55,12 @@ class TrainConfig:
     freeze_weights: bool = False
     device: str = "auto"
     threads: int | None = None
+    nan_rollback: int = 3
+    grad_clip: float | None = None  # max gradient norm; None: the family's (lite: 1.0, act-v1: none)
+    lite_ignore_pad: bool = False
+    eval_tasks: int = 0  # pass@1/pass@2 on this many evaluation tasks at each evaluation (0 = off)
+    full_eval_every: int = 0  # evaluate the whole test split every F steps (0 = never)
+    freeze_trunk_steps: int = 0  # train only the puzzle-embedding rows for the first N steps
 
     def validate(self) -> None:
         def bad(msg: str) -> None:
@@ -61,8 +68,8 @@ class TrainConfig:
 
         if not self.data:
             bad("--data is required")
-        if (self.preset is None) == (self.init_from is None):
-            bad("give exactly one of --preset NAME or --init-from CKPT")
+        if sum(x is not None for x in (self.preset, self.init_from, self.resume_from)) != 1:
+            bad("give exactly one of --preset NAME, --init-from CKPT or --resume-from SCRIPT_CKPT")
         if (self.steps is None) == (self.epochs is None):
             bad("give exactly one of --steps N or --epochs E")
         if self.steps is not None and self.steps < 1:
@@ -71,8 +78,10 @@ class TrainConfig:
             bad(f"--epochs must be > 0, got {self.epochs}")
         if self.batch < 1:
             bad(f"--batch must be >= 1, got {self.batch}")
-        if self.micro_batch is not None and not (1 <= self.micro_batch <= self.batch
-                                                 and self.batch % self.micro_batch == 0):
+        if self.micro_batch == "auto":
+            pass
+        elif self.micro_batch is not None and not (isinstance(self.micro_batch, int) and 1 <= self.micro_batch
+                                                   <= self.batch and self.batch % self.micro_batch == 0):
             bad(f"--micro-batch {self.micro_batch} must divide --batch {self.batch}")
         for name in ("lr", "puzzle_lr", "weight_decay", "puzzle_weight_decay"):
             v = getattr(self, name)
@@ -99,12 +108,19 @@ class TrainConfig:
             bad(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if self.ema is not None and not (0.0 < self.ema < 1.0):
             bad(f"--ema must be in (0, 1), got {self.ema}")
+        if self.grad_clip is not None and not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
+            bad(f"--grad-clip must be a finite number >= 0 (0 = off), got {self.grad_clip}")
+        for name in ("eval_tasks", "full_eval_every", "freeze_trunk_steps"):
+            if getattr(self, name) < 0:
+                bad(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if self.nan_rollback < 0:
+            bad(f"--nan-rollback must be >= 0 (0 = never roll back), got {self.nan_rollback}")
         if self.threads is not None and self.threads < 1:
             bad(f"--threads must be >= 1, got {self.threads}")
 
     @property
     def micro(self) -> int:
-        return self.micro_batch or self.batch
+        return self.micro_batch if isinstance(self.micro_batch, int) else self.batch
 
 
 FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -71,13 +71,17 @@ class SparseSignSGD:
         return leaf
 
     @torch.no_grad()
-    def step(self) -> None:
+    def step(self, gather: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        """Update the rows used since the last step. `gather` concatenates a tensor across data-parallel
+        ranks (every rank then applies the same update to the union of the ranks' rows)."""
         pairs = [(i, leaf.grad) for i, leaf in zip(self._ids, self._leaves) if leaf.grad is not None]
         self.zero_grad()
         if not pairs:
             return
         ids = torch.cat([i for i, _ in pairs])
         grads = torch.cat([g for _, g in pairs])
+        if gather is not None:
+            ids, grads = gather(ids), gather(grads)
         uniq, inv = ids.unique(return_inverse=True)
         g = torch.zeros((uniq.shape[0], grads.shape[1]), dtype=grads.dtype, device=grads.device)
         g.scatter_add_(0, inv.unsqueeze(-1).expand(-1, grads.shape[1]), grads)

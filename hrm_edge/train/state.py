@@ -71,3 +71,22 @@ def prune_checkpoints(folder: Path, keep_last: int) -> None:
     for _, path in step_checkpoints(folder)[:-keep_last]:
         path.unlink(missing_ok=True)
         path.with_suffix(".json").unlink(missing_ok=True)
+
+
+def concat_carries(carries: list[ActTrainCarry]) -> ActTrainCarry | None:
+    """The carry of the whole batch from its micro-batch chunks (None for no chunks)."""
+    if not carries:
+        return None
+    return ActTrainCarry(torch.cat([c.z_H for c in carries]), torch.cat([c.z_L for c in carries]),
+                         torch.cat([c.steps for c in carries]), torch.cat([c.halted for c in carries]),
+                         {k: torch.cat([c.data[k] for c in carries]) for k in carries[0].data})
+
+
+def split_carries(carry: ActTrainCarry | None, micro: int) -> list[ActTrainCarry]:
+    """Chunks of `micro` slots, in slot order (a different micro-batch keeps every slot's state)."""
+    if carry is None:
+        return []
+    n = carry.steps.shape[0]
+    return [ActTrainCarry(carry.z_H[i:i + micro], carry.z_L[i:i + micro], carry.steps[i:i + micro],
+                          carry.halted[i:i + micro], {k: v[i:i + micro] for k, v in carry.data.items()})
+            for i in range(0, n, micro)]

@@ -16,7 +16,9 @@ import copy
 import hashlib
 import json
 import math
+import os
 import signal
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -29,9 +31,11 @@ from hrm_edge.config import ActV1Config, TrmConfig, config_to_dict, preset
 from hrm_edge.data.dataset import HrmDataset, sample_batch_rows
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.model import build_model
-from hrm_edge.model.act import ActTrainCarry, act_train_step, halt_margin, initial_train_carry
+from hrm_edge.model.act import ActTrainCarry, act_train_step, halt_margin, initial_train_carry, skip_train_draws
 from hrm_edge.model.checkpoint import load_checkpoint, save_checkpoint
+from hrm_edge.train.arc_eval import arc_score, eval_tasks, identifier_rows
 from hrm_edge.train.config import STATE_SHAPING, TrainConfig, config_toml
+from hrm_edge.train.dist import Dist
 from hrm_edge.train.loss import act_loss
 from hrm_edge.train.metrics import JsonlLog, Progress
 from hrm_edge.train.optim import AdamAtan2, SparseSignSGD, lr_at
@@ -39,8 +43,10 @@ from hrm_edge.train.state import (
     capture_rng,
     carry_from_state,
     carry_to_state,
+    concat_carries,
     prune_checkpoints,
     restore_rng,
+    split_carries,
     step_checkpoints,
 )
 
@@ -263,14 +269,51 @@ def total_steps(cfg: TrainConfig, ds: HrmDataset) -> int:
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: Any = None) -> dict[str, Any]:
     """Run (or resume) a training run into cfg.out; returns a summary. `on_step(step)` is a test hook."""
     cfg.validate()
-    out = Path(cfg.out)
-    ckdir = out / "checkpoints"
     ds = HrmDataset(cfg.data, "train")
     eval_ds = HrmDataset(cfg.data, "test") if (Path(cfg.data) / "test" / "dataset.json").is_file() else None
     if ds.num_examples < cfg.batch:
         raise HrmEdgeError(f"the train split has {ds.num_examples} examples, fewer than --batch {cfg.batch}",
                            path=ds.root)
     device = resolve_device(cfg.device)
+    if model_family(cfg) == "lite":
+        from hrm_edge.train.lite import train_lite
+
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise HrmEdgeError("the lite trainer runs in one process; start it without torchrun")
+
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        return train_lite(cfg, ds, eval_ds, device, resume, quiet, on_step, total_steps(cfg, ds),
+                          data_fingerprint(Path(cfg.data)))
+    dist = Dist(device)
+    try:
+        return _train(cfg, ds, eval_ds, dist, resume, quiet, on_step)
+    finally:
+        dist.close()
+
+
+def model_family(cfg: TrainConfig) -> str:
+    """The family a run trains: from --preset, --init-from's checkpoint, or lite for --resume-from."""
+    if cfg.resume_from:
+        return "lite"
+    if cfg.init_from:
+        return load_checkpoint(cfg.init_from).config.family
+    return preset(cfg.preset or "").family
+
+
+def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: Dist, resume: bool, quiet: bool,
+           on_step: Any) -> dict[str, Any]:
+    out = Path(cfg.out)
+    ckdir = out / "checkpoints"
+    device = dist.device
+    quiet = quiet or not dist.main
+    if cfg.batch % dist.world:
+        raise HrmEdgeError(f"--batch {cfg.batch} cannot be split over {dist.world} processes")
+    if dist.world > 1 and cfg.micro_batch is None:
+        cfg.micro_batch = cfg.batch // dist.world  # one chunk per rank (written to config.toml)
+    micro = cfg.micro if cfg.micro_batch != "auto" else cfg.batch // dist.world  # auto: halved on OOM
+    chunks = cfg.batch // micro
+    mine = dist.chunk_range(chunks)
     if cfg.amp == "fp16" and device.type != "cuda":
         raise HrmEdgeError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU")
     if cfg.threads:
@@ -325,11 +368,11 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
     amp_ctx = (lambda: torch.autocast(device.type, dtype=torch.bfloat16 if cfg.amp == "bf16" else torch.float16)) \
         if cfg.amp != "off" else contextlib.nullcontext
 
-    step, best, best_step = 0, None, None
-    sampler = Sampler(ds, cfg.batch, cfg.seed)
-    chunks = cfg.batch // cfg.micro
-    carries: list[ActTrainCarry] = []
-    if saved is not None:
+    def load_state(saved: dict[str, Any], whole: bool) -> tuple[int, int, int, range, list[ActTrainCarry]]:
+        """Weights, optimizers, EMA, scaler and carry of a checkpoint (+ sampler, RNG, best when `whole`).
+        Returns (step, micro, chunks, this rank's chunks, its carries); the saved carry is re-cut to the
+        micro-batch in effect, so any world size resumes it."""
+        nonlocal best, best_step, sampler
         ts = saved["train_state"]
         model.load_state_dict(ts["raw_model"] if "raw_model" in ts else saved["model"])
         opt.load_state_dict(ts["optimizer"])
@@ -337,30 +380,57 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
             ema.load_state_dict(saved["model"])
         if scaler is not None and ts.get("scaler"):
             scaler.load_state_dict(ts["scaler"])
-        step, best_step = ts["step"], ts.get("best_step")
-        best = tuple(ts["best_key"]) if ts.get("best_key") is not None else None
-        sampler = Sampler(ds, cfg.batch, cfg.seed, ts["sampler"]["epoch"], ts["sampler"]["pos"])
-        carries = [carry_from_state(c, device) for c in ts["carry"]]
-        restore_rng(ts["rng"])
+        m = int(ts.get("micro") or micro) if cfg.micro_batch == "auto" else micro
+        n = cfg.batch // m
+        own = dist.chunk_range(n)
+        every = split_carries(concat_carries([carry_from_state(c, device) for c in ts["carry"]]), m)
+        if whole:
+            best_step = ts.get("best_step")
+            best = tuple(ts["best_key"]) if ts.get("best_key") is not None else None
+            sampler = Sampler(ds, cfg.batch, cfg.seed, ts["sampler"]["epoch"], ts["sampler"]["pos"])
+            restore_rng(ts["rng"])
+        return ts["step"], m, n, own, [every[i] for i in own] if every else []
+
+    step, best, best_step = 0, None, None
+    sampler = Sampler(ds, cfg.batch, cfg.seed)
+    carries: list[ActTrainCarry] = []
+    if saved is not None:
+        step, micro, chunks, mine, carries = load_state(saved, whole=True)
     else:
         if out.exists() and any(out.iterdir()):
             raise HrmEdgeError("run folder is not empty (use --resume to continue it, or another --out)", path=out)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
-    ckdir.mkdir(parents=True, exist_ok=True)
-    (out / "config.toml").write_text(config_toml(cfg, config_to_dict(mcfg)) + f"# total steps: {steps_total}\n",
-                                     encoding="utf-8")
-    log = JsonlLog(out / "metrics.jsonl", resume_step=step if saved is not None else None)
-    eval_log = JsonlLog(out / "eval.jsonl", resume_step=step if saved is not None else None)
+    if cfg.freeze_trunk_steps and table is None:
+        raise HrmEdgeError("--freeze-trunk-steps trains only the puzzle embedding; this model has none")
+    arc_tasks = eval_tasks(cfg.data, cfg.eval_tasks, mcfg.canvas) if cfg.eval_tasks and dist.main else []
+    arc_names = identifier_rows(cfg.data) if arc_tasks else {}
+    dist.barrier()  # every rank has checked the run folder before rank 0 writes into it
+    if dist.main:
+        ckdir.mkdir(parents=True, exist_ok=True)
+        (out / "config.toml").write_text(config_toml(cfg, config_to_dict(mcfg)) + f"# total steps: {steps_total}\n",
+                                         encoding="utf-8")
+    log = JsonlLog(out / "metrics.jsonl", resume_step=step if saved is not None else None) if dist.main else None
+    eval_log = JsonlLog(out / "eval.jsonl", resume_step=step if saved is not None else None) if dist.main else None
     eval_rows = eval_subset(eval_ds, cfg.eval_samples, cfg.seed) if eval_ds is not None and cfg.eval_samples else {}
     progress = Progress(steps_total, quiet=quiet)
 
     def save(path: Path, ev: dict[str, float] | None = None) -> None:
+        """Collective: every rank calls it; the carries and the metric window are gathered, rank 0 writes."""
+        nonlocal sums
+        carry_states = [c for part in dist.gather_objects([carry_to_state(c) for c in carries]) for c in part]
+        if dist.world > 1 and sums:
+            keys = sorted(sums)
+            total = dist.sum_(torch.stack([sums[k] for k in keys]))
+            sums = {k: total[j] if dist.main else torch.zeros_like(total[j]) for j, k in enumerate(keys)}
+        if not dist.main:
+            return
         state = {"step": step, "config": asdict(cfg), "data_fingerprint": fingerprint, "optimizer": opt.state_dict(),
-                 "sampler": sampler.state(), "carry": [carry_to_state(c) for c in carries], "rng": capture_rng(),
+                 "sampler": sampler.state(), "carry": carry_states, "rng": capture_rng(),
                  "best_key": list(best) if best is not None else None, "best_step": best_step,
                  "best_metric": best[0] if best is not None else None, "best_metric_name": "eval/exact_accuracy",
                  "scaler": scaler.state_dict() if scaler is not None else None, "total_steps": steps_total,
+                 "micro": micro,
                  "log_window": {"n": n_window, "sums": {k: v.cpu() for k, v in sums.items()}}}
         if ema is not None:
             state["raw_model"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -374,8 +444,50 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
     sums: dict[str, torch.Tensor] = {}
     if saved is not None:  # the metric window of the interrupted log interval continues
         n_window = saved["train_state"]["log_window"]["n"]
-        sums = {k: v.to(device) for k, v in saved["train_state"]["log_window"]["sums"].items()}
+        sums = {k: (v if dist.main else torch.zeros_like(v)).to(device)
+                for k, v in saved["train_state"]["log_window"]["sums"].items()}
+    events = JsonlLog(out / "events.jsonl", resume_step=step if saved is not None else None) if dist.main else None
+
+    def event(rec: dict[str, Any], line: str) -> None:
+        """OOM backoffs, skipped steps and rollbacks: events.jsonl and one stderr line (even with -q)."""
+        if events is not None:
+            events.write(rec)
+            print(line, file=sys.stderr, flush=True)
+
+    def zero_grads() -> None:
+        opt.zero_grad(set_to_none=True)
+        if sparse is not None:
+            sparse.zero_grad()
+
+    def run_chunks(batch: dict[str, torch.Tensor], carries: list[ActTrainCarry]
+                   ) -> tuple[list[ActTrainCarry], torch.Tensor, list[dict[str, torch.Tensor]]]:
+        """Forward and backward of this rank's chunks (gradients accumulate); the new carries, the
+        step's loss and each chunk's metrics. Chunks of other ranks only advance the RNG."""
+        carries = list(carries) or [initial_train_carry(model, {k: v[i * micro:(i + 1) * micro] for k, v in
+                                                                batch.items()}) for i in mine]
+        for c in carries:
+            c.z_H, c.z_L, c.steps, c.halted = c.z_H.to(device), c.z_L.to(device), c.steps.to(device), \
+                c.halted.to(device)
+        step_loss = torch.zeros((), dtype=torch.float64, device=device)
+        ms = []
+        for i in range(chunks):
+            if i not in mine:  # another rank trains this chunk; follow the 1-process RNG stream
+                skip_train_draws(model, micro, device)
+                continue
+            j = i - mine.start
+            part = {k: v[i * micro:(i + 1) * micro] for k, v in batch.items()}
+            with amp_ctx():
+                carries[j], res = act_train_step(model, carries[j], part,
+                                                 puzzle_vectors=sparse.rows if sparse is not None else None)
+                loss, m = act_loss(res, carries[j].data["labels"], carries[j].halted, carries[j].steps, cfg.loss)
+            scaled = loss / cfg.batch
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            step_loss += scaled.detach()
+            ms.append(m)
+        return carries, step_loss, ms
+
     stopped_by: int | None = None
+    nonfinite = 0
     with _StopFlag() as stop:
         while step < steps_total:
             step += 1
@@ -387,41 +499,80 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
             t0 = time.perf_counter()
             batch = {k: v.to(device, non_blocking=True) for k, v in sampler.next().items()}
             t1 = time.perf_counter()
-            if not carries:
-                carries = [initial_train_carry(model, {k: v[i * cfg.micro:(i + 1) * cfg.micro] for k, v in
-                                                       batch.items()}) for i in range(chunks)]
-                for c in carries:
-                    c.z_H, c.z_L = c.z_H.to(device), c.z_L.to(device)
-                    c.steps, c.halted = c.steps.to(device), c.halted.to(device)
-            step_loss = torch.zeros((), dtype=torch.float64, device=device)
-            for i in range(chunks):
-                part = {k: v[i * cfg.micro:(i + 1) * cfg.micro] for k, v in batch.items()}
-                with amp_ctx():
-                    carries[i], res = act_train_step(model, carries[i], part,
-                                                     puzzle_vectors=sparse.rows if sparse is not None else None)
-                    loss, m = act_loss(res, carries[i].data["labels"], carries[i].halted, carries[i].steps, cfg.loss)
-                scaled = loss / cfg.batch
-                (scaler.scale(scaled) if scaler is not None else scaled).backward()
-                step_loss += scaled.detach()
-                for k, v in m.items():
-                    sums[k] = sums[k] + v.to(torch.float64) if k in sums else v.to(torch.float64)
-            if scaler is not None:
-                scaler.step(opt)
-                scaler.update()
+            before = (list(carries), torch.get_rng_state(),
+                      torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+            while True:  # --micro-batch auto: an out-of-memory error halves the micro-batch and retries
+                try:
+                    carries, step_loss, ms, oom = *run_chunks(batch, carries), False
+                except torch.OutOfMemoryError:
+                    oom = True
+                if not dist.any(oom):
+                    break
+                if cfg.micro_batch != "auto" or micro == 1:
+                    raise HrmEdgeError(f"out of memory at micro-batch {micro}" +
+                                       ("" if cfg.micro_batch == "auto" else "; try --micro-batch auto"))
+                zero_grads()  # the carries were not replaced: run_chunks raised before returning them
+                torch.set_rng_state(before[1])
+                if before[2] is not None:
+                    torch.cuda.set_rng_state(before[2], device)
+                    torch.cuda.empty_cache()
+                micro //= 2
+                chunks, mine = cfg.batch // micro, dist.chunk_range(cfg.batch // micro)
+                carries = split_carries(concat_carries(carries), micro)
+                event({"step": step, "event": "oom_backoff", "micro_batch": micro, "accumulation": chunks},
+                      f"out of memory: micro-batch now {micro}, accumulation {chunks} (batch {cfg.batch} unchanged)")
+            skipped = dist.any(not bool(torch.isfinite(step_loss)))
+            if skipped:  # no update; the carry stays as it was
+                carries = list(before[0])
+                zero_grads()
+                nonfinite += 1
+                event({"step": step, "event": "nonfinite_loss", "in_a_row": nonfinite},
+                      f"step {step}: loss is not finite; step skipped ({nonfinite} in a row)")
+                if cfg.nan_rollback and nonfinite >= cfg.nan_rollback:
+                    found = step_checkpoints(ckdir)
+                    if not found:
+                        raise HrmEdgeError(f"{nonfinite} non-finite losses in a row and no checkpoint to roll back to",
+                                           path=out)
+                    back = torch.load(found[-1][1], map_location="cpu", weights_only=True)
+                    event({"step": step, "event": "rollback", "to_step": back["train_state"]["step"]},
+                          f"rolling back to {found[-1][1].name} (data and random stream move on)")
+                    step, micro, chunks, mine, carries = load_state(back, whole=False)
+                    sums, n_window, nonfinite = {}, 0, 0
             else:
-                opt.step()
-            if sparse is not None:
-                sparse.step()
-            opt.zero_grad(set_to_none=True)
-            if ema_params:
-                with torch.no_grad():
-                    torch._foreach_lerp_(ema_params, dense, 1.0 - cfg.ema)
+                nonfinite = 0
+                for m in ms:
+                    for k, v in m.items():
+                        sums[k] = sums[k] + v.to(torch.float64) if k in sums else v.to(torch.float64)
+                dist.sum_grads(dense)
+                if cfg.grad_clip:
+                    if scaler is not None:
+                        scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(dense, cfg.grad_clip)
+                if step <= cfg.freeze_trunk_steps:
+                    pass  # --freeze-trunk-steps: the dense weights (and their Adam moments) wait
+                elif scaler is not None:
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    opt.step()
+                if sparse is not None:
+                    sparse.step(dist.gather_cat if dist.world > 1 else None)
+                opt.zero_grad(set_to_none=True)
+                if ema_params and step > cfg.freeze_trunk_steps:  # none under --freeze-weights
+                    with torch.no_grad():
+                        torch._foreach_lerp_(ema_params, dense, 1.0 - cfg.ema)
             t2 = time.perf_counter()
-            data_s, compute_s, n_window, n_timed = data_s + (t1 - t0), compute_s + (t2 - t1), n_window + 1, n_timed + 1
+            data_s, compute_s, n_timed = data_s + (t1 - t0), compute_s + (t2 - t1), n_timed + 1
+            n_window += not skipped
             if on_step is not None:
                 on_step(step)
 
-            if step % cfg.log_every == 0 or step == steps_total:
+            stop_now = dist.any(stop.signum is not None)
+            if (step % cfg.log_every == 0 or step == steps_total) and n_window:
+                if dist.world > 1:
+                    keys = sorted(sums)
+                    total = dist.sum_(torch.stack([sums[k] for k in keys] + [step_loss]))
+                    sums, step_loss = {k: total[j] for j, k in enumerate(keys)}, total[-1]
                 vals = {k: float(v) for k, v in sums.items()}  # the one host sync per logged step
                 elapsed = time.perf_counter() - t_window
                 cnt = vals.get("count", 0.0)
@@ -436,38 +587,58 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
                     rec["mean_steps"] = vals["steps"] / cnt
                 rec.update({"samples_per_s": cfg.batch * n_timed / max(elapsed, 1e-9),
                             "data_s": data_s / n_timed, "compute_s": compute_s / n_timed})
-                log.write(rec)
+                if log is not None:
+                    log.write(rec)
                 progress.line(rec, step - start_step)
                 sums, data_s, compute_s, n_window, n_timed = {}, 0.0, 0.0, 0, 0
                 t_window = time.perf_counter()
 
             ev = None
             if eval_rows and cfg.eval_every and (step % cfg.eval_every == 0 or step == steps_total):
-                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                    if ema is not None and table is not None:
-                        ema.puzzle_emb.weights.data.copy_(table.data)
-                    ev = evaluate(ema if ema is not None else model, eval_ds, eval_rows, cfg.micro, device, cfg.loss)
-                eval_log.write({"step": step, **ev})
-                if not quiet:
-                    print(f"eval step {step}: tok {ev['token_accuracy']:.4f} exact {ev['exact_accuracy']:.4f} "
-                          f"q_halt {ev['q_halt_accuracy']:.3f} steps {ev['mean_steps']:.2f} "
-                          f"({ev['samples']} samples)", flush=True)
-                if best is None or best_key(ev) > best:
-                    best, best_step = best_key(ev), step
+                improved = False
+                if dist.main:  # the other ranks wait at the next collective
+                    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                        if ema is not None and table is not None:
+                            ema.puzzle_emb.weights.data.copy_(table.data)
+                        judge = ema if ema is not None else model
+                        ev = evaluate(judge, eval_ds, eval_rows, micro, device, cfg.loss)
+                        if arc_tasks:
+                            ev.update(arc_score(judge, arc_tasks, arc_names, str(device), batch=micro, seed=cfg.seed))
+                    eval_log.write({"step": step, **ev})  # type: ignore[union-attr]
+                    if not quiet:
+                        arc = f" pass@1 {ev['pass@1']:.3f} pass@2 {ev['pass@2']:.3f} ({ev['tasks']} tasks)" \
+                            if "pass@1" in ev else ""
+                        print(f"eval step {step}: tok {ev['token_accuracy']:.4f} exact {ev['exact_accuracy']:.4f} "
+                              f"q_halt {ev['q_halt_accuracy']:.3f} steps {ev['mean_steps']:.2f} "
+                              f"({ev['samples']} samples){arc}", flush=True)
+                    if best is None or best_key(ev) > best:
+                        best, best_step, improved = best_key(ev), step, True
+                if dist.any(improved):
                     save(out / "best.pt", ev)
                 t_window = time.perf_counter()  # eval time is not training throughput
-            if stop.signum is not None or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) \
-                    or step == steps_total:
-                save(ckdir / f"step_{step}.pt", ev)
-                prune_checkpoints(ckdir, cfg.keep_last)
+            if eval_ds is not None and cfg.full_eval_every and step % cfg.full_eval_every == 0 and dist.main:
+                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                    every = eval_subset(eval_ds, eval_ds.num_examples, cfg.seed)
+                    full = evaluate(ema if ema is not None else model, eval_ds, every, micro, device, cfg.loss)
+                eval_log.write({"step": step, "full": True, **full})  # type: ignore[union-attr]
+                if not quiet:
+                    print(f"full eval step {step}: tok {full['token_accuracy']:.4f} exact {full['exact_accuracy']:.4f}"
+                          f" ({full['samples']} samples)", flush=True)
                 t_window = time.perf_counter()
-            if stop.signum is not None:
-                stopped_by = stop.signum
+            if stop_now or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == steps_total:
+                save(ckdir / f"step_{step}.pt", ev)
+                if dist.main:
+                    prune_checkpoints(ckdir, cfg.keep_last)
+                t_window = time.perf_counter()
+            if stop_now:
+                stopped_by = stop.signum if stop.signum is not None else signal.SIGTERM
                 break
-    log.close()
-    eval_log.close()
+    for f in (log, eval_log, events):
+        if f is not None:
+            f.close()
     final = ckdir / f"step_{step}.pt"
-    (out / "latest.json").write_text(json.dumps({"step": step, "checkpoint": str(final.relative_to(out)),
-                                                 "done": step >= steps_total}) + "\n", encoding="utf-8")
+    if dist.main:
+        (out / "latest.json").write_text(json.dumps({"step": step, "checkpoint": str(final.relative_to(out)),
+                                                     "done": step >= steps_total}) + "\n", encoding="utf-8")
     return {"step": step, "total_steps": steps_total, "stopped_by": stopped_by, "checkpoint": str(final),
             "best_step": best_step, "best": list(best) if best is not None else None}
