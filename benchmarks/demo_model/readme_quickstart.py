@@ -55,8 +55,9 @@ table, renders every task to PNG (`demo_out/render/solved/`, `demo_out/render/fa
 with the commands to run on a Jetson, using the files it wrote. `hrm-edge demo --tasks 3` is a
 quick run of the first 3 tasks; `--out DIR` writes elsewhere.
 
-> **Intermediate model.** The model shipped now is the training run's best checkpoint at step
-> {step} of {total}, and the output below is from it; both are replaced with the final model's.
+The model shipped is the training run's best checkpoint (by exact accuracy on a fixed subset of the
+augmented held-out test inputs) at step {step} of {total}; its training curve, logs and the command
+that reproduces it are in `benchmarks/demo_model/` (`train.sh`, `curve.png`, `run/`).
 
 ```
 $ hrm-edge demo
