@@ -335,8 +335,10 @@ def bench(
     cuda_graph: bool = typer.Option(False, "--cuda-graph", help="TensorRT step engines: replay each segment from "
                                                                 "a captured CUDA graph."),
 ) -> None:
-    """Latency and throughput of one or more runtimes on N puzzles (JSON out); with --preset / --suite, every
-    runtime variant side by side against the machine's measured matmul peaks (JSON + markdown + PNG)."""
+    """Latency and throughput of one or more runtimes on N puzzles (JSON out).
+
+    With --preset / --suite: every runtime variant side by side against the machine's measured matmul peaks
+    (JSON + markdown + PNG)."""
     _check_halt(halt)
     check_device("--device", device)
     _check_provider(provider)

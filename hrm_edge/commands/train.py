@@ -133,10 +133,11 @@ def train(
                                 "bit-identically; its config.toml supplies every option not given."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
 ) -> None:
-    """Train an ACT v1 or TRM model the way its reference does (carry across batches, stablemax + Q-learning
-    loss, Adam-atan2 + sparse puzzle sign-SGD, warmup + cosine), or a lite model the way train_arc_full.py does,
-    with checkpoints that resume bit-identically. Several processes: torchrun --nproc_per_node N -m hrm_edge.cli
-    train."""
+    """Train an ACT v1, TRM or lite model on a build-data dataset, with checkpoints that resume bit-identically.
+
+    ACT v1 and TRM train the way their references do (carry across batches, stablemax + Q-learning loss,
+    Adam-atan2 + sparse puzzle sign-SGD, warmup + cosine); lite the way train_arc_full.py does. Several
+    processes: torchrun --nproc_per_node N -m hrm_edge.cli train."""
     from hrm_edge.fileio import check_output
     from hrm_edge.train.config import TrainConfig, read_config_toml
 
