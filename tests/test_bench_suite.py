@@ -8,12 +8,11 @@ was timed, agreement with the PyTorch row is computed against PyTorch, and bad o
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
-import numpy as np
-
 from hrm_edge.bench.flops import segment_flops
-from hrm_edge.bench.suite import PeakRss
 from hrm_edge.config import preset
 
 
@@ -50,8 +49,9 @@ def test_bad_options_fail_before_work(cli, tmp_path: Path) -> None:
 
 
 def test_peak_rss_sees_an_allocation() -> None:
-    with PeakRss() as mem:
-        a = np.ones(64 * 2**20 // 8)  # 64 MB, touched
-        a.sum()
-        del a
-    assert mem.delta_mb >= 48
+    """In a fresh process: inside a long test session freed-but-resident memory can be reused without the
+    resident size growing, which no RSS measure can see (the bench runs each variant from a known level)."""
+    code = ("import numpy as np\nfrom hrm_edge.bench.suite import PeakRss\nwith PeakRss() as mem:\n"
+            "    a = np.ones(64 * 2**20 // 8)\n    a.sum()\n    del a\nprint(mem.delta_mb)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert float(out.stdout) >= 48  # 64 MB allocated and touched, freed before the block ends
