@@ -93,10 +93,15 @@ def cli():
     return run_cli
 
 
+def run_inprocess(*args: str, **kw: Any) -> Any:
+    """`hrm-edge ARGS` through the console script's code path (`cli.main`), in this process."""
+    return run_cli(*args, inprocess=True, **kw)
+
+
 @pytest.fixture
 def cli_fast():
     """The CLI in this process."""
-    return lambda *args, **kw: run_cli(*args, inprocess=True, **kw)
+    return run_inprocess
 
 
 @pytest.fixture

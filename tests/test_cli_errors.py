@@ -12,18 +12,15 @@
 from __future__ import annotations
 
 import json
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from conftest import run_cli, small_checkpoint
+from conftest import run_inprocess, small_checkpoint
 
 from hrm_edge.data.arc import load_tasks
 from hrm_edge.errors import first_sentence
-
-run_inprocess = partial(run_cli, inprocess=True)  # the console script's code path, in-process
 
 
 def _one_line(r: Any, code: int = 2) -> str:

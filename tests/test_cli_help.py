@@ -10,14 +10,11 @@ the code acts on.
 from __future__ import annotations
 
 import re
-from functools import partial
 
 import pytest
-from conftest import run_cli
+from conftest import run_inprocess
 
 from hrm_edge.cli import app
-
-run_inprocess = partial(run_cli, inprocess=True)  # the console script's code path, in-process
 
 COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands if c.callback is not None)
 LEAKS = re.compile(r"<bool>|list\[|\bPath\b|NoneType|Optional\[|typing\.|<class ")

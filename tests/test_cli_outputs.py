@@ -20,14 +20,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli, small_checkpoint, small_real_tasks
-
-run_inprocess = partial(run_cli, inprocess=True)  # the console script's code path, in-process
+from conftest import run_inprocess, small_checkpoint, small_real_tasks
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,11 @@ The reduced demo is the real command on the real shipped model: export with the 
 from __future__ import annotations
 
 import json
-from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_inprocess
 
 from hrm_edge.demo import asset as demo_asset
 from hrm_edge.demo.asset import (
@@ -26,8 +25,6 @@ from hrm_edge.demo.asset import (
 )
 from hrm_edge.demo.run import INT8_PRECISION
 from hrm_edge.errors import HrmEdgeError
-
-run_inprocess = partial(run_cli, inprocess=True)  # the console script's code path, in-process
 
 
 # -------------------------------------------------------------------------------------------- shipped asset
