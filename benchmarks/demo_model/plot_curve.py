@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 run, out = Path(sys.argv[1]), Path(sys.argv[2])
 m = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-e = [json.loads(x) for x in (run / "eval.jsonl").read_text().splitlines()]
+e = [r for r in map(json.loads, (run / "eval.jsonl").read_text().splitlines()) if not r.get("full")]
 fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
 a.plot([r["step"] for r in m], [r["loss"] for r in m], lw=0.8, label="training loss (total)")
 a.set_xlabel("step")

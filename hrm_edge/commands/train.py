@@ -97,6 +97,9 @@ def train(
     full_eval_every: Optional[int] = typer.Option(None, "--full-eval-every", metavar="F",
         help="Evaluate the whole test split "
                                                   "every F steps (0 = never). \\[default: 0]"),
+    full_eval_on_best: Optional[bool] = typer.Option(None, "--full-eval/--no-full-eval",
+        help="Evaluate the whole test split each time the subset's best improves (logged to eval.jsonl with "
+             "full: true; its metrics go into best.json as full_*). \\[default: on]"),
     freeze_trunk_steps: Optional[int] = typer.Option(None, "--freeze-trunk-steps", metavar="N",
         help="Train only the puzzle-"
                                                      "embedding rows for the first N steps (new tasks after "
@@ -127,6 +130,20 @@ def train(
     lite_ignore_pad: Optional[bool] = typer.Option(None, "--lite-ignore-pad/--lite-count-pad", help="lite loss: "
                                                    "leave PAD cells out of the cross-entropy, or count them as "
                                                    "train_arc_full.py does. \\[default: count]"),
+    workers: Optional[int] = typer.Option(None, "--workers", metavar="N",
+        help="DataLoader worker processes reading batches ahead (pinned memory on CUDA, persistent); the batches "
+             "and their order do not depend on it. \\[default: 2 on CUDA, 0 on the CPU]"),
+    prefetch: Optional[int] = typer.Option(None, "--prefetch", metavar="N",
+        help="Batches each worker reads ahead. \\[default: 2]"),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the model's recurrent segment for "
+                                  "training (inductor; the first steps pay the compile time)."),
+    compile_backend: Optional[str] = typer.Option(None, "--compile-backend", metavar="NAME",
+        help="torch.compile backend for --compile: inductor (generated kernels) or aot_eager (graph capture "
+             "only, compiles in seconds). \\[default: inductor]"),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log train/, eval/ and full/ scalars to "
+                                     "RUN/tensorboard (pip install 'hrm-edge\\[track]')."),
+    wandb: bool = typer.Option(False, "--wandb", help="Also log to Weights & Biases in offline mode, files in "
+                               "RUN/wandb (`wandb sync` uploads them later; pip install 'hrm-edge\\[track]')."),
     threads: Optional[int] = typer.Option(None, "--threads", metavar="N",
         help="CPU threads for PyTorch. \\[default: PyTorch's]"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint, "
@@ -150,7 +167,10 @@ def train(
         eval_samples=eval_samples, log_every=log_every, seed=seed, amp=amp, ema=ema, device=device,
         threads=threads, nan_rollback=nan_rollback, resume_from=resume_from, grad_clip=grad_clip,
         lite_ignore_pad=lite_ignore_pad, eval_tasks=eval_tasks, full_eval_every=full_eval_every,
-        freeze_trunk_steps=freeze_trunk_steps, freeze_weights=freeze_weights or None).items() if v is not None}
+        freeze_trunk_steps=freeze_trunk_steps, freeze_weights=freeze_weights or None,
+        full_eval_on_best=full_eval_on_best, workers=workers, prefetch=prefetch, compile=compile_ or None,
+        compile_backend=compile_backend,
+        tensorboard=tensorboard or None, wandb=wandb or None).items() if v is not None}
     if micro_batch is not None and micro_batch != "auto":
         try:
             given["micro_batch"] = int(micro_batch)
@@ -176,6 +196,9 @@ def train(
     merged = {**base, **given, "out": str(out)}
     cfg = TrainConfig(**merged)
     cfg.validate()
+    from hrm_edge.train.metrics import check_trackers
+
+    check_trackers(cfg.tensorboard, cfg.wandb)  # a missing package is said before any work
     if not resume:
         from hrm_edge.train.trainer import model_family
 

@@ -61,6 +61,13 @@ class TrainConfig:
     eval_tasks: int = 0  # pass@1/pass@2 on this many evaluation tasks at each evaluation (0 = off)
     full_eval_every: int = 0  # evaluate the whole test split every F steps (0 = never)
     freeze_trunk_steps: int = 0  # train only the puzzle-embedding rows for the first N steps
+    full_eval_on_best: bool = True  # evaluate the whole test split whenever the subset's best improves
+    workers: int | None = None  # DataLoader worker processes; None: 2 on CUDA, 0 on the CPU
+    prefetch: int = 2  # batches each worker reads ahead
+    compile: bool = False  # torch.compile the model's segment (the recurrent core) for training
+    compile_backend: str = "inductor"  # torch.compile backend (aot_eager: graph capture only, no codegen)
+    tensorboard: bool = False  # also log to RUN/tensorboard (needs the `tensorboard` package)
+    wandb: bool = False  # also log to Weights & Biases, offline, in RUN/wandb (needs the `wandb` package)
 
     def validate(self) -> None:
         def bad(msg: str) -> None:
@@ -115,6 +122,16 @@ class TrainConfig:
                 bad(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.nan_rollback < 0:
             bad(f"--nan-rollback must be >= 0 (0 = never roll back), got {self.nan_rollback}")
+        if self.workers is not None and self.workers < 0:
+            bad(f"--workers must be >= 0, got {self.workers}")
+        if self.prefetch < 1:
+            bad(f"--prefetch must be >= 1, got {self.prefetch}")
+        if self.compile:
+            import torch._dynamo
+
+            known = torch._dynamo.list_backends(exclude_tags=())
+            if self.compile_backend not in known:
+                bad(f"--compile-backend must be one of {', '.join(known)}, got {self.compile_backend!r}")
         if self.threads is not None and self.threads < 1:
             bad(f"--threads must be >= 1, got {self.threads}")
 

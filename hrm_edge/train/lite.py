@@ -34,7 +34,7 @@ from hrm_edge.model.act import halt_mask
 from hrm_edge.model.checkpoint import load_checkpoint, save_checkpoint
 from hrm_edge.train.arc_eval import arc_score, eval_tasks
 from hrm_edge.train.config import STATE_SHAPING, TrainConfig, config_toml
-from hrm_edge.train.metrics import JsonlLog, Progress
+from hrm_edge.train.metrics import JsonlLog, Progress, Trackers, eval_bar
 from hrm_edge.train.state import capture_rng, prune_checkpoints, restore_rng, step_checkpoints
 
 HALT_PENALTY = 0.01  # train_arc_full.py's ACTLoss(halt_penalty=0.01)
@@ -78,7 +78,7 @@ def grid_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]
 
 @torch.no_grad()
 def evaluate_lite(model: Any, ds: HrmDataset, rows_by_set: dict[str, np.ndarray], batch: int,
-                  device: torch.device) -> dict[str, float]:
+                  device: torch.device, advance: Any = None) -> dict[str, float]:
     """The script's forward in eval mode (batch-mean halting, as it validated) on a fixed subset."""
     was = model.training
     model.eval()
@@ -93,6 +93,8 @@ def evaluate_lite(model: Any, ds: HrmDataset, rows_by_set: dict[str, np.ndarray]
             m = grid_metrics(logits, lab)
             n, tok, exact, cycles = n + len(r), tok + m["token_accuracy"], exact + m["exact_accuracy"], \
                 cycles + len(probs) * len(r)
+            if advance is not None:
+                advance(len(r))
     model.train(was)
     n = max(n, 1.0)
     return {"samples": int(n), "token_accuracy": tok / n, "exact_accuracy": exact / n, "mean_steps": cycles / n}
@@ -109,7 +111,8 @@ def _script_file(path: str) -> Any:
 def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, device: torch.device, resume: bool,
                quiet: bool, on_step: Any, steps_total: int, fingerprint: str) -> dict[str, Any]:
     """Run, resume (`--resume`) or continue a script run (`--resume-from`) of a lite model into cfg.out."""
-    from hrm_edge.train.trainer import Sampler, _StopFlag, best_key, eval_subset
+    from hrm_edge.train.batches import Sampler, default_workers
+    from hrm_edge.train.trainer import _StopFlag, best_key, eval_subset
 
     out, ckdir = Path(cfg.out), Path(cfg.out) / "checkpoints"
     if cfg.micro_batch == "auto" or cfg.ema or cfg.amp == "fp16":
@@ -118,8 +121,9 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
         raise HrmEdgeError("the lite family trains without warmup (train_arc_full.py's cosine); drop --warmup")
     if cfg.optimizer != "adamw":
         raise HrmEdgeError("the lite family trains with AdamW, as train_arc_full.py does: --optimizer adamw")
-    if cfg.freeze_trunk_steps or cfg.full_eval_every:
-        raise HrmEdgeError("the lite trainer has no --freeze-trunk-steps (no puzzle embedding) or --full-eval-every")
+    if cfg.freeze_trunk_steps or cfg.full_eval_every or cfg.compile:
+        raise HrmEdgeError("the lite trainer has no --freeze-trunk-steps (no puzzle embedding), --full-eval-every "
+                           "or --compile")
     cfg.warmup = 0
     saved = None
     if resume:
@@ -153,7 +157,8 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
                             weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps_total, eta_min=cfg.lr * cfg.lr_min_ratio)
     step, best, best_step = 0, None, None
-    sampler = Sampler(ds, cfg.batch, cfg.seed)
+    workers = cfg.workers if cfg.workers is not None else default_workers(device)
+    sampler = Sampler(ds, cfg.batch, cfg.seed, workers=workers, prefetch=cfg.prefetch, pin=device.type == "cuda")
     if saved is not None:
         ts = saved["train_state"]
         model.load_state_dict(saved["model"])
@@ -161,7 +166,8 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
         sched.load_state_dict(ts["scheduler"])
         step, best_step = ts["step"], ts.get("best_step")
         best = tuple(ts["best_key"]) if ts.get("best_key") is not None else None
-        sampler = Sampler(ds, cfg.batch, cfg.seed, ts["sampler"]["epoch"], ts["sampler"]["pos"])
+        sampler = Sampler(ds, cfg.batch, cfg.seed, ts["sampler"]["epoch"], ts["sampler"]["pos"], workers=workers,
+                          prefetch=cfg.prefetch, pin=device.type == "cuda")
         restore_rng(ts["rng"])
     else:
         if script is not None:  # the script's AdamW moments and cosine position (empty in an init file)
@@ -180,7 +186,14 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
     eval_log = JsonlLog(out / "eval.jsonl", resume_step=step if saved is not None else None)
     eval_rows = eval_subset(eval_ds, cfg.eval_samples, cfg.seed) if eval_ds is not None and cfg.eval_samples else {}
     progress = Progress(steps_total, quiet=quiet)
+    trackers = Trackers(out, cfg.tensorboard, cfg.wandb, asdict(cfg), step if saved is not None else None) \
+        if cfg.tensorboard or cfg.wandb else None
     micro, start = cfg.micro, step
+
+    def run_eval(rows: dict[str, np.ndarray], label: str) -> dict[str, float]:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
+                eval_bar(label, sum(len(r) for r in rows.values()), quiet) as advance:
+            return evaluate_lite(model, eval_ds, rows, micro, device, advance)  # type: ignore[arg-type]
 
     def save(path: Path, ev: dict[str, float] | None = None) -> None:
         state = {"step": step, "config": asdict(cfg), "data_fingerprint": fingerprint, "optimizer": opt.state_dict(),
@@ -222,16 +235,26 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
                 rec = {"step": step, "epoch": sampler.epoch, **sums, "mean_steps": cycles, "lr": lr,
                        "samples_per_s": cfg.batch / max(time.perf_counter() - t0, 1e-9)}
                 log.write(rec)
+                if trackers is not None:
+                    trackers.log("train", rec)
                 progress.line({**rec, "halted": cfg.batch}, step - start)
             ev = None
             if eval_rows and cfg.eval_every and (step % cfg.eval_every == 0 or step == steps_total):
-                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                    ev = evaluate_lite(model, eval_ds, eval_rows, micro, device)  # type: ignore[arg-type]
-                    if arc_tasks:
+                ev = run_eval(eval_rows, f"eval, step {step}")
+                if arc_tasks:
+                    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                         ev.update(arc_score(model, arc_tasks, {}, str(device), batch=micro, seed=cfg.seed))
                 eval_log.write({"step": step, **ev})
+                if trackers is not None:
+                    trackers.log("eval", {"step": step, **ev})
                 if best is None or best_key(ev) > best:
                     best, best_step = best_key(ev), step
+                    if cfg.full_eval_on_best and sum(len(r) for r in eval_rows.values()) < eval_ds.num_examples:
+                        full = run_eval(eval_subset(eval_ds, eval_ds.num_examples, cfg.seed), f"full eval, step {step}")
+                        eval_log.write({"step": step, "full": True, **full})
+                        if trackers is not None:
+                            trackers.log("full", {"step": step, **full})
+                        ev.update({f"full_{k}": v for k, v in full.items()})
                     save(out / "best.pt", ev)
             if stop.signum is not None or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) \
                     or step == steps_total:
@@ -240,8 +263,11 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
             if stop.signum is not None:
                 stopped_by = stop.signum
                 break
+    sampler.close()
     log.close()
     eval_log.close()
+    if trackers is not None:
+        trackers.close()
     return {"step": step, "total_steps": steps_total, "stopped_by": stopped_by,
             "checkpoint": str(ckdir / f"step_{step}.pt"), "best_step": best_step,
             "best": list(best) if best is not None else None}

@@ -1,12 +1,17 @@
-"""Training logs: append-only JSON lines, a resume that drops lines past the checkpoint, the progress line."""
+"""Training logs: append-only JSON lines, a resume that drops lines past the checkpoint, the progress line and
+bars, and the optional TensorBoard / W&B trackers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
+
+from hrm_edge.errors import HrmEdgeError
 
 
 class JsonlLog:
@@ -69,3 +74,77 @@ class Progress:
             acc = f" tok {rec['token_accuracy']:.3f} exact {rec['exact_accuracy']:.3f} steps {rec['mean_steps']:.2f}"
         print(f"step {rec['step']}/{self.total} loss {rec['loss']:.4f}{acc} lr {rec['lr']:.2e} "
               f"{rec['samples_per_s']:.1f} samples/s ETA {_fmt_time(eta)}", file=self.stream, flush=True)
+
+
+@contextlib.contextmanager
+def eval_bar(label: str, total: int, quiet: bool) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr for one evaluation pass (samples done / total); nothing when quiet."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rich.console import Console
+
+    prog = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("samples"), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=True, disable=quiet)
+    with prog:
+        tid = prog.add_task(label, total=total)
+        yield lambda n: prog.advance(tid, n)
+
+
+TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
+
+
+def check_trackers(tensorboard: bool, wandb: bool) -> None:
+    """Fail before any work when a requested tracker's package is missing (they are the `track` extra)."""
+    import importlib.util
+
+    for name, on in (("tensorboard", tensorboard), ("wandb", wandb)):
+        if on and importlib.util.find_spec(TRACKER_PACKAGES[name]) is None:
+            raise HrmEdgeError(f"--{name} needs the {name} package: pip install 'hrm-edge[track]'")
+
+
+class Trackers:
+    """TensorBoard and W&B (offline, files in the run folder) beside metrics.jsonl, when asked.
+
+    Scalars are logged under `train/`, `eval/` and `full/`. On resume from step S TensorBoard drops its
+    events past S (`purge_step`) and the W&B run continues under the same id, so both read as one run.
+    """
+
+    def __init__(self, out: Path, tensorboard: bool, wandb: bool, config: dict[str, Any],
+                 resume_step: int | None) -> None:
+        check_trackers(tensorboard, wandb)
+        self.tb: Any = None
+        self.wb: Any = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(log_dir=str(out / "tensorboard"),
+                                    purge_step=resume_step + 1 if resume_step is not None else None)
+        if wandb:
+            import os
+            import secrets
+
+            import wandb as wb
+
+            os.environ.setdefault("WANDB_SILENT", "true")
+            run_id = (out / "wandb_id.txt").read_text().strip() if (out / "wandb_id.txt").is_file() else None
+            if run_id is None:
+                run_id = secrets.token_hex(4)  # not the random module: the training RNG stream stays untouched
+                (out / "wandb_id.txt").write_text(run_id + "\n", encoding="utf-8")
+            self.wb = wb.init(mode="offline", dir=str(out), project="hrm-edge", name=out.name, id=run_id,
+                              resume="allow", config=config)
+
+    def log(self, prefix: str, rec: dict[str, Any]) -> None:
+        step = int(rec["step"])
+        vals = {f"{prefix}/{k}": float(v) for k, v in rec.items()
+                if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if self.tb is not None:
+            for k, v in vals.items():
+                self.tb.add_scalar(k, v, step)
+        if self.wb is not None:
+            self.wb.log(vals, step=step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+        if self.wb is not None:
+            self.wb.finish()

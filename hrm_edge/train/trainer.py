@@ -28,16 +28,17 @@ import numpy as np
 import torch
 
 from hrm_edge.config import ActV1Config, TrmConfig, config_to_dict, preset
-from hrm_edge.data.dataset import HrmDataset, sample_batch_rows
+from hrm_edge.data.dataset import HrmDataset
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.model import build_model
 from hrm_edge.model.act import ActTrainCarry, act_train_step, halt_margin, initial_train_carry, skip_train_draws
 from hrm_edge.model.checkpoint import load_checkpoint, save_checkpoint
 from hrm_edge.train.arc_eval import arc_score, eval_tasks, identifier_rows
+from hrm_edge.train.batches import Sampler, default_workers
 from hrm_edge.train.config import STATE_SHAPING, TrainConfig, config_toml
 from hrm_edge.train.dist import Dist
 from hrm_edge.train.loss import act_loss
-from hrm_edge.train.metrics import JsonlLog, Progress
+from hrm_edge.train.metrics import JsonlLog, Progress, Trackers, check_trackers, eval_bar
 from hrm_edge.train.optim import AdamAtan2, SparseSignSGD, lr_at
 from hrm_edge.train.state import (
     capture_rng,
@@ -52,49 +53,6 @@ from hrm_edge.train.state import (
 
 
 # ------------------------------------------------------------------------------------------------ data
-class Sampler:
-    """The reference's training order, epoch after epoch; its position is (epoch, batch index).
-
-    Each epoch's batches come from a generator seeded by (seed, epoch), so resuming at a position
-    replays no data: only the epoch's index arithmetic is recomputed.
-    """
-
-    def __init__(self, ds: HrmDataset, batch: int, seed: int, epoch: int = 0, pos: int = 0) -> None:
-        self.ds, self.batch, self.seed, self.epoch, self.pos = ds, batch, seed, epoch, pos
-        self._plan: list[tuple[str, np.ndarray, np.ndarray]] = self._epoch_plan(epoch)
-
-    def _epoch_plan(self, epoch: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
-        """Batches of one sampler round. A round spans enough dataset epochs to fill a batch at least twice
-        (a dataset of few tasks yields fewer examples per epoch than one batch holds)."""
-        rng = np.random.default_rng([self.seed, epoch])
-        plan = []
-        for name, s in self.ds.sets.items():
-            per_epoch = max(1.0, s.num_groups * s.num_examples / max(1, s.num_puzzles))
-            rounds = max(1, math.ceil(2 * self.batch / per_epoch))
-            plan += [(name, rows, puz) for rows, puz in sample_batch_rows(s, rng, self.batch, epochs=rounds)]
-        if not plan:
-            raise HrmEdgeError(f"cannot form a batch of {self.batch} from this dataset", path=self.ds.root)
-        return plan
-
-    def next(self) -> dict[str, torch.Tensor]:
-        while self.pos >= len(self._plan):
-            self.epoch, self.pos = self.epoch + 1, 0
-            self._plan = self._epoch_plan(self.epoch)
-        name, rows, puz = self._plan[self.pos]
-        self.pos += 1
-        s = self.ds.sets[name]
-        order = np.argsort(rows, kind="stable")  # sorted reads from the memory map, original order kept
-        inputs = np.empty((len(rows), s.inputs.shape[1]), np.int32)
-        inputs[order] = s.inputs[rows[order]]
-        lab = np.empty_like(inputs)
-        lab[order] = s.labels[rows[order]]
-        return {"inputs": torch.from_numpy(inputs), "labels": torch.from_numpy(lab),
-                "puzzle_identifiers": torch.from_numpy(s.puzzle_identifiers[puz].astype(np.int32))}
-
-    def state(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "pos": self.pos}
-
-
 def data_fingerprint(root: Path) -> str:
     """sha256 over the splits' dataset.json, identifiers.json and array shapes (cheap; no example read)."""
     h = hashlib.sha256()
@@ -167,7 +125,7 @@ def grow_puzzle_table(model: Any, rows: int) -> None:
 # ------------------------------------------------------------------------------------------------ eval
 @torch.no_grad()
 def evaluate(model: Any, ds: HrmDataset, rows_by_set: dict[str, np.ndarray], batch: int, device: torch.device,
-             loss_kind: str) -> dict[str, float]:
+             loss_kind: str, advance: Any = None) -> dict[str, float]:
     """Every segment (the reference's evaluation), on a fixed subset; metrics of the final segment.
 
     token_accuracy counts non-PAD label cells only; exact_accuracy is whole-grid; q_halt_accuracy
@@ -198,6 +156,8 @@ def evaluate(model: Any, ds: HrmDataset, rows_by_set: dict[str, np.ndarray], bat
             for k in ("token_accuracy", "exact_accuracy", "q_halt_accuracy"):
                 sums[k] += float(m[k])
             sums["steps"] += float(stop.float().sum())
+            if advance is not None:
+                advance(len(r))
     model.train(was_training)
     n = max(1.0, sums["n"])
     return {"samples": int(sums["n"]), "lm_loss": sums["loss"] / n, "token_accuracy": sums["token_accuracy"] / n,
@@ -269,6 +229,7 @@ def total_steps(cfg: TrainConfig, ds: HrmDataset) -> int:
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: Any = None) -> dict[str, Any]:
     """Run (or resume) a training run into cfg.out; returns a summary. `on_step(step)` is a test hook."""
     cfg.validate()
+    check_trackers(cfg.tensorboard, cfg.wandb)
     ds = HrmDataset(cfg.data, "train")
     eval_ds = HrmDataset(cfg.data, "test") if (Path(cfg.data) / "test" / "dataset.json").is_file() else None
     if ds.num_examples < cfg.batch:
@@ -361,6 +322,8 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
         opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
     sparse = SparseSignSGD(table, cfg.puzzle_lr, cfg.puzzle_weight_decay) if table is not None else None
     ema = copy.deepcopy(model).eval() if cfg.ema else None
+    if cfg.compile:  # the segment is the recurrent core every step runs; the EMA copy stays eager
+        model.segment = torch.compile(model.segment, backend=cfg.compile_backend)
     ema_params = [dict(ema.named_parameters())[n] for n in dense_names] if ema is not None else []
     if ema is not None:
         ema.requires_grad_(False)
@@ -387,12 +350,19 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
         if whole:
             best_step = ts.get("best_step")
             best = tuple(ts["best_key"]) if ts.get("best_key") is not None else None
-            sampler = Sampler(ds, cfg.batch, cfg.seed, ts["sampler"]["epoch"], ts["sampler"]["pos"])
+            sampler.close()
+            sampler = make_sampler(ts["sampler"]["epoch"], ts["sampler"]["pos"])
             restore_rng(ts["rng"])
         return ts["step"], m, n, own, [every[i] for i in own] if every else []
 
+    workers = cfg.workers if cfg.workers is not None else default_workers(device)
+
+    def make_sampler(epoch: int = 0, pos: int = 0) -> Sampler:
+        return Sampler(ds, cfg.batch, cfg.seed, epoch, pos, workers=workers, prefetch=cfg.prefetch,
+                       pin=device.type == "cuda")
+
     step, best, best_step = 0, None, None
-    sampler = Sampler(ds, cfg.batch, cfg.seed)
+    sampler = make_sampler()
     carries: list[ActTrainCarry] = []
     if saved is not None:
         step, micro, chunks, mine, carries = load_state(saved, whole=True)
@@ -414,6 +384,28 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
     eval_log = JsonlLog(out / "eval.jsonl", resume_step=step if saved is not None else None) if dist.main else None
     eval_rows = eval_subset(eval_ds, cfg.eval_samples, cfg.seed) if eval_ds is not None and cfg.eval_samples else {}
     progress = Progress(steps_total, quiet=quiet)
+    trackers = Trackers(out, cfg.tensorboard, cfg.wandb, asdict(cfg), step if saved is not None else None) \
+        if dist.main and (cfg.tensorboard or cfg.wandb) else None
+
+    def run_eval(rows: dict[str, np.ndarray], label: str) -> dict[str, float]:
+        """Evaluate the EMA weights (if any) on these rows, with a progress bar; the RNG stream is untouched."""
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            if ema is not None and table is not None:
+                ema.puzzle_emb.weights.data.copy_(table.data)
+            with eval_bar(label, sum(len(r) for r in rows.values()), quiet) as advance:
+                return evaluate(ema if ema is not None else model, eval_ds, rows, micro, device, cfg.loss,
+                                advance)
+
+    def full_eval(step: int) -> dict[str, float]:
+        """The whole test split: when the subset's best improves (--full-eval-on-best) or every F steps."""
+        full = run_eval(eval_subset(eval_ds, eval_ds.num_examples, cfg.seed), f"full eval, step {step}")
+        eval_log.write({"step": step, "full": True, **full})  # type: ignore[union-attr]
+        if trackers is not None:
+            trackers.log("full", {"step": step, **full})
+        if not quiet:
+            print(f"full eval step {step}: tok {full['token_accuracy']:.4f} exact {full['exact_accuracy']:.4f}"
+                  f" ({full['samples']} samples)", flush=True)
+        return full
 
     def save(path: Path, ev: dict[str, float] | None = None) -> None:
         """Collective: every rank calls it; the carries and the metric window are gathered, rank 0 writes."""
@@ -589,22 +581,25 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
                             "data_s": data_s / n_timed, "compute_s": compute_s / n_timed})
                 if log is not None:
                     log.write(rec)
+                if trackers is not None:
+                    trackers.log("train", rec)
                 progress.line(rec, step - start_step)
                 sums, data_s, compute_s, n_window, n_timed = {}, 0.0, 0.0, 0, 0
                 t_window = time.perf_counter()
 
             ev = None
+            full_done = False
             if eval_rows and cfg.eval_every and (step % cfg.eval_every == 0 or step == steps_total):
                 improved = False
                 if dist.main:  # the other ranks wait at the next collective
-                    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                        if ema is not None and table is not None:
-                            ema.puzzle_emb.weights.data.copy_(table.data)
-                        judge = ema if ema is not None else model
-                        ev = evaluate(judge, eval_ds, eval_rows, micro, device, cfg.loss)
-                        if arc_tasks:
-                            ev.update(arc_score(judge, arc_tasks, arc_names, str(device), batch=micro, seed=cfg.seed))
+                    ev = run_eval(eval_rows, f"eval, step {step}")
+                    if arc_tasks:
+                        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                            ev.update(arc_score(ema if ema is not None else model, arc_tasks, arc_names, str(device),
+                                                batch=micro, seed=cfg.seed))
                     eval_log.write({"step": step, **ev})  # type: ignore[union-attr]
+                    if trackers is not None:
+                        trackers.log("eval", {"step": step, **ev})
                     if not quiet:
                         arc = f" pass@1 {ev['pass@1']:.3f} pass@2 {ev['pass@2']:.3f} ({ev['tasks']} tasks)" \
                             if "pass@1" in ev else ""
@@ -613,17 +608,17 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
                               f"({ev['samples']} samples){arc}", flush=True)
                     if best is None or best_key(ev) > best:
                         best, best_step, improved = best_key(ev), step, True
+                        if cfg.full_eval_on_best and eval_ds is not None and \
+                                sum(len(r) for r in eval_rows.values()) < eval_ds.num_examples:
+                            full = full_eval(step)
+                            full_done = True
+                            ev.update({f"full_{k}": v for k, v in full.items()})  # into best.json
                 if dist.any(improved):
                     save(out / "best.pt", ev)
                 t_window = time.perf_counter()  # eval time is not training throughput
-            if eval_ds is not None and cfg.full_eval_every and step % cfg.full_eval_every == 0 and dist.main:
-                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                    every = eval_subset(eval_ds, eval_ds.num_examples, cfg.seed)
-                    full = evaluate(ema if ema is not None else model, eval_ds, every, micro, device, cfg.loss)
-                eval_log.write({"step": step, "full": True, **full})  # type: ignore[union-attr]
-                if not quiet:
-                    print(f"full eval step {step}: tok {full['token_accuracy']:.4f} exact {full['exact_accuracy']:.4f}"
-                          f" ({full['samples']} samples)", flush=True)
+            if eval_ds is not None and cfg.full_eval_every and step % cfg.full_eval_every == 0 and dist.main \
+                    and not full_done:
+                full_eval(step)
                 t_window = time.perf_counter()
             if stop_now or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == steps_total:
                 save(ckdir / f"step_{step}.pt", ev)
@@ -633,7 +628,8 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
             if stop_now:
                 stopped_by = stop.signum if stop.signum is not None else signal.SIGTERM
                 break
-    for f in (log, eval_log, events):
+    sampler.close()
+    for f in (log, eval_log, events, trackers):
         if f is not None:
             f.close()
     final = ckdir / f"step_{step}.pt"
