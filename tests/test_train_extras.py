@@ -9,7 +9,6 @@ import signal
 from pathlib import Path
 
 import pytest
-import torch
 
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.train.config import TrainConfig

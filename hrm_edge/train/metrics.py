@@ -79,9 +79,8 @@ class Progress:
 @contextlib.contextmanager
 def eval_bar(label: str, total: int, quiet: bool) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on stderr for one evaluation pass (samples done / total); nothing when quiet."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     prog = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("samples"), TimeElapsedColumn(),
                     console=Console(stderr=True), transient=True, disable=quiet)
