@@ -82,8 +82,9 @@ def eval_bar(label: str, total: int, quiet: bool) -> Iterator[Callable[[int], No
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    con = Console(stderr=True)
     prog = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("samples"), TimeElapsedColumn(),
-                    console=Console(stderr=True), transient=True, disable=quiet)
+                    console=con, transient=True, disable=quiet or not con.is_terminal)  # logs get the result line
     with prog:
         tid = prog.add_task(label, total=total)
         yield lambda n: prog.advance(tid, n)
