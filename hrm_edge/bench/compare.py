@@ -104,8 +104,10 @@ def _check_compatible(ref: Runtime, rt: Runtime) -> str | None:
     return None
 
 
-def _run_one(rt: Runtime, plan: Plan, halt: str, on_batch: Callable[[int], None] | None, warmup: bool
+def run_plan(rt: Runtime, plan: Plan, halt: str, on_batch: Callable[[int], None] | None, warmup: bool
              ) -> tuple[RunRecord, Decision, int]:
+    """One runtime through a fixed plan: its run record, the voted decision, and how many puzzles used the
+    blank identifier."""
     bs = make_batches(plan, rt.puzzles)
     with rt.runner:
         rec = run_batches(rt.runner, bs.batches, halt, keep_logits=True, warmup=warmup, on_batch=on_batch)
@@ -132,7 +134,7 @@ def compare_runtimes(tasks: list[ArcTask], reference: Runtime, others: list[tupl
     def cb(label: str) -> Callable[[int], None] | None:
         return progress(label, n) if progress else None
 
-    ref_rec, ref_dec, ref_blank = _run_one(reference, plan, options.halt, cb(reference.label), warmup)
+    ref_rec, ref_dec, ref_blank = run_plan(reference, plan, options.halt, cb(reference.label), warmup)
     ref_grids = ref_dec.per_job_grid
     order = [i for b in plan.batches for i in b]
     ref_steps = ref_rec.flat("steps")
@@ -171,7 +173,7 @@ def compare_runtimes(tasks: list[ArcTask], reference: Runtime, others: list[tupl
                                    device=rt.device))
             continue
         try:
-            rec, dec, blank = _run_one(rt, plan, options.halt, cb(rt.label), warmup)
+            rec, dec, blank = run_plan(rt, plan, options.halt, cb(rt.label), warmup)
         except HrmEdgeError as exc:  # MissingDependencyError at activation: cannot run here
             status = "unavailable" if isinstance(exc, MissingDependencyError) else "error"
             rows.append(RuntimeRow(rt.label, kind, str(artifact), status, str(exc), size_bytes=rt.size_bytes,
