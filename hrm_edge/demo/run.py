@@ -36,6 +36,7 @@ HALT = "max"  # the reference evaluation: every ACT segment
 MARKER = "demo.json"
 MARKER_KIND = "hrm-edge demo output"
 TASKS_FILE = "tasks.json"
+CALIB_FILE = "calib.json"  # int8-qdq calibration: the tasks' demonstration pairs, never the held-out test inputs
 RENDER_DIR = "render"
 
 Say = Callable[[str], None]
@@ -88,11 +89,16 @@ def _copy(src: Path, dst: Path) -> None:
     atomic_write_bytes(dst, lambda f: f.write(src.read_bytes()))
 
 
-def _write_tasks(path: Path, tasks: list[Any]) -> None:
-    """The selected tasks as one combined ARC file (id -> task), as `solve`/`compare` read them."""
+def _write_tasks(path: Path, tasks: list[Any], demonstrations_as_tests: bool = False) -> None:
+    """The selected tasks as one combined ARC file (id -> task), as `solve`/`compare` read them.
+
+    `demonstrations_as_tests`: each task's demonstration pairs also stand as its test pairs. Calibration
+    reads a task file's test inputs; this way int8 is calibrated on training data only."""
     import json
 
     data = {t.id: t.to_json() for t in tasks}
+    if demonstrations_as_tests:
+        data = {k: {"train": v["train"], "test": v["train"]} for k, v in data.items()}
     atomic_write_bytes(path, lambda f: f.write(json.dumps(data, separators=(",", ":")).encode()))
 
 
@@ -130,13 +136,15 @@ def run_demo(asset: DemoAsset, tasks: list[Any], out: Path, *, threads: int | No
         if (asset.folder / name).is_file():
             _copy(asset.folder / name, out / name)
     _write_tasks(out / TASKS_FILE, tasks)
+    if INT8_PRECISION == "int8-qdq":
+        _write_tasks(out / CALIB_FILE, tasks, demonstrations_as_tests=True)
     stages["prepare"] = time.perf_counter() - t
 
     import torch
 
     if threads:
         torch.set_num_threads(threads)  # process-wide: export and parity run torch too
-    from hrm_edge.export import default_out, export_checkpoint
+    from hrm_edge.export import QdqOptions, default_out, export_checkpoint
 
     bundles: dict[str, Path] = {}
     for precision in ("fp32", INT8_PRECISION):
@@ -145,7 +153,8 @@ def run_demo(asset: DemoAsset, tasks: list[Any], out: Path, *, threads: int | No
         say(f"exporting the step graph ({precision}) with the parity ladder L1-L4 -> {dest}")
         with _root_log_level(logging.ERROR):  # onnxruntime.quantization's "consider pre-processing" advice
             res = export_checkpoint(ckpt, dest, act="step", precision=precision, puzzle_dtype="float32",
-                                    l4_source=str(out / TASKS_FILE), force=True)
+                                    l4_source=str(out / TASKS_FILE), force=True,
+                                    qdq=QdqOptions(calib=str(out / CALIB_FILE)) if precision == "int8-qdq" else None)
         bundles[precision] = res.path
         stages[f"export {precision}"] = time.perf_counter() - t
         levels = ", ".join(f"{lv.level} {'ok' if lv.ok else 'FAIL'}" for lv in res.report.levels)

@@ -172,11 +172,17 @@ def to_int8_qdq(model: onnx.ModelProto, feeds: Any, *, per_channel: bool = True,
     with tempfile.TemporaryDirectory(prefix="hrm-edge-qdq-") as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "qdq.onnx"
         onnx.save(model, src)
-        quantize_static(src, dst, _Feeds(feeds), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul", "Gemm"],
-                        per_channel=per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                                       "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}})
+        import onnxruntime as ort
+
+        ort.set_default_logger_severity(3)  # the calibration session's "removing unused initializer" warnings
+        try:
+            quantize_static(src, dst, _Feeds(feeds), quant_format=QuantFormat.QDQ,
+                            op_types_to_quantize=["MatMul", "Gemm"], per_channel=per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
+                            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                           "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}})
+        finally:
+            ort.set_default_logger_severity(2)  # back to onnxruntime's default (warnings)
         out = onnx.load(dst)
     kept = ", ".join(keep_fp32) or "none"
     out.graph.doc_string = (f"static int8 QDQ ({'per-channel' if per_channel else 'per-tensor'} weights, symmetric "

@@ -397,7 +397,7 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
                                 advance)
 
     def full_eval(step: int) -> dict[str, float]:
-        """The whole test split: when the subset's best improves (--full-eval-on-best) or every F steps."""
+        """The whole test split: when the subset's best improves (--full-eval) or every F steps."""
         full = run_eval(eval_subset(eval_ds, eval_ds.num_examples, cfg.seed), f"full eval, step {step}")
         eval_log.write({"step": step, "full": True, **full})  # type: ignore[union-attr]
         if trackers is not None:
