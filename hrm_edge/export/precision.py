@@ -177,7 +177,8 @@ def to_int8_qdq(model: onnx.ModelProto, feeds: Any, *, per_channel: bool = True,
         ort.set_default_logger_severity(3)  # the calibration session's "removing unused initializer" warnings
         try:
             quantize_static(src, dst, _Feeds(feeds), quant_format=QuantFormat.QDQ,
-                            op_types_to_quantize=["MatMul", "Gemm"], per_channel=per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=["MatMul", "Gemm"], per_channel=per_channel,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                             nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
                             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
                                            "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}})
