@@ -39,6 +39,21 @@ def pick_tasks(ids: tuple[str, ...] = TASK_IDS) -> list[ArcTask]:
     return [by_id[i] for i in ids]
 
 
+def build_pick_dataset(root: Path, augment: int) -> Path:
+    """The picked tasks as an "evaluation" source (so their test pairs form test/), built into root/ds on an
+    8x8 canvas with `augment` augmentations each (seed 1). Returns the dataset folder."""
+    from hrm_edge.data.build import BuildConfig, build_dataset
+
+    src = root / "evaluation"
+    src.mkdir()
+    for t in pick_tasks():
+        d = {k: [{"input": p.input.tolist(), "output": p.output.tolist()} for p in getattr(t, k)]
+             for k in ("train", "test")}
+        (src / f"{t.id}.json").write_text(json.dumps(d))
+    build_dataset(BuildConfig(sources=[str(src)], out=root / "ds", augment=augment, seed=1, canvas=8, workers=1))
+    return root / "ds"
+
+
 def build_examples(tasks: list[ArcTask], n_aug: int, seed: int, canvas: int
                    ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """(identifier names with '<blank>' at row 0, inputs, labels, puzzle ids)."""

@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _tinytrain import pick_tasks
+from _tinytrain import build_pick_dataset
 
 from hrm_edge.config import preset
-from hrm_edge.data.build import BuildConfig, build_dataset
 from hrm_edge.model import build_model
 from hrm_edge.model.checkpoint import load_checkpoint, save_checkpoint
 from hrm_edge.train.config import TrainConfig
@@ -30,15 +29,7 @@ TIMING = ("samples_per_s", "data_s", "compute_s")
 @pytest.fixture(scope="module")
 def arc_data(tmp_path_factory) -> Path:
     """Six real ARC-AGI-1 tasks on an 8x8 canvas, 7 augmentations each; their test pairs form test/."""
-    root = tmp_path_factory.mktemp("arc")
-    src = root / "evaluation"  # an "evaluation" source puts the test pairs into the test split
-    src.mkdir()
-    for t in pick_tasks():
-        d = {k: [{"input": p.input.tolist(), "output": p.output.tolist()} for p in getattr(t, k)]
-             for k in ("train", "test")}
-        (src / f"{t.id}.json").write_text(json.dumps(d))
-    build_dataset(BuildConfig(sources=[str(src)], out=root / "ds", augment=7, seed=1, canvas=8, workers=1))
-    return root / "ds"
+    return build_pick_dataset(tmp_path_factory.mktemp("arc"), augment=7)
 
 
 def _cfg(data: Path, out: Path, **kw) -> TrainConfig:

@@ -20,19 +20,9 @@ TIMING = ("samples_per_s", "data_s", "compute_s")
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    from _tinytrain import pick_tasks
+    from _tinytrain import build_pick_dataset
 
-    from hrm_edge.data.build import BuildConfig, build_dataset
-
-    root = tmp_path_factory.mktemp("extras")
-    src = root / "evaluation"  # test pairs go into test/
-    src.mkdir()
-    for t in pick_tasks():
-        d = {k: [{"input": p.input.tolist(), "output": p.output.tolist()} for p in getattr(t, k)]
-             for k in ("train", "test")}
-        (src / f"{t.id}.json").write_text(json.dumps(d))
-    build_dataset(BuildConfig(sources=[str(src)], out=root / "ds", augment=3, seed=1, canvas=8, workers=1))
-    return root / "ds"
+    return build_pick_dataset(tmp_path_factory.mktemp("extras"), augment=3)
 
 
 def _cfg(data: Path, out: Path, **kw) -> TrainConfig:
