@@ -177,7 +177,9 @@ def test_demo_reduced_run(tmp_path: Path) -> None:
     assert record["status"] == "done" and record["tasks"] == first2
     tasks2 = select_tasks(asset, 2)
     if all(len(t.test) == 1 for t in tasks2):  # then pass@2 (compare's own scoring) counts the solved tasks
-        assert round(rep["rows"][0]["pass2"] * len(tasks2)) == len(record["solved"])
+        assert round(rep["rows"][0]["pass2"] * len(tasks2)) == len(record["solved"]) == record["test_inputs_solved"]
+    assert (f"solved (both attempts counted, PyTorch): {record['test_inputs_solved']} of "
+            f"{sum(len(t.test) for t in tasks2)} held-out test inputs; {len(record['solved'])} of 2 tasks") in r.stdout
     assert pngs == sorted([f"solved/{t}.png" for t in record["solved"]]
                           + [f"failed/{t}.png" for t in first2 if t not in record["solved"]])
     # the Jetson lines name files this run wrote

@@ -29,7 +29,7 @@ def demo(
     t0 = time.perf_counter()
     from hrm_edge.bench.compare import reasons, rich_table
     from hrm_edge.demo.asset import load_asset, select_tasks
-    from hrm_edge.demo.run import INT8_PRECISION, next_steps, run_demo
+    from hrm_edge.demo.run import INT8_PRECISION, inputs_solved, next_steps, run_demo
 
     asset = load_asset()
     picked = select_tasks(asset, tasks)
@@ -49,8 +49,9 @@ def demo(
         con.print(line, highlight=False, markup=False, style="yellow")
     for n in res.report.notes:
         say(n)
-    con.print(f"solved (both attempts counted, PyTorch): {len(res.solved)} of {len(picked)} tasks"
-              + (f": {', '.join(res.solved)}" if res.solved else ""), highlight=False)
+    tasks_part = f"{len(res.solved)} of {len(picked)} tasks" + (f": {', '.join(res.solved)}" if res.solved else "")
+    con.print(f"solved (both attempts counted, PyTorch): {inputs_solved(res.report.answers)} of "
+              f"{res.report.test_inputs} held-out test inputs; {tasks_part}", highlight=False)
     con.print(f"PNGs: {res.render['solved']}/ ({len(res.solved)} solved), {res.render['failed']}/ "
               f"({len(res.failed)} not solved); report: {', '.join(str(p) for p in res.report_files.values())}",
               highlight=False)

@@ -189,13 +189,18 @@ def run_demo(asset: DemoAsset, tasks: list[Any], out: Path, *, threads: int | No
     return result
 
 
+def inputs_solved(answers: list[Any]) -> int:
+    """Held-out test inputs answered exactly by one of the first two attempts (the issue's count)."""
+    return sum(1 for a in answers if a.correct is not None and any(a.correct[:2]))
+
+
 def record(result: DemoResult, asset: DemoAsset) -> dict[str, Any]:
     """demo.json: what ran, on what, and what came out (the compare rows are in compare.json)."""
     rep = result.report
     return {"kind": MARKER_KIND, "status": "done", "model": {"step": asset.step, "sha256":
                                                                asset.manifest["checkpoint"].get("sha256")},
             "selection": {k: v for k, v in asset.selection.items() if k != "tasks"},
-            "tasks": result.tasks, "solved": result.solved,
+            "tasks": result.tasks, "solved": result.solved, "test_inputs_solved": inputs_solved(rep.answers),
             "test_inputs": rep.test_inputs, "puzzles": rep.puzzles, "options": rep.options,
             "bundles": {k: str(v) for k, v in result.bundles.items()}, "stage_seconds": result.stage_seconds,
             "rows": [{"runtime": r.label, "status": r.status, "pass@2": r.pass2, "grids_equal_torch_pct":
