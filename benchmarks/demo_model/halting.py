@@ -6,7 +6,7 @@ first segment with q_halt > q_continue). Reported: mean segments run, puzzles/s 
 share of puzzles whose adaptive grid equals that runtime's max grid, pass@2 of each. Best of
 `--repeats` timings per cell (the machine is shared).
 
-    python benchmarks/demo_model/halting.py DEMO_OUT [--threads 2] [--repeats 3] [--json out.json]
+    python benchmarks/demo_model/halting.py DEMO_OUT [--threads 2] [--repeats 3] [--batch 32] [--json out.json]
 
 DEMO_OUT is a folder written by `hrm-edge demo` (it holds model.pt, the step bundles and tasks.json).
 """
@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("demo_out", type=Path)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=BATCH, help=f"puzzles per model call (default: the demo's {BATCH})")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     d = a.demo_out
@@ -42,7 +43,7 @@ def main() -> None:
         rt = open_runtime(kind, art, device="cpu", threads=a.threads)
         res = {}
         for halt in ("max", "adaptive"):
-            opts = SolveOptions(augment=AUGMENT, attempts=2, halt=halt, batch=BATCH, seed=0)
+            opts = SolveOptions(augment=AUGMENT, attempts=2, halt=halt, batch=a.batch, seed=0)
             plan = plan_tasks(tasks, opts, rt.runner.spec.canvas, rt.puzzles)
             best = None
             for _ in range(a.repeats):
@@ -72,7 +73,7 @@ def main() -> None:
               f"{r['grids_adaptive_eq_max_pct']:.1f}% | "
               f"{100 * r['pass2_max']:.1f}% / {100 * r['pass2_adaptive']:.1f}% |")
     if a.json:
-        a.json.write_text(json.dumps({"threads": a.threads, "augment": AUGMENT, "batch": BATCH, "rows": rows},
+        a.json.write_text(json.dumps({"threads": a.threads, "augment": AUGMENT, "batch": a.batch, "rows": rows},
                                      indent=1) + "\n")
 
 

@@ -27,6 +27,13 @@ cmp_ = json.loads((run / "demo_out" / "compare.json").read_text())
 asset = json.loads((REPO / "hrm_edge/assets/demo/demo.json").read_text())
 step, total = asset["checkpoint"]["step"], asset["checkpoint"]["total_steps"]
 m = cmp_["machine"]
+sys.path.insert(0, str(REPO))
+from hrm_edge.model.checkpoint import load_checkpoint  # noqa: E402
+
+_model = load_checkpoint(REPO / "hrm_edge/assets/demo/model.pt").model
+table = _model.puzzle_emb.weights.numel() if _model.config.puzzle_emb_ndim else 0
+dense = sum(p.numel() for p in _model.parameters()) - table
+mb = (REPO / "hrm_edge/assets/demo/model.pt").stat().st_size / 1e6
 rows = cmp_["rows"]
 solved = rec["solved"]
 n_tasks, n_test = len(asset["selection"]["tasks"]), asset["selection"]["test_inputs"]
@@ -44,7 +51,7 @@ make test   # same setup, then the test suite (pytest); CI runs exactly this (.c
 ```
 
 `hrm-edge demo` runs the small HRM shipped inside the package (`hrm_edge/assets/demo/`: ACT v1,
-hidden 128, 6x6 canvas, 1,051,906 dense + 491,008 puzzle-embedding parameters, 6.2 MB of weights),
+hidden 128, 6x6 canvas, {dense:,} dense + {table:,} puzzle-embedding parameters, {mb:.1f} MB of weights),
 trained on this 2-core CPU with `hrm-edge train` (command and config: `benchmarks/demo_model/`).
 Its tasks are fixed by a rule, not picked: every ARC-AGI-1 task (training and evaluation) whose
 grids all fit 6x6, {n_tasks} tasks. Their demonstration pairs, augmented, were the training data;
@@ -65,7 +72,7 @@ $ hrm-edge demo
 ```
 
 Measured on this project's machine (2 vCPU AMD EPYC x86_64, no GPU, Python {m['python']}, torch
-{m['torch']} CPU, onnxruntime {m.get('onnxruntime', '?')}) while other jobs shared it (load average {load}):
+{m['torch']} CPU, onnxruntime {m.get('onnxruntime', '?')}) at load average {load} when it started:
 `/usr/bin/time hrm-edge demo` gave {tline}. `grids = torch` is the share of the
 {cmp_['puzzles']} puzzles whose decoded grid equals PyTorch's: ONNX Runtime fp32 {g_fp32:.1f}%, ONNX Runtime's
 dynamic int8 {g_int8:.1f}% (int8 changes answers; it is a CPU format, TensorRT builds int8 from Q/DQ nodes).

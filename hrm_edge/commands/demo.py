@@ -51,7 +51,7 @@ def demo(
         say(n)
     tasks_part = f"{len(res.solved)} of {len(picked)} tasks" + (f": {', '.join(res.solved)}" if res.solved else "")
     con.print(f"solved (both attempts counted, PyTorch): {inputs_solved(res.report.answers)} of "
-              f"{res.report.test_inputs} held-out test inputs; {tasks_part}", highlight=False)
+              f"{res.report.test_inputs} held-out test inputs; {tasks_part}", highlight=False, soft_wrap=True)
     con.print(f"PNGs: {res.render['solved']}/ ({len(res.solved)} solved), {res.render['failed']}/ "
               f"({len(res.failed)} not solved); report: {', '.join(str(p) for p in res.report_files.values())}",
               highlight=False)

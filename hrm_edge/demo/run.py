@@ -27,8 +27,10 @@ from hrm_edge.demo.asset import CHECKPOINT, IDENTIFIERS, DemoAsset
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.fileio import atomic_write_bytes, atomic_write_json, check_output, read_json
 
-# ONNX Runtime's dynamic int8 (`export --precision int8`). Switch to "int8-qdq" (explicit Q/DQ, the format
-# TensorRT builds with --int8) once export offers it: the bundle name and the table row follow this constant.
+# ONNX Runtime's dynamic int8 (`export --precision int8`). "int8-qdq" (explicit Q/DQ, the format TensorRT builds
+# with --int8, calibrated on the tasks' demonstration pairs) is supported here too, but on the shipped model it
+# kept fewer grids equal to PyTorch (72.1% vs 78.4%) and ran slower on this CPU (129 vs 151 puzzles/s), measured
+# 2026-11-25 with `hrm-edge demo`; the bundle name and the table row follow this constant.
 INT8_PRECISION = "int8"
 AUGMENT = 8  # augmented copies per test input: identity first, then the augmentations trained on
 BATCH = 32
