@@ -12,10 +12,10 @@ import pytest
 
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.train.config import TrainConfig
-from hrm_edge.train.metrics import check_trackers, read_jsonl
+from hrm_edge.train.metrics import TIMING_KEYS, check_trackers, read_jsonl
 from hrm_edge.train.trainer import train
 
-TIMING = ("samples_per_s", "data_s", "compute_s")
+TIMING = TIMING_KEYS  # measured, so never compared
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +165,20 @@ def test_cli_flags_reach_the_run_config(data, tmp_path, cli_fast) -> None:
     bad = cli_fast("train", "--data", str(data), "--preset", "tiny", "--out", str(tmp_path / "x"), "--steps",
                         "2", "--workers", "-1")
     assert bad.returncode == 2 and "--workers must be >= 0" in bad.stderr and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("family", ["tiny", "tiny-lite"])
+def test_metrics_split_each_step_into_data_forward_backward_optimizer(data, tmp_path, family) -> None:
+    """Every logged record carries the phase means, their compute sum and the peak memory; forward and
+    backward are really timed (non-zero), and samples/s follows the window's steps."""
+    run = tmp_path / family
+    kw = {"optimizer": "adamw", "lr_min_ratio": 0.0, "warmup": 0} if family == "tiny-lite" else {}
+    train(_cfg(data, run, preset=family, steps=4, log_every=2, **kw), quiet=True)
+    recs = read_jsonl(run / "metrics.jsonl")
+    assert [r["step"] for r in recs] == [2, 4]
+    for r in recs:
+        assert set(TIMING_KEYS) <= set(r)
+        assert r["forward_s"] > 0 and r["backward_s"] > 0 and r["data_s"] >= 0 and r["optimizer_s"] > 0
+        assert r["compute_s"] == pytest.approx(r["forward_s"] + r["backward_s"] + r["optimizer_s"])
+        assert r["mem_mb"] > 10  # a Python process with torch loaded holds far more than 10 MB
+        assert 0 < r["samples_per_s"] < 8 / r["compute_s"] * 1.01  # 8 samples a step, no faster than compute

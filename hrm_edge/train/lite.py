@@ -34,7 +34,7 @@ from hrm_edge.model.act import halt_mask
 from hrm_edge.model.checkpoint import load_checkpoint, save_checkpoint
 from hrm_edge.train.arc_eval import arc_score, eval_tasks
 from hrm_edge.train.config import STATE_SHAPING, TrainConfig, config_toml
-from hrm_edge.train.metrics import JsonlLog, Progress, Trackers, eval_bar
+from hrm_edge.train.metrics import JsonlLog, Progress, StepTimes, Trackers, eval_bar
 from hrm_edge.train.state import capture_rng, prune_checkpoints, restore_rng, step_checkpoints
 
 HALT_PENALTY = 0.01  # train_arc_full.py's ACTLoss(halt_penalty=0.01)
@@ -189,6 +189,7 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
     trackers = Trackers(out, cfg.tensorboard, cfg.wandb, asdict(cfg), step if saved is not None else None) \
         if cfg.tensorboard or cfg.wandb else None
     micro, start = cfg.micro, step
+    times, t_window = StepTimes(device), time.perf_counter()
 
     def run_eval(rows: dict[str, np.ndarray], label: str) -> dict[str, float]:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
@@ -206,15 +207,18 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
     with _StopFlag() as stop:
         while step < steps_total:
             step += 1
-            t0 = time.perf_counter()
+            times.start()
             batch = {k: v.to(device) for k, v in sampler.next().items()}
+            times.mark("data_s")
             lr = sched.get_last_lr()[0]
             sums = dict.fromkeys(("loss", "task_loss", "halt_loss", "token_accuracy", "exact_accuracy", "cycles"), 0.0)
             for lo in range(0, cfg.batch, micro):
                 inp, lab = batch["inputs"][lo:lo + micro], batch["labels"][lo:lo + micro]
                 logits, probs = lite_forward(model, inp)
                 loss, m = lite_loss(logits, lab, probs, cfg.lite_ignore_pad)
+                times.mark("forward_s")
                 (loss * (micro / cfg.batch)).backward()
+                times.mark("backward_s")
                 g = grid_metrics(logits.detach(), lab.long())
                 part = {"loss": float(loss.detach()), "task_loss": float(m["task_loss"]),
                         "halt_loss": float(m["halt_loss"]), "cycles": float(len(probs))}
@@ -228,12 +232,17 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
+            times.mark("optimizer_s")
+            times.end_step()
             if on_step is not None:
                 on_step(step)
             if step % cfg.log_every == 0 or step == steps_total:
                 cycles = sums.pop("cycles")
                 rec = {"step": step, "epoch": sampler.epoch, **sums, "mean_steps": cycles, "lr": lr,
-                       "samples_per_s": cfg.batch / max(time.perf_counter() - t0, 1e-9)}
+                       "samples_per_s": cfg.batch * times.steps / max(time.perf_counter() - t_window, 1e-9),
+                       **times.record()}
+                times.reset()
+                t_window = time.perf_counter()
                 log.write(rec)
                 if trackers is not None:
                     trackers.log("train", rec)
@@ -256,10 +265,12 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
                             trackers.log("full", {"step": step, **full})
                         ev.update({f"full_{k}": v for k, v in full.items()})
                     save(out / "best.pt", ev)
+                t_window = time.perf_counter()  # eval time is not training throughput
             if stop.signum is not None or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) \
                     or step == steps_total:
                 save(ckdir / f"step_{step}.pt", ev)
                 prune_checkpoints(ckdir, cfg.keep_last)
+                t_window = time.perf_counter()
             if stop.signum is not None:
                 stopped_by = stop.signum
                 break

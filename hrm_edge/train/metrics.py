@@ -148,3 +148,64 @@ class Trackers:
             self.tb.close()
         if self.wb is not None:
             self.wb.finish()
+
+
+TIMING_KEYS = ("samples_per_s", "data_s", "forward_s", "backward_s", "optimizer_s", "compute_s", "mem_mb")
+
+
+def peak_memory_mb(device: Any) -> float:
+    """Peak memory so far: CUDA's max allocated on a GPU, else the process's peak resident set (Linux KB)."""
+    import torch
+
+    if getattr(device, "type", "cpu") == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class StepTimes:
+    """Seconds per phase of a training step (data wait, forward, backward, optimizer), summed over a log window.
+
+    `start()` at the top of a step, `mark(phase)` at the end of each phase (a phase may be marked several
+    times per step: gradient accumulation). On CUDA every mark synchronizes the device first, so each
+    phase is charged its own kernels; that costs a little overlap and is what makes the split true.
+    """
+
+    PHASES = ("data_s", "forward_s", "backward_s", "optimizer_s")
+
+    def __init__(self, device: Any) -> None:
+        self.device = device
+        self.cuda = getattr(device, "type", "cpu") == "cuda"
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums = dict.fromkeys(self.PHASES, 0.0)
+        self.steps = 0
+        self._t = time.perf_counter()
+
+    def _now(self) -> float:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def start(self) -> None:
+        self._t = self._now()
+
+    def mark(self, phase: str) -> None:
+        now = self._now()
+        self.sums[phase] += now - self._t
+        self._t = now
+
+    def end_step(self) -> None:
+        self.steps += 1
+
+    def record(self) -> dict[str, float]:
+        """Mean seconds per step of each phase, their compute sum, and the peak memory (MB)."""
+        n = max(1, self.steps)
+        rec = {k: v / n for k, v in self.sums.items()}
+        rec["compute_s"] = rec["forward_s"] + rec["backward_s"] + rec["optimizer_s"]
+        rec["mem_mb"] = peak_memory_mb(self.device)
+        return rec

@@ -38,7 +38,7 @@ from hrm_edge.train.batches import Sampler, default_workers
 from hrm_edge.train.config import STATE_SHAPING, TrainConfig, config_toml
 from hrm_edge.train.dist import Dist
 from hrm_edge.train.loss import act_loss
-from hrm_edge.train.metrics import JsonlLog, Progress, Trackers, check_trackers, eval_bar
+from hrm_edge.train.metrics import JsonlLog, Progress, StepTimes, Trackers, check_trackers, eval_bar
 from hrm_edge.train.optim import AdamAtan2, SparseSignSGD, lr_at
 from hrm_edge.train.state import (
     capture_rng,
@@ -432,7 +432,7 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
                         data_fingerprint=fingerprint)
 
     start_step, t_window, n_window, n_timed = step, time.perf_counter(), 0, 0
-    data_s = compute_s = 0.0
+    times = StepTimes(device)
     sums: dict[str, torch.Tensor] = {}
     if saved is not None:  # the metric window of the interrupted log interval continues
         n_window = saved["train_state"]["log_window"]["n"]
@@ -472,8 +472,10 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
                 carries[j], res = act_train_step(model, carries[j], part,
                                                  puzzle_vectors=sparse.rows if sparse is not None else None)
                 loss, m = act_loss(res, carries[j].data["labels"], carries[j].halted, carries[j].steps, cfg.loss)
+            times.mark("forward_s")
             scaled = loss / cfg.batch
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            times.mark("backward_s")
             step_loss += scaled.detach()
             ms.append(m)
         return carries, step_loss, ms
@@ -488,9 +490,9 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
                 g["lr"] = lr
             if sparse is not None:
                 sparse.lr = lr_at(step, cfg.puzzle_lr, cfg.warmup, steps_total, cfg.lr_min_ratio)
-            t0 = time.perf_counter()
+            times.start()
             batch = {k: v.to(device, non_blocking=True) for k, v in sampler.next().items()}
-            t1 = time.perf_counter()
+            times.mark("data_s")
             before = (list(carries), torch.get_rng_state(),
                       torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
             while True:  # --micro-batch auto: an out-of-memory error halves the micro-batch and retries
@@ -553,8 +555,9 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
                 if ema_params and step > cfg.freeze_trunk_steps:  # none under --freeze-weights
                     with torch.no_grad():
                         torch._foreach_lerp_(ema_params, dense, 1.0 - cfg.ema)
-            t2 = time.perf_counter()
-            data_s, compute_s, n_timed = data_s + (t1 - t0), compute_s + (t2 - t1), n_timed + 1
+            times.mark("optimizer_s")  # with the gradient all-reduce and the EMA update
+            times.end_step()
+            n_timed += 1
             n_window += not skipped
             if on_step is not None:
                 on_step(step)
@@ -577,14 +580,14 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
                 if cnt:
                     rec.update({k: vals[k] / cnt for k in ("token_accuracy", "exact_accuracy", "q_halt_accuracy")})
                     rec["mean_steps"] = vals["steps"] / cnt
-                rec.update({"samples_per_s": cfg.batch * n_timed / max(elapsed, 1e-9),
-                            "data_s": data_s / n_timed, "compute_s": compute_s / n_timed})
+                rec.update({"samples_per_s": cfg.batch * n_timed / max(elapsed, 1e-9), **times.record()})
                 if log is not None:
                     log.write(rec)
                 if trackers is not None:
                     trackers.log("train", rec)
                 progress.line(rec, step - start_step)
-                sums, data_s, compute_s, n_window, n_timed = {}, 0.0, 0.0, 0, 0
+                sums, n_window, n_timed = {}, 0, 0
+                times.reset()
                 t_window = time.perf_counter()
 
             ev = None
