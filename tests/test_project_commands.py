@@ -18,6 +18,11 @@ def make_test_args() -> list[str]:
     """The arguments the Makefile's `test` target passes to pytest."""
     lines = (ROOT / "Makefile").read_text().splitlines()
     recipe = lines[lines.index("test: setup") + 1]
+    for line in lines:  # the Makefile's own variables (`NAME ?= value`), as make expands them
+        m = re.match(r"^([A-Z_]+)\s*\??[:]?=\s*(.*)$", line)
+        if m:
+            recipe = recipe.replace(f"$({m.group(1)})", m.group(2).strip())
+    assert "$(" not in recipe.split("-m pytest", 1)[1], recipe
     return shlex.split(recipe.split("-m pytest", 1)[1])
 
 
