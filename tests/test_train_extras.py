@@ -9,13 +9,12 @@ import signal
 from pathlib import Path
 
 import pytest
+from test_train import _losses  # metrics.jsonl records without the measured timings
 
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.train.config import TrainConfig
 from hrm_edge.train.metrics import TIMING_KEYS, check_trackers, read_jsonl
 from hrm_edge.train.trainer import train
-
-TIMING = TIMING_KEYS  # measured, so never compared
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +28,6 @@ def _cfg(data: Path, out: Path, **kw) -> TrainConfig:
     base = dict(data=str(data), out=str(out), preset="tiny", steps=10, batch=8, lr=1e-3, log_every=1,
                 eval_every=0, checkpoint_every=0, threads=1)
     return TrainConfig(**{**base, **kw})
-
-
-def _losses(run: Path) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in read_jsonl(run / "metrics.jsonl")]
 
 
 @pytest.fixture(scope="module")
