@@ -1,11 +1,12 @@
 """Where ONNX Runtime spends a segment: kernel time by op type (and the slowest MatMul shapes).
 
     PYTHONPATH=. python benchmarks/ort_profile.py hrm-6m --precision fp32 --batch 1 [--threads 2] [--keep-s8]
-        [--qdq-fp32 attention,heads|none]
+        [--qdq-fp32 attention,heads|none] [--no-fused-attention]
 
 Exports the preset's step graph (random weights, seed 0; int8-qdq calibrated on 2 training puzzles),
 runs one warm-up and one profiled segment with ORT's profiler, and prints the share of kernel time per
-op type. int8-qdq activations run as u8 like the runner does, unless --keep-s8.
+op type. Like the runner: int8-qdq activations run as u8 (unless --keep-s8), and attention, RoPE and
+split projections as fused kernels (export/ort_fusions.py; unless --no-fused-attention).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def main() -> None:
     from hrm_edge.config import preset
     from hrm_edge.export.calib import calibration_puzzles, segment_feeds
     from hrm_edge.export.onnx import ExportOptions, export_onnx
+    from hrm_edge.export.ort_fusions import fuse_for_ort
     from hrm_edge.export.precision import activations_to_uint8, to_int8, to_int8_qdq
     from hrm_edge.model import build_model
     from hrm_edge.runtime.onnxruntime import session_options
@@ -35,6 +37,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--keep-s8", action="store_true")
+    ap.add_argument("--no-fused-attention", action="store_true", help="attention as exported (standard ops)")
     ap.add_argument("--qdq-fp32", default="attention,heads", help="matmul groups left fp32 (or none)")
     a = ap.parse_args()
     model = build_model(preset(a.preset), seed=0).eval()
@@ -47,6 +50,8 @@ def main() -> None:
         g = to_int8_qdq(g, segment_feeds(g, tok, pe, model.config.max_steps), keep_fp32=keep)
         if not a.keep_s8:
             activations_to_uint8(g)
+    if not a.no_fused_attention:
+        print("ORT fusions:", fuse_for_ort(g, model.config.num_heads))
     with tempfile.TemporaryDirectory() as tmp:
         so = session_options(a.threads)
         so.enable_profiling = True

@@ -542,7 +542,9 @@ def mode_run(engine: str, bundle: str, tokens_npy: str, halt: str, flags: list[s
     with runner:
         got = runner.run_act(tokens, None, halt=halt)
         got2 = runner.run_act(tokens, None, halt=halt)  # a second batch reuses buffers (and graphs)
-    with OrtRunner.from_bundle(bundle) as ref_runner:
+    ref_runner = OrtRunner.from_bundle(bundle)
+    ref_runner.fusions = False  # the double's "engine" runs the bundle's graph as written, so must the reference
+    with ref_runner:
         ref = ref_runner.run_act(tokens, None, halt=halt)
     return {"version": trt.__version__, "executions": state["executions"], "graph_launches": mem.launches,
             "closed": mem.closed, "live_allocations": len(mem.mem), "freed": mem.freed,

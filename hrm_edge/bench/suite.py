@@ -46,7 +46,9 @@ class Variant:
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("torch", "torch", what="PyTorch eager fp32: eval, inference_mode, SDPA attention"),
     Variant("torch-bf16", "torch", "bf16", options=(("autocast", "bfloat16"),), what="PyTorch, bf16 autocast"),
-    Variant("ort-fp32-step", "onnxruntime", what="ORT fp32, step graph, I/O binding, opt level all"),
+    Variant("ort-fp32-step", "onnxruntime", what="ORT fp32, step graph, I/O binding, opt level all, fused kernels"),
+    Variant("ort-fp32-step-nofuse", "onnxruntime", options=(("fusions", False),),
+            what="as ort-fp32-step, graph as exported (no MultiHeadAttention / RotaryEmbedding rewrite)"),
     Variant("ort-fp32-step-nobind", "onnxruntime", options=(("io_binding", False),),
             what="as ort-fp32-step, carry through numpy"),
     Variant("ort-fp32-step-basic", "onnxruntime", options=(("opt_level", "basic"),),

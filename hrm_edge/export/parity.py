@@ -497,7 +497,11 @@ def _instrumented(runner: Any, spec: ModelSpec) -> Any:
     """An ONNX Runtime session of an unrolled / loop bundle's graph that also returns every segment's carry."""
     import onnxruntime as ort
 
+    from hrm_edge.export.ort_fusions import fuse_for_ort
+
     model = onnx.load(str(Path(runner.bundle) / runner.manifest["onnx"]["file"]))
+    if runner.attention_heads():  # the graph the runner itself runs
+        fuse_for_ort(model, runner.attention_heads())
     so = ort.SessionOptions()
     so.log_severity_level = 3
     return ort.InferenceSession(instrument(model, runner.act_mode, spec.max_steps).SerializeToString(), so,

@@ -145,10 +145,12 @@ class SwiGLU(nn.Module):
 
     def __init__(self, hidden: int, expansion: float) -> None:
         super().__init__()
-        inter = swiglu_width(hidden, expansion)
+        self.inter = inter = swiglu_width(hidden, expansion)
         self.gate_up_proj = CastedLinear(hidden, 2 * inter, bias=False)
         self.down_proj = CastedLinear(inter, hidden, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+        # split by size (the same views as chunk(2)): exports as one Split with constant sizes, which
+        # ONNX Runtime's loader turns into two MatMuls (export/ort_fusions.split_matmuls)
+        gate, up = self.gate_up_proj(x).split(self.inter, dim=-1)
         return self.down_proj(F.silu(gate) * up)

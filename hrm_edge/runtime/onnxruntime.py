@@ -72,15 +72,23 @@ def read_puzzle_index(bundle: str | Path, manifest: dict[str, Any]) -> dict[str,
 OPT_LEVELS = ("all", "extended", "basic", "none")
 
 
-def _uint8_activation_model(path: Path) -> bytes:
-    """An int8-qdq model with its activation Q/DQ as uint8 (exact; see export/precision.activations_to_uint8)."""
+def rewritten_model(path: Path, *, uint8: bool, fused_heads: int | None) -> tuple[bytes | None, int]:
+    """The bundle's graph as this runner runs it, or None when no rewrite applies; and the attention count.
+
+    Both rewrites are ORT-only and done in memory, so the bundle on disk stays what TensorRT parses:
+    int8-qdq activations as u8 (exact; see export/precision.activations_to_uint8) and the fused kernels
+    of export/ort_fusions.py (attention, RoPE, split projections).
+    `fused_heads` is the model's head count; the count returned is of kernels fused.
+    """
     import onnx
 
+    from hrm_edge.export.ort_fusions import fuse_for_ort
     from hrm_edge.export.precision import activations_to_uint8
 
     model = onnx.load(str(path))
-    activations_to_uint8(model)
-    return model.SerializeToString()
+    fused = sum(fuse_for_ort(model, fused_heads).values()) if fused_heads else 0
+    changed = activations_to_uint8(model) if uint8 else 0
+    return (model.SerializeToString() if fused or changed else None), fused
 
 
 def session_options(threads: int | None = None, opt_level: str = "all") -> Any:
@@ -134,9 +142,11 @@ class OrtRunner(Runner):
     opt_level: str = "all"  # graph optimisation level (OPT_LEVELS)
     io_binding: bool = True  # step mode: keep the carry in ORT-owned OrtValues between segments
     uint8_activations: bool = True  # int8-qdq: run activations as u8 (exact; x86 int8 kernels are u8 x s8)
+    fusions: bool = True  # CPU: attention, RoPE, split projections as fused kernels (export/ort_fusions.py)
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
     name: str = "onnxruntime"
     model_path: str | None = None  # override the manifest's model file (parity checks of variants)
+    fused_kernels: int = 0  # how many blocks export/ort_fusions replaced at the last activate()
     _session: Any = field(default=None, repr=False)
     _table: Any = field(default=None, repr=False)
 
@@ -170,8 +180,11 @@ class OrtRunner(Runner):
         so = session_options(self.threads, self.opt_level)
         t0 = time.perf_counter()
         source: str | bytes = str(path)
-        if self.manifest.get("precision") == "int8-qdq" and self.uint8_activations:
-            source = _uint8_activation_model(path)
+        uint8 = self.manifest.get("precision") == "int8-qdq" and self.uint8_activations
+        heads = self.attention_heads()
+        if uint8 or heads:
+            graph, self.fused_kernels = rewritten_model(path, uint8=uint8, fused_heads=heads)
+            source = graph if graph is not None else source
         try:
             self._session = ort.InferenceSession(source, so, providers=self.providers or ["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - ORT raises several private exception types
@@ -182,6 +195,13 @@ class OrtRunner(Runner):
         if got != want:
             raise HrmEdgeError(f"model inputs {sorted(got)} do not match the manifest's {sorted(want)}", path)
         self._outputs = [o.name for o in self._session.get_outputs()]
+
+    def attention_heads(self) -> int | None:
+        """The head count for the ORT fusions, or None where they do not apply (off, or not a CPU-only session)."""
+        if not self.fusions or (self.providers or ["CPUExecutionProvider"])[0] != "CPUExecutionProvider":
+            return None
+        heads = (self.manifest.get("config") or {}).get("num_heads")
+        return int(heads) if heads else None
 
     def deactivate(self) -> None:
         self._session = None
