@@ -55,3 +55,29 @@ def test_peak_rss_sees_an_allocation() -> None:
             "    a = np.ones(64 * 2**20 // 8)\n    a.sum()\n    del a\nprint(mem.delta_mb)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert float(out.stdout) >= 48  # 64 MB allocated and touched, freed before the block ends
+
+
+def test_every_ort_variant_gets_its_runner_options(tmp_path: Path) -> None:
+    """Each ORT variant's options reach its runner (an option the runner does not take used to break the row)."""
+    from conftest import tiny_model
+
+    from hrm_edge.bench.suite import VARIANTS, SuiteConfig, _runner
+
+    model, cache, cfg = tiny_model("tiny"), {}, SuiteConfig(threads=1, calib_puzzles=1)
+    for v in VARIANTS.values():
+        if v.kind != "onnxruntime" or v.act != "step" or v.precision == "int8":
+            continue
+        r = _runner(model, v, tmp_path, cache, cfg, lambda _msg: None)
+        assert all(getattr(r, k) == x for k, x in v.options), v.name
+        with r:  # and it runs with them
+            assert r.run_act(*_tokens(model)).logits.shape[0] == 1
+    off = _runner(model, VARIANTS["ort-fp32-step-nofuse"], tmp_path, cache, cfg, lambda _msg: None)
+    on = _runner(model, VARIANTS["ort-fp32-step"], tmp_path, cache, cfg, lambda _msg: None)
+    with off, on:
+        assert off.fused_kernels == 0 and on.fused_kernels > 0
+
+
+def _tokens(model):  # type: ignore[no-untyped-def]
+    from conftest import random_tokens
+
+    return random_tokens(model, 1)

@@ -170,7 +170,10 @@ def _runner(model: Any, v: Variant, work: Path, cache: dict[tuple[str, str], Pat
         export_model(model, out, act=v.act, precision=v.precision, l3_batches=(), l4_puzzles=0,
                      puzzle_dtype="float32", qdq=QdqOptions(puzzles=cfg.calib_puzzles, augment=4))
         cache[key] = out
-    return OrtRunner.from_bundle(cache[key], threads=cfg.threads, **dict(v.options))
+    r = OrtRunner.from_bundle(cache[key], threads=cfg.threads, **{k: x for k, x in v.options if k == "opt_level"})
+    for k, x in v.options:  # runner fields (io_binding, fusions, uint8_activations, ...) apply at activation
+        setattr(r, k, x)
+    return r
 
 
 def measure(runner: Any, batches: list[Batch], halt: str, repeat: int) -> dict[str, Any]:

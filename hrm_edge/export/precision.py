@@ -15,8 +15,11 @@ every weight is still stored once.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +94,17 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+@contextlib.contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """onnxruntime.quantization logs advice ("consider pre-processing") on the root logger at WARNING;
+    our graphs are already shape-inferred and optimised by the export, so it is noise for a user."""
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -99,8 +113,9 @@ def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     with tempfile.TemporaryDirectory(prefix="hrm-edge-int8-") as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save(model, src)
-        quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
-                         extra_options={"MatMulConstBOnly": True})
+        with _quiet_quantizer():
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
+                             extra_options={"MatMulConstBOnly": True})
         out = onnx.load(dst)
     return out
 
@@ -176,12 +191,13 @@ def to_int8_qdq(model: onnx.ModelProto, feeds: Any, *, per_channel: bool = True,
 
         ort.set_default_logger_severity(3)  # the calibration session's "removing unused initializer" warnings
         try:
-            quantize_static(src, dst, _Feeds(feeds), quant_format=QuantFormat.QDQ,
-                            op_types_to_quantize=["MatMul", "Gemm"], per_channel=per_channel,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
-                            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                                           "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}})
+            with _quiet_quantizer():
+                quantize_static(src, dst, _Feeds(feeds), quant_format=QuantFormat.QDQ,
+                                op_types_to_quantize=["MatMul", "Gemm"], per_channel=per_channel,
+                                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                                nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
+                                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                               "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}})
         finally:
             ort.set_default_logger_severity(2)  # back to onnxruntime's default (warnings)
         out = onnx.load(dst)
