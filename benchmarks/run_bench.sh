@@ -14,6 +14,6 @@ OUT=${OUT:-benchmarks/results}
 echo "load before: $(uptime)"
 PYTHONPATH=$PWD "$PY" -m hrm_edge.cli bench arc-agi-1/evaluation \
   --preset hrm-6m --preset lite-5.7m --batch 1 --batch 8 \
-  --runtimes torch,torch-bf16,ort-fp32-step,ort-fp32-step-nobind,ort-fp32-step-basic,ort-fp32-unrolled,ort-fp32-loop,ort-int8-step,ort-int8-qdq-step \
+  --runtimes torch,torch-bf16,ort-fp32-step,ort-fp32-step-nofuse,ort-fp32-step-nobind,ort-fp32-step-basic,ort-fp32-unrolled,ort-fp32-loop,ort-int8-step,ort-int8-qdq-step \
   --puzzles "$PUZZLES" --repeat "$REPEAT" --threads "$THREADS" --calib-puzzles 8 --out-dir "$OUT"
 echo "load after: $(uptime)"
