@@ -89,3 +89,14 @@ def test_unmatched_graph_is_left_alone() -> None:
     m = helper.make_model(g)
     before = m.SerializeToString()
     assert fuse_attention(m, 2) == 0 and m.SerializeToString() == before
+
+
+def test_fp16_bundle_runs_unfused_on_the_cpu(tmp_path: Path) -> None:
+    """fp16 bundles are for GPUs; on the CPU provider ORT runs them as written (its contrib kernels here are fp32)."""
+    model = tiny_model("tiny")
+    path = export_model(model, tmp_path / "fp16", act="step", precision="fp16", l3_batches=(), l4_puzzles=0).path
+    tokens, pe = random_tokens(model, 2, seed=1)
+    with OrtRunner.from_bundle(path) as r:
+        assert r.fused_kernels == 0
+        out = r.run_act(tokens, pe, halt="max")
+    assert np.isfinite(out.logits).all()

@@ -144,6 +144,8 @@ def _rope_match(add: onnx.NodeProto, g: onnx.GraphProto, producer: dict[str, onn
     if first is None or first.op_type != "Slice" or first.input[0] != x or second.input[0] != x:
         return None
     half = cos.shape[-1] // 2
+    if cos.dtype != np.float32 or sin.dtype != np.float32:
+        return None  # the CPU kernel is fp32 (fp16 bundles are not rewritten)
     if cos.shape != sin.shape or cos.shape[-1] % 2 or not (np.array_equal(cos[..., :half], cos[..., half:])
                                                           and np.array_equal(sin[..., :half], sin[..., half:])):
         return None  # not the rotate-half form with duplicated frequency tables

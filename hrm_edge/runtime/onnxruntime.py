@@ -70,6 +70,7 @@ def read_puzzle_index(bundle: str | Path, manifest: dict[str, Any]) -> dict[str,
 
 
 OPT_LEVELS = ("all", "extended", "basic", "none")
+FUSED_PRECISIONS = ("fp32", "int8", "int8-qdq")  # bundles whose attention / RoPE run in fp32 on the CPU
 
 
 def rewritten_model(path: Path, *, uint8: bool, fused_heads: int | None) -> tuple[bytes | None, int]:
@@ -200,6 +201,8 @@ class OrtRunner(Runner):
         """The head count for the ORT fusions, or None where they do not apply (off, or not a CPU-only session)."""
         if not self.fusions or (self.providers or ["CPUExecutionProvider"])[0] != "CPUExecutionProvider":
             return None
+        if self.manifest.get("precision", "fp32") not in FUSED_PRECISIONS:
+            return None  # fp16 graphs are for GPUs / TensorRT; the CPU contrib kernels are fp32
         heads = (self.manifest.get("config") or {}).get("num_heads")
         return int(heads) if heads else None
 
