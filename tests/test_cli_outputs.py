@@ -162,8 +162,10 @@ def test_atomic_write_follows_a_stricter_umask(tmp_path: Path) -> None:
 def _interrupt(cwd: Path, argv: list[str], staged: str, wait: float) -> subprocess.CompletedProcess:
     """Start a long command, wait until its staged output exists (+ `wait` s), then Ctrl-C its process group."""
     argv = [sys.executable, "-m", "hrm_edge.cli", *argv]
+    # SIGINT back to its default in the child: a test run started in the background of a shell inherits
+    # SIG_IGN for it, and Python then never raises KeyboardInterrupt (Ctrl-C in a terminal is what we test)
     p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True)
+                         start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not glob.glob(str(cwd / staged)):

@@ -100,3 +100,46 @@ def test_fp16_bundle_runs_unfused_on_the_cpu(tmp_path: Path) -> None:
         assert r.fused_kernels == 0
         out = r.run_act(tokens, pe, halt="max")
     assert np.isfinite(out.logits).all()
+
+
+def test_qdq_projection_split_keeps_the_int8_weights(tmp_path: Path) -> None:
+    """int8-qdq: gate/up become two MatMuls over DequantizeLinear of the int8 columns and their scales, so the
+    dequantized weight of every part equals the matching columns of the original; the answers stay the same."""
+    from onnx import numpy_helper
+
+    from hrm_edge.export import QdqOptions
+
+    model = tiny_model("tiny")
+    path = export_model(model, tmp_path / "qdq", precision="int8-qdq", l3_batches=(), l4_puzzles=0,
+                        qdq=QdqOptions(puzzles=2, augment=2)).path
+    g = onnx.load(str(path / "model.onnx"))
+    inits = {t.name: numpy_helper.to_array(t) for t in g.graph.initializer}
+    producer = {o: n for n in g.graph.node for o in n.output}
+
+    def matmul_of(name: str) -> onnx.NodeProto:  # through the requantizing Q -> DQ pair before the Split
+        n = producer[name]
+        return n if n.op_type == "MatMul" else matmul_of(n.input[0])
+
+    splits = [n for n in g.graph.node if n.op_type == "Split" and "mlp" in n.name]
+    assert splits
+
+    def dequant(dq: onnx.NodeProto, tensors: dict) -> np.ndarray:
+        w, s = tensors[dq.input[0]].astype(np.float32), tensors[dq.input[1]]
+        return w * (s if s.ndim == 0 else s[None, :])
+
+    whole = [dequant(producer[matmul_of(n.input[0]).input[1]], inits) for n in splits]
+    made = fuse_for_ort(g, model.config.num_heads)
+    assert made["split_matmul"] == len(splits)
+    inits = {t.name: numpy_helper.to_array(t) for t in g.graph.initializer}
+    producer = {o: n for n in g.graph.node for o in n.output}
+    for w, split in zip(whole, splits):
+        parts = [dequant(producer[matmul_of(o).input[1]], inits) for o in split.output]
+        np.testing.assert_array_equal(np.concatenate(parts, axis=1), w)
+    tokens, pe = random_tokens(model, 2, seed=3)
+    fused, plain = OrtRunner.from_bundle(path), OrtRunner.from_bundle(path)
+    plain.fusions = False
+    with fused, plain:
+        a, b = plain.run_act(tokens, pe, halt="max"), fused.run_act(tokens, pe, halt="max")
+    np.testing.assert_array_equal(a.logits.argmax(-1), b.logits.argmax(-1))
+    assert float(np.abs(a.logits - b.logits).max()) <= 1e-3  # int8 graph: the fp32 attention kernel's reordering,
+    # amplified by the requantization of its output
