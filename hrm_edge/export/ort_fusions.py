@@ -9,8 +9,7 @@ benchmarks/README.md, "What each optimisation bought"):
 - RoPE: x * cos + cat(-x[h:], x[:h]) * sin (two Slices, Neg, Concat, two Muls, Add over every head)
   becomes one `RotaryEmbedding` with the graph's own tables;
 - split projections: MatMul(x, W) -> Split(last axis, constant sizes) (SwiGLU's gate and up) becomes
-  one MatMul per part with the matching columns of W (int8-qdq: of the int8 W and its scales), so no
-  copy of the projection is made.
+  one MatMul per part with the matching columns of W, so no copy of the projection is made.
 Q and K arrive already scaled, so the attention kernel's scale is 1. Numerics: the same products and
 sums in another order (~1e-5 over an ACT run, inside the export's 1e-4 parity bound;
 tests/test_ort_fusions.py). The parity ladder runs the rewritten graph, as the runner does.
@@ -19,7 +18,6 @@ tests/test_ort_fusions.py). The parity ladder runs the rewritten graph, as the r
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
 
 import numpy as np
 import onnx
@@ -218,10 +216,10 @@ def _prune_unused(g: onnx.GraphProto) -> None:
 def split_matmuls(model: onnx.ModelProto) -> int:
     """MatMul(x, W) whose only consumer is a last-axis Split with constant sizes -> one MatMul per part.
 
-    W is an initializer (fp32 and dynamic-int8 bundles) or DequantizeLinear of one (int8-qdq: the int8
-    columns, and their per-channel scales and zero points, are split alike, so each part dequantizes
-    exactly as before; a QuantizeLinear -> DequantizeLinear pair between the MatMul and the Split is
-    repeated on every part with the same per-tensor scale, so each part is requantized as before)."""
+    W must be an initializer (fp32 and dynamic-int8 bundles). In int8-qdq bundles the projection is
+    requantized before the Split; splitting there was measured slower (ORT then duplicates the output
+    DequantizeLinear for SiLU's two consumers and no longer fuses SiLU: 1758 vs 1640 ms per hrm-6m
+    segment at batch 8), so those stay as they are."""
     count = 0
     g = model.graph
     producer = {o: n for n in g.node for o in n.output}
@@ -229,86 +227,34 @@ def split_matmuls(model: onnx.ModelProto) -> int:
     for n in g.node:
         for i in n.input:
             consumers[i].append(n)
-    made: dict[tuple[str, int, int], str] = {}  # (weight, first column, end) -> the part's weight tensor
+    made: dict[tuple[str, int, int], str] = {}  # (weight, first column, end) -> the part's weight
     for split in [n for n in g.node if n.op_type == "Split" and len(n.input) == 2]:
-        mm, requant = producer.get(split.input[0]), None
-        if mm is not None and mm.op_type == "DequantizeLinear" and len(consumers[mm.output[0]]) == 1:
-            q = producer.get(mm.input[0])  # int8-qdq: the projection's output is requantized before the Split
-            if q is not None and q.op_type == "QuantizeLinear" and len(consumers[q.output[0]]) == 1:
-                requant, mm = (q, mm), producer.get(q.input[0])
-        if mm is None or mm.op_type != "MatMul" or len(consumers[mm.output[0]]) != 1:
-            continue
-        weight = _split_weight(g, producer, mm.input[1])
+        mm = producer.get(split.input[0])
+        w = _const(g, mm.input[1]) if mm is not None and mm.op_type == "MatMul" else None
         sizes = _const(g, split.input[1])
-        if weight is None or sizes is None or int(sizes.sum()) != weight[1]:
+        if w is None or w.ndim != 2 or sizes is None or len(consumers[mm.output[0]]) != 1:
             continue
-        if _attr(split, "axis", 0) not in (-1, _rank_last(g, mm.output[0])):
+        if _attr(split, "axis", 0) not in (-1, _rank_last(g, mm.output[0])) or int(sizes.sum()) != w.shape[1]:
             continue
         at = next(i for i, n in enumerate(g.node) if n is mm)
         edges = np.concatenate([[0], np.cumsum(sizes)])
         new = []
         for k, out in enumerate(split.output):
             name = f"hrm_edge/split{count}/part{k}"
-            key = (weight[2], int(edges[k]), int(edges[k + 1]))  # a layer applied in several cycles shares W
-            nodes, w = ([], made[key]) if key in made else weight[0](name, *key[1:])
-            made[key] = w
-            if requant is None:
-                new += nodes + [helper.make_node("MatMul", [mm.input[0], w], [out], name=name)]
-                continue
-            q, dq = requant  # the same per-tensor scale for every part, as the Split's input had
-            new += nodes + [helper.make_node("MatMul", [mm.input[0], w], [f"{name}/y"], name=name),
-                            helper.make_node("QuantizeLinear", [f"{name}/y", *q.input[1:]], [f"{name}/yq"],
-                                             name=f"{name}/q"),
-                            helper.make_node("DequantizeLinear", [f"{name}/yq", *dq.input[1:]], [out],
-                                             name=f"{name}/dq")]
+            key = (mm.input[1], int(edges[k]), int(edges[k + 1]))  # a layer applied in several cycles shares W
+            if key not in made:
+                made[key] = f"{name}/W"
+                g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(w[:, key[1]:key[2]]), made[key]))
+            new.append(helper.make_node("MatMul", [mm.input[0], made[key]], [out], name=name))
         g.node.remove(split)
-        for n in requant or ():
-            g.node.remove(n)
         g.node.remove(mm)
         for n in reversed(new):
             g.node.insert(at, n)
         count += 1
     if count:
-        _prune_unused(g)
         _prune_unused_initializers(g)
         _drop_stale_value_info(g)
     return count
-
-
-def _split_weight(g: onnx.GraphProto, producer: dict[str, onnx.NodeProto], name: str) -> tuple[Any, int, str] | None:
-    """(make(part_name, lo, hi) -> (nodes, tensor), columns, identity) for a 2-D MatMul weight that can be split
-    by column; the identity names the stored weight, whichever node reads it."""
-    def add(a: np.ndarray, tname: str) -> str:
-        g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(a), tname))
-        return tname
-
-    w = _const(g, name)
-    if w is not None:
-        if w.ndim != 2:
-            return None
-        return (lambda part, lo, hi: ([], add(w[:, lo:hi], f"{part}/W"))), w.shape[1], name
-    dq = producer.get(name)
-    if dq is None or dq.op_type != "DequantizeLinear":
-        return None
-    wq, scale = _const(g, dq.input[0]), _const(g, dq.input[1])
-    zp = _const(g, dq.input[2]) if len(dq.input) > 2 and dq.input[2] else None
-    if wq is None or wq.ndim != 2 or scale is None or (len(dq.input) > 2 and dq.input[2] and zp is None):
-        return None
-    cols = wq.shape[1]
-    per_channel = scale.ndim == 1 and scale.size == cols and cols > 1
-    if per_channel and _attr(dq, "axis", 1) not in (1, -1):
-        return None
-    if not per_channel and scale.size != 1:
-        return None
-
-    def make(part: str, lo: int, hi: int) -> tuple[list[onnx.NodeProto], str]:
-        ins = [add(wq[:, lo:hi], f"{part}/Wq"), add(scale[lo:hi] if per_channel else scale, f"{part}/scale")]
-        if zp is not None:
-            ins.append(add(zp[lo:hi] if per_channel else zp, f"{part}/zp"))
-        attrs = {"axis": 1} if per_channel else {}
-        return [helper.make_node("DequantizeLinear", ins, [f"{part}/W"], name=f"{part}/w_dq", **attrs)], f"{part}/W"
-
-    return make, cols, f"{dq.input[0]}|{dq.input[1]}"
 
 
 def _rank_last(g: onnx.GraphProto, name: str) -> int:
