@@ -165,15 +165,22 @@ class _Feeds:
         return next(self._it, None)
 
 
+CALIB_METHODS = ("minmax", "percentile", "entropy", "distribution")
+
+
 def to_int8_qdq(model: onnx.ModelProto, feeds: Any, *, per_channel: bool = True,
-                keep_fp32: tuple[str, ...] = ("heads",)) -> onnx.ModelProto:
-    """Static int8 in QDQ format, calibrated (MinMax) on `feeds` (an iterable of graph feeds).
+                keep_fp32: tuple[str, ...] = ("heads",), calibrate_method: Any = "minmax",
+                percentile: float | None = None, exclude_nodes: tuple[str, ...] = ()) -> onnx.ModelProto:
+    """Static int8 in QDQ format, calibrated (MinMax by default) on `feeds` (an iterable of graph feeds).
 
     Standard QuantizeLinear / DequantizeLinear only, int8 with zero point 0 for weights *and*
     activations (symmetric), so TensorRT's explicit-quantization parser takes the same artifact
     that ONNX Runtime runs with its int8 kernels. Only MatMul / Gemm are quantized: norms, softmax,
     RoPE and residual sums stay fp32. `keep_fp32` names matmul groups of `matmul_groups` left in
-    fp32 too; `per_channel` gives every weight column its own scale.
+    fp32 too; `per_channel` gives every weight column its own scale. `calibrate_method` is one of
+    CALIB_METHODS (or an `onnxruntime.quantization.CalibrationMethod`); `percentile` sets the
+    Percentile method's cut (ONNX Runtime's default 99.999), taken on |x| as the activations are
+    symmetric. `exclude_nodes` names further MatMul / Gemm nodes left in fp32 (sensitivity studies).
     """
     try:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -182,8 +189,22 @@ def to_int8_qdq(model: onnx.ModelProto, feeds: Any, *, per_channel: bool = True,
     bad = [k for k in keep_fp32 if k not in KEEP_GROUPS]
     if bad:
         raise HrmEdgeError(f"matmul groups kept in fp32 must be among {', '.join(KEEP_GROUPS)}, got {', '.join(bad)}")
+    if isinstance(calibrate_method, CalibrationMethod):
+        method = calibrate_method
+    elif str(calibrate_method).lower() in CALIB_METHODS:
+        method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                  "entropy": CalibrationMethod.Entropy,
+                  "distribution": CalibrationMethod.Distribution}[str(calibrate_method).lower()]
+    else:
+        raise HrmEdgeError(f"calibration method must be one of {', '.join(CALIB_METHODS)}, got {calibrate_method!r}")
+    calib_extra: dict[str, Any] = {}
+    if method == CalibrationMethod.Percentile:
+        calib_extra["CalibTensorRangeSymmetric"] = True  # histogram of |x|: one cut for a symmetric range
+        if percentile is not None:
+            calib_extra["CalibPercentile"] = float(percentile)
     groups = matmul_groups(model.graph)
     exclude = [n for k in keep_fp32 for n in groups[k]]
+    exclude += [n for n in exclude_nodes if n not in exclude]
     with tempfile.TemporaryDirectory(prefix="hrm-edge-qdq-") as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "qdq.onnx"
         onnx.save(model, src)
@@ -195,15 +216,16 @@ def to_int8_qdq(model: onnx.ModelProto, feeds: Any, *, per_channel: bool = True,
                 quantize_static(src, dst, _Feeds(feeds), quant_format=QuantFormat.QDQ,
                                 op_types_to_quantize=["MatMul", "Gemm"], per_channel=per_channel,
                                 activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                                nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
+                                nodes_to_exclude=exclude, calibrate_method=method,
                                 extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                                               "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}})
+                                               "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}, **calib_extra})
         finally:
             ort.set_default_logger_severity(2)  # back to onnxruntime's default (warnings)
         out = onnx.load(dst)
     kept = ", ".join(keep_fp32) or "none"
+    how = "" if method == CalibrationMethod.MinMax else f", {method.name} calibration"
     out.graph.doc_string = (f"static int8 QDQ ({'per-channel' if per_channel else 'per-tensor'} weights, symmetric "
-                            f"activations); fp32 matmul groups: {kept}; {len(exclude)} of "
+                            f"activations{how}); fp32 matmul groups: {kept}; {len(exclude)} of "
                             f"{sum(map(len, groups.values()))} matmuls kept in fp32")
     return out
 
@@ -250,5 +272,5 @@ def transform_for(precision: str, calib: Any = None, **qdq: Any) -> Any:
     return {"fp32": None, "fp16": to_fp16, "int8": to_int8}[precision]
 
 
-__all__ = ["PRECISIONS", "KEEP_GROUPS", "fp32_islands", "matmul_groups", "to_fp16", "to_int8", "to_int8_qdq",
-           "activations_to_uint8", "transform_for"]
+__all__ = ["PRECISIONS", "KEEP_GROUPS", "CALIB_METHODS", "fp32_islands", "matmul_groups", "to_fp16", "to_int8",
+           "to_int8_qdq", "activations_to_uint8", "transform_for"]
