@@ -19,8 +19,8 @@ through the toolkit's OrtRunner (the uint8-activation and fused-kernel rewrites 
   argmax tokens are all identical, % cells; and % decoded grids equal to PyTorch's (the demo's column);
 - teacher forced: per segment, the variant fed the fp32 carry: % grids and cells identical.
 
-Variant names: `dynamic` (`--precision int8`), `fp16` (a non-int8 yardstick; run without the ORT
-fusions, whose RotaryEmbedding does not take the fp16 graph), and
+Variant names: `dynamic` (`--precision int8`), `fp16` (a non-int8 yardstick; the ORT runner runs fp16
+bundles as written, without its fp32 fused kernels), and
 `qdq-{pc|pt}-{keep-attn+heads|keep-attn|keep-heads|none}` (per-channel / per-tensor weights; the matmul
 groups kept fp32) followed by any of `-pct<P>` / `-entropy` (calibration method, MinMax otherwise),
 `-calib4x` (4x the calibration puzzles), `-calib-spread` (--ckpt: one demonstration pair of *every*

@@ -8,6 +8,7 @@ product claims; benchmarks/README.md reports the measured figures for the real p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -112,3 +113,27 @@ def test_calibration_feeds_cover_every_segment() -> None:
     assert len(feeds) == 6
     assert feeds[0]["halted"].all() and not feeds[1]["halted"].any()
     assert not feeds[0]["z_H"].any() and feeds[1]["z_H"].any() and not np.array_equal(feeds[1]["z_H"], feeds[2]["z_H"])
+
+
+def test_percentile_calibration_clips_where_minmax_does_not() -> None:
+    """The calibration method reaches ORT: a Percentile cut gives activation scales no larger than MinMax's and
+    smaller somewhere (outliers clipped); an unknown method is one clear error."""
+    from hrm_edge.errors import HrmEdgeError
+    from hrm_edge.export.precision import to_int8_qdq
+
+    m = tiny_model("tiny")
+    g = export_onnx(m, ExportOptions()).model
+    tokens, pe = calibration_puzzles("arc-agi-1/training", m, 2, augment=2)
+    feeds = list(segment_feeds(g, tokens, pe, segments=2))
+
+    def activation_scales(q: Any) -> dict[str, float]:
+        inits = {t.name: numpy_helper.to_array(t) for t in q.graph.initializer}
+        return {n.input[1]: float(inits[n.input[1]]) for n in q.graph.node
+                if n.op_type == "QuantizeLinear" and n.input[0] not in inits}
+
+    mm = activation_scales(to_int8_qdq(g, feeds))
+    pct = activation_scales(to_int8_qdq(g, feeds, calibrate_method="percentile", percentile=99.0))
+    assert mm.keys() == pct.keys() and len(mm) > 5
+    assert all(pct[k] <= mm[k] * (1 + 1e-6) for k in mm) and sum(pct[k] < 0.9 * mm[k] for k in mm) > len(mm) // 2
+    with pytest.raises(HrmEdgeError, match="calibration method"):
+        to_int8_qdq(g, feeds, calibrate_method="nope")
