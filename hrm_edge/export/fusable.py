@@ -12,11 +12,11 @@ weight, and ORT's SimplifiedLayerNormFusion wants a scale Mul after the Div, so 
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+from hrm_edge.export.graph import links
 
 TWO = "hrm_edge/norm_two"
 
@@ -36,11 +36,7 @@ def _scalar(graph: onnx.GraphProto, name: str) -> float | None:
 def canonical_norms(model: onnx.ModelProto) -> dict[str, int]:
     """Rewrite the squares and reciprocal square roots of normalisations; returns how many of each."""
     g = model.graph
-    producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for n in g.node:
-        for i in n.input:
-            consumers[i].append(n)
+    producer, consumers = links(g)
     squares = 0
     for n in g.node:
         if n.op_type == "Mul" and len(n.input) == 2 and n.input[0] == n.input[1] and \

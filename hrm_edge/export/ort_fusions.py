@@ -17,11 +17,11 @@ tests/test_ort_fusions.py). The parity ladder runs the rewritten graph, as the r
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+
+from hrm_edge.export.graph import links
 
 MS_DOMAIN = "com.microsoft"
 
@@ -75,11 +75,7 @@ def _fuse_graph(g: onnx.GraphProto, num_heads: int, prefix: str) -> int:
         for a in n.attribute:
             if a.type == onnx.AttributeProto.GRAPH:
                 count += _fuse_graph(a.g, num_heads, f"{prefix}/{n.name or n.op_type}")
-    producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for n in g.node:
-        for i in n.input:
-            consumers[i].append(n)
+    producer, consumers = links(g)
     blocks = [b for n in g.node if n.op_type == "Softmax" and (b := _match(n, producer, consumers))]
     if not blocks:
         return count
@@ -222,11 +218,7 @@ def split_matmuls(model: onnx.ModelProto) -> int:
     segment at batch 8), so those stay as they are."""
     count = 0
     g = model.graph
-    producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for n in g.node:
-        for i in n.input:
-            consumers[i].append(n)
+    producer, consumers = links(g)
     made: dict[tuple[str, int, int], str] = {}  # (weight, first column, end) -> the part's weight
     for split in [n for n in g.node if n.op_type == "Split" and len(n.input) == 2]:
         mm = producer.get(split.input[0])

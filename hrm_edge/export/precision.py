@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import onnx
 
 from hrm_edge.errors import HrmEdgeError, MissingDependencyError
+from hrm_edge.export.graph import links
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8-qdq")
 # matmul groups a static int8 export may leave in fp32 (see `matmul_groups`)
@@ -37,13 +37,7 @@ _STAT_OPS = {"Pow", "Mul", "Sub", "ReduceMean", "Cast"}
 
 def fp32_islands(graph: onnx.GraphProto) -> set[str]:
     """Names of nodes kept in fp32: Softmax, normalisations, and the residual sums they read."""
-    producer: dict[str, onnx.NodeProto] = {}
-    consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-    for n in graph.node:
-        for o in n.output:
-            producer[o] = n
-        for i in n.input:
-            consumers[i].append(n)
+    producer, consumers = links(graph)
     keep: set[str] = set()
     for n in graph.node:
         if n.op_type == "Softmax":
