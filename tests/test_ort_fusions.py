@@ -100,3 +100,13 @@ def test_fp16_bundle_runs_unfused_on_the_cpu(tmp_path: Path) -> None:
         assert r.fused_kernels == 0
         out = r.run_act(tokens, pe, halt="max")
     assert np.isfinite(out.logits).all()
+
+
+def test_environment_switch_turns_the_fusions_off(bundles: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, path = bundles[("tiny", "step")]
+    monkeypatch.setenv("HRM_EDGE_ORT_FUSIONS", "0")
+    with OrtRunner.from_bundle(path) as r:
+        assert not r.fusions and r.fused_kernels == 0
+    monkeypatch.delenv("HRM_EDGE_ORT_FUSIONS")
+    with OrtRunner.from_bundle(path) as r:
+        assert r.fusions and r.fused_kernels > 0

@@ -12,6 +12,7 @@ PyTorch runner; an `unrolled` / `loop` bundle does it inside the graph.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +71,8 @@ def read_puzzle_index(bundle: str | Path, manifest: dict[str, Any]) -> dict[str,
 
 
 OPT_LEVELS = ("all", "extended", "basic", "none")
-FUSED_PRECISIONS = ("fp32", "int8", "int8-qdq")  # bundles whose attention / RoPE run in fp32 on the CPU
+FUSED_PRECISIONS = ("fp32", "int8", "int8-qdq")
+FUSIONS_ENV = "HRM_EDGE_ORT_FUSIONS"  # bundles whose attention / RoPE run in fp32 on the CPU
 
 
 def rewritten_model(path: Path, *, uint8: bool, fused_heads: int | None) -> tuple[bytes | None, int]:
@@ -143,7 +145,9 @@ class OrtRunner(Runner):
     opt_level: str = "all"  # graph optimisation level (OPT_LEVELS)
     io_binding: bool = True  # step mode: keep the carry in ORT-owned OrtValues between segments
     uint8_activations: bool = True  # int8-qdq: run activations as u8 (exact; x86 int8 kernels are u8 x s8)
-    fusions: bool = True  # CPU: attention, RoPE, split projections as fused kernels (export/ort_fusions.py)
+    # CPU: attention, RoPE, split projections as fused kernels (export/ort_fusions.py); HRM_EDGE_ORT_FUSIONS=0 turns
+    # them off for every command (the escape hatch if an ONNX Runtime build lacks a contrib kernel)
+    fusions: bool = field(default_factory=lambda: os.environ.get(FUSIONS_ENV, "1") != "0")
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
     name: str = "onnxruntime"
     model_path: str | None = None  # override the manifest's model file (parity checks of variants)
