@@ -44,11 +44,12 @@ def test_qdq_export_passes_structural_levels_and_reports_agreement(tmp_path: Pat
     assert "l4" in man["precision_report"]
     q = man["quantization"]
     assert q["format"] == "QDQ" and q["calibration"] == "arc-agi-1/training"
-    assert q["fp32_matmuls"] == ["attention", "heads"]
+    assert q["fp32_matmuls"] == ["attention", "heads", "down", "o_proj"]
 
 
 def test_qdq_is_symmetric_int8_and_leaves_attention_in_fp32(tmp_path: Path) -> None:
-    """TensorRT explicit quantization needs int8 with zero point 0; attention products stay fp32 by default."""
+    """TensorRT explicit quantization needs int8 with zero point 0; attention products, heads and the down / o_proj
+    projections stay fp32 by default, every other weight matmul is quantized."""
     m = tiny_model("tiny")
     r = export_model(m, tmp_path / "qdq", precision="int8-qdq", l3_batches=(1,), l4_puzzles=0, qdq=QDQ)
     model = onnx.load(str(r.path / "model.onnx"))
@@ -63,9 +64,10 @@ def test_qdq_is_symmetric_int8_and_leaves_attention_in_fp32(tmp_path: Path) -> N
     for name in groups["attention"] + groups["heads"]:
         node = next(n for n in model.graph.node if n.name == name)
         assert all(producer.get(i) is None or producer[i].op_type != "DequantizeLinear" for i in node.input)
-    quantized = [n for n in model.graph.node if n.name in groups["weights"]
-                 and any(i in producer and producer[i].op_type == "DequantizeLinear" for i in n.input)]
-    assert len(quantized) == len(groups["weights"])
+    quantized = {n.name for n in model.graph.node if n.name in groups["weights"]
+                 and any(i in producer and producer[i].op_type == "DequantizeLinear" for i in n.input)}
+    kept = set(groups["down"]) | set(groups["o_proj"])  # default: the unnormalised-input projections stay fp32
+    assert kept and quantized == set(groups["weights"]) - kept
     with OrtRunner.from_bundle(r.path) as o:  # runs (activations as u8) and gives finite logits
         tok = np.full((2, m.config.seq_len), 2, np.int32)
         pe = np.zeros((2, m.config.puzzle_emb_ndim), np.float32)
@@ -77,6 +79,9 @@ def test_matmul_groups_of_a_step_graph() -> None:
     g = export_onnx(tiny_model("tiny"), ExportOptions()).model
     groups = matmul_groups(g.graph)
     assert (len(groups["weights"]), len(groups["attention"]), len(groups["heads"])) == (24, 12, 2)
+    assert len(groups["down"]) == len(groups["o_proj"]) == 6  # one of each per layer pass, all among the weights
+    assert all("down_proj" in n for n in groups["down"]) and all("o_proj" in n for n in groups["o_proj"])
+    assert set(groups["down"]) | set(groups["o_proj"]) <= set(groups["weights"])
 
 
 def test_uint8_activations_are_exact() -> None:

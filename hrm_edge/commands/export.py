@@ -172,9 +172,12 @@ def export(
                                         "offline)."),
     calib_puzzles: int = typer.Option(16, "--calib-puzzles", min=1, help="int8-qdq: augmented puzzles to calibrate "
                                                                          "on, each run over every ACT segment."),
-    qdq_fp32: str = typer.Option("attention,heads", "--qdq-fp32", metavar="GROUPS", help="int8-qdq: matmul groups "
-                                 "kept in fp32, comma separated: attention (Q K^T and P V), heads (lm_head, q_head), "
-                                 "or none."),
+    qdq_fp32: str = typer.Option("attention,heads,down,o_proj", "--qdq-fp32", metavar="GROUPS",
+                                 help="int8-qdq: matmul groups kept in fp32, comma separated: attention (Q K^T and "
+                                 "P V), heads (lm_head, q_head), down (MLP output projections), o_proj (attention "
+                                 "output projections), or none. "
+                                 "down,o_proj keep far more answers equal to fp32 for a few % of speed "
+                                 "(benchmarks/README.md); attention,heads is the fastest."),
     per_tensor: bool = typer.Option(False, "--per-tensor", help="int8-qdq: one scale per weight matrix instead of "
                                                                 "one per output channel."),
     target: Optional[str] = typer.Option(None, "--target", metavar="TARGET", help="The op-support lint that must "

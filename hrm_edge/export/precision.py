@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,12 @@ from hrm_edge.export.graph import links
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8-qdq")
 # matmul groups a static int8 export may leave in fp32 (see `matmul_groups`)
-KEEP_GROUPS = ("attention", "heads")
+KEEP_GROUPS = ("attention", "heads", "down", "o_proj")
+# name parts of the two projections whose inputs are not normalised (the SwiGLU / ReLU product, the attention
+# output): on the trained demo model quantizing them costs most of the int8 agreement (benchmarks/README.md)
+# (the exporter numbers repeated calls of a module: /o_proj/, /o_proj_1/, ...)
+_PROJECTION_NAMES = {"down": re.compile(r"/(down_proj|linear2)(_\d+)?/"),
+                     "o_proj": re.compile(r"/(o_proj|out_proj)(_\d+)?/")}
 # ops a normalisation is built from (rms_norm / layer_norm of model/layers.py, exported)
 _NORM_OPS = {"ReduceMean", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "Neg", "Cast"}
 _STAT_OPS = {"Pow", "Mul", "Sub", "ReduceMean", "Cast"}
@@ -117,8 +123,10 @@ def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
 def matmul_groups(graph: onnx.GraphProto) -> dict[str, list[str]]:
     """MatMul / Gemm node names by role: `weights` (one constant operand: the layers' Linears),
     `attention` (both operands activations: Q K^T and P V) and `heads` (the weight matmuls nearest
-    the logits / q outputs: lm_head / output, q_head / halt_predictor). Classify the fp32 graph: after
-    quantization a weight arrives through DequantizeLinear and would read as an activation."""
+    the logits / q outputs: lm_head / output, q_head / halt_predictor); `down` and `o_proj` are
+    the subsets of `weights` that are MLP output and attention output projections (by module name).
+    Classify the fp32 graph: after quantization a weight arrives through DequantizeLinear and would
+    read as an activation."""
     _name_nodes(graph)
     consts = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
     producer = {o: n for n in graph.node for o in n.output}
@@ -136,7 +144,7 @@ def matmul_groups(graph: onnx.GraphProto) -> dict[str, list[str]]:
                 heads.add(p.name)
             else:
                 stack.extend(p.input)
-    groups: dict[str, list[str]] = {"weights": [], "attention": [], "heads": []}
+    groups: dict[str, list[str]] = {"weights": [], "attention": [], "heads": [], "down": [], "o_proj": []}
     for n in graph.node:
         if n.op_type not in ("MatMul", "Gemm"):
             continue
@@ -144,6 +152,8 @@ def matmul_groups(graph: onnx.GraphProto) -> dict[str, list[str]]:
             groups["heads"].append(n.name)
         elif any(i in consts for i in n.input[:2]):
             groups["weights"].append(n.name)
+            groups.update({k: groups[k] + [n.name] for k, pattern in _PROJECTION_NAMES.items()
+                           if pattern.search(n.name)})
         else:
             groups["attention"].append(n.name)
     return groups
@@ -197,7 +207,7 @@ def to_int8_qdq(model: onnx.ModelProto, feeds: Any, *, per_channel: bool = True,
         if percentile is not None:
             calib_extra["CalibPercentile"] = float(percentile)
     groups = matmul_groups(model.graph)
-    exclude = [n for k in keep_fp32 for n in groups[k]]
+    exclude = list(dict.fromkeys(n for k in keep_fp32 for n in groups[k]))
     exclude += [n for n in exclude_nodes if n not in exclude]
     with tempfile.TemporaryDirectory(prefix="hrm-edge-qdq-") as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "qdq.onnx"
@@ -219,8 +229,9 @@ def to_int8_qdq(model: onnx.ModelProto, feeds: Any, *, per_channel: bool = True,
     kept = ", ".join(keep_fp32) or "none"
     how = "" if method == CalibrationMethod.MinMax else f", {method.name} calibration"
     out.graph.doc_string = (f"static int8 QDQ ({'per-channel' if per_channel else 'per-tensor'} weights, symmetric "
-                            f"activations{how}); fp32 matmul groups: {kept}; {len(exclude)} of "
-                            f"{sum(map(len, groups.values()))} matmuls kept in fp32")
+                            f"activations{how}); fp32 matmul groups: {kept}; {len(set(exclude))} of "
+                            f"{len({n for k in ('weights', 'attention', 'heads') for n in groups[k]})} matmuls "
+                            f"kept in fp32")
     return out
 
 
