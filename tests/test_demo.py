@@ -184,6 +184,9 @@ def test_demo_reduced_run(tmp_path: Path) -> None:
                           + [f"failed/{t}.png" for t in first2 if t not in record["solved"]])
     # the Jetson lines name files this run wrote
     assert f"hrm-edge build-engine {out / 'model-step'} --fp16" in r.stdout
+    if INT8_PRECISION == "int8-qdq":  # the Q/DQ bundle ORT ran is the one TensorRT builds explicitly quantized
+        assert f"hrm-edge build-engine {out / 'model-step-int8-qdq'} --int8" in r.stdout
+        assert (out / "calib.json").is_file()
     assert f"hrm-edge solve {out / 'tasks.json'} --engine {out / 'model-step' / 'model.engine'}" in r.stdout
     # a second run into the same folder is allowed (it is a demo folder) and replaces the renderings
     r2 = run_inprocess("demo", "--out", str(out), "--tasks", "1", "--threads", "1")

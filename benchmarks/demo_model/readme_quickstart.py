@@ -56,7 +56,8 @@ trained on this 2-core CPU with `hrm-edge train` (command and config: `benchmark
 Its tasks are fixed by a rule, not picked: every ARC-AGI-1 task (training and evaluation) whose
 grids all fit 6x6, {n_tasks} tasks. Their demonstration pairs, augmented, were the training data;
 their {n_test} test inputs were never trained on, and are what the demo solves. It exports the model
-(`step` graph, parity ladder L1-L4) in fp32 and in int8, solves the test inputs on PyTorch, ONNX
+(`step` graph, parity ladder L1-L4) in fp32 and in static int8 (Q/DQ, calibrated on the tasks'
+demonstration pairs: the bundle TensorRT builds with `--int8`), solves the test inputs on PyTorch, ONNX
 Runtime fp32 and ONNX Runtime int8 with the same augmentations and batches, prints the `compare`
 table, renders every task to PNG (`demo_out/render/solved/`, `demo_out/render/failed/`) and ends
 with the commands to run on a Jetson, using the files it wrote. `hrm-edge demo --tasks 3` is a
@@ -74,8 +75,9 @@ $ hrm-edge demo
 Measured on this project's machine (2 vCPU AMD EPYC x86_64, no GPU, Python {m['python']}, torch
 {m['torch']} CPU, onnxruntime {m.get('onnxruntime', '?')}) at load average {load} when it started:
 `/usr/bin/time hrm-edge demo` gave {tline}. `grids = torch` is the share of the
-{cmp_['puzzles']} puzzles whose decoded grid equals PyTorch's: ONNX Runtime fp32 {g_fp32:.1f}%, ONNX Runtime's
-dynamic int8 {g_int8:.1f}% (int8 changes answers; it is a CPU format, TensorRT builds int8 from Q/DQ nodes).
+{cmp_['puzzles']} puzzles whose decoded grid equals PyTorch's: ONNX Runtime fp32 {g_fp32:.1f}%, ONNX Runtime
+static int8 {g_int8:.1f}% (int8 changes some answers; the attention products, heads and the down / o_proj
+projections stay fp32, which is what keeps most of them: `benchmarks/README.md`, "Static int8").
 """
 if png:
     sec += f"""

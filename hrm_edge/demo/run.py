@@ -27,11 +27,12 @@ from hrm_edge.demo.asset import CHECKPOINT, IDENTIFIERS, DemoAsset
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.fileio import atomic_write_bytes, atomic_write_json, check_output, read_json
 
-# ONNX Runtime's dynamic int8 (`export --precision int8`). "int8-qdq" (explicit Q/DQ, the format TensorRT builds
-# with --int8, calibrated on the tasks' demonstration pairs) is supported here too, but on the shipped model it
-# kept fewer grids equal to PyTorch (72.1% vs 78.4%) and ran slower on this CPU (129 vs 151 puzzles/s), measured
-# 2026-11-25 with `hrm-edge demo`; the bundle name and the table row follow this constant.
-INT8_PRECISION = "int8"
+# ONNX Runtime's static int8 (`export --precision int8-qdq`: explicit Q/DQ, calibrated on the tasks' demonstration
+# pairs, the format TensorRT builds with `build-engine --int8`). With its default fp32 groups (attention, heads, down,
+# o_proj) it kept 89.3% of grids equal to PyTorch on this demo's puzzles, dynamic int8 (`--precision int8`, an ORT-only
+# format) 77.2%, at 226 vs 295 puzzles/s (`hrm-edge compare`, 2026-11-25; benchmarks/README.md "Static int8").
+# The bundle name and the table row follow this constant.
+INT8_PRECISION = "int8-qdq"
 AUGMENT = 8  # augmented copies per test input: identity first, then the augmentations trained on
 BATCH = 32
 HALT = "max"  # the reference evaluation: every ACT segment
@@ -215,8 +216,10 @@ def next_steps(result: DemoResult) -> list[str]:
     bundle = result.bundles["fp32"]
     engine = bundle / "model.engine"
     tasks = out / TASKS_FILE
-    return [
-        f"hrm-edge build-engine {bundle} --fp16",
+    steps = [f"hrm-edge build-engine {bundle} --fp16"]
+    if INT8_PRECISION == "int8-qdq":  # the same Q/DQ bundle ONNX Runtime ran, as an explicitly quantized engine
+        steps.append(f"hrm-edge build-engine {result.bundles[INT8_PRECISION]} --int8")
+    return steps + [
         f"hrm-edge solve {tasks} --engine {engine} --augment {AUGMENT} --out {out / 'submission_tensorrt.json'} "
         f"--render {out / 'render_tensorrt'}",
         f"hrm-edge compare {tasks} --ckpt {out / CHECKPOINT} --bundle {bundle} --engine {engine} --augment {AUGMENT} "
