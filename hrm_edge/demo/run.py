@@ -15,10 +15,8 @@ so `hrm-edge demo --out ~/some/project` never overwrites unrelated files.
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,17 +73,6 @@ def check_out_dir(out: Path) -> Path:
             raise HrmEdgeError("folder exists and was not written by hrm-edge demo (no demo.json); choose another "
                                "--out or empty it", out)
     return out
-
-
-@contextmanager
-def _root_log_level(level: int) -> Iterator[None]:
-    root = logging.getLogger()
-    before = root.level
-    root.setLevel(level)
-    try:
-        yield
-    finally:
-        root.setLevel(before)
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -154,10 +141,9 @@ def run_demo(asset: DemoAsset, tasks: list[Any], out: Path, *, threads: int | No
         t = time.perf_counter()
         dest = out / default_out(ckpt, "step", precision).name
         say(f"exporting the step graph ({precision}) with the parity ladder L1-L4 -> {dest}")
-        with _root_log_level(logging.ERROR):  # onnxruntime.quantization's "consider pre-processing" advice
-            res = export_checkpoint(ckpt, dest, act="step", precision=precision, puzzle_dtype="float32",
-                                    l4_source=str(out / TASKS_FILE), force=True,
-                                    qdq=QdqOptions(calib=str(out / CALIB_FILE)) if precision == "int8-qdq" else None)
+        res = export_checkpoint(ckpt, dest, act="step", precision=precision, puzzle_dtype="float32",
+                                l4_source=str(out / TASKS_FILE), force=True,
+                                qdq=QdqOptions(calib=str(out / CALIB_FILE)) if precision == "int8-qdq" else None)
         bundles[precision] = res.path
         stages[f"export {precision}"] = time.perf_counter() - t
         levels = ", ".join(f"{lv.level} {'ok' if lv.ok else 'FAIL'}" for lv in res.report.levels)

@@ -39,6 +39,7 @@ from torch import nn
 
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.export.fusable import canonical_norms
+from hrm_edge.export.graph import prune, subgraph_inputs
 from hrm_edge.model.act import halt_mask
 from hrm_edge.runtime.base import ACT_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, ModelSpec, spec_from_config
 
@@ -288,22 +289,6 @@ def dedupe_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def prune(graph: onnx.GraphProto) -> None:
-    """Drop nodes and initializers nothing downstream of the outputs needs."""
-    needed = {o.name for o in graph.output}
-    live = []
-    for node in reversed(graph.node):
-        if any(o in needed for o in node.output):
-            live.append(node)
-            needed.update(subgraph_inputs(node))
-    live.reverse()
-    del graph.node[:]
-    graph.node.extend(live)
-    inits = [t for t in graph.initializer if t.name in needed]
-    del graph.initializer[:]
-    graph.initializer.extend(inits)
-
-
 def toposort(graph: onnx.GraphProto) -> None:
     """Order nodes so every input is produced before use (converters may append nodes at the end)."""
     produced = {i.name for i in graph.input} | {t.name for t in graph.initializer}
@@ -323,20 +308,6 @@ def toposort(graph: onnx.GraphProto) -> None:
         pending = rest
     del graph.node[:]
     graph.node.extend(ordered)
-
-
-def subgraph_inputs(node: onnx.NodeProto) -> set[str]:
-    """Every tensor name a node reads, including outer-scope names read inside its subgraphs."""
-    names = {i for i in node.input if i}
-    for a in node.attribute:
-        for sg in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
-            local = {i.name for i in sg.input} | {t.name for t in sg.initializer}
-            for n in sg.node:
-                local.update(n.output)
-            for n in sg.node:
-                names.update(x for x in subgraph_inputs(n) if x not in local)
-            names.update(o.name for o in sg.output if o.name not in local)
-    return names
 
 
 # --------------------------------------------------------------------------------------------------

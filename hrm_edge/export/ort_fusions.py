@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from hrm_edge.export.graph import links
+from hrm_edge.export.graph import links, prune
 
 MS_DOMAIN = "com.microsoft"
 
@@ -187,26 +187,11 @@ def fuse_rotary(model: onnx.ModelProto, num_heads: int) -> int:
         g.node.remove(add)
         for n in reversed(new):
             g.node.insert(at, n)
-    _prune_unused(g)
+    prune(g)  # the replaced Slices, Neg, Concat, Muls and the full-width tables
     if not any(o.domain == MS_DOMAIN for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
     _drop_stale_value_info(g)
     return len(matches)
-
-
-def _prune_unused(g: onnx.GraphProto) -> None:
-    """Drop nodes none of whose outputs is used any more (the replaced Slices, Neg, Concat, Muls)."""
-    while True:
-        used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
-        for n in g.node:
-            for a in n.attribute:
-                if a.type == onnx.AttributeProto.GRAPH:
-                    used |= {i for sn in a.g.node for i in sn.input}
-        dead = [n for n in g.node if not any(o in used for o in n.output)]
-        if not dead:
-            return
-        for n in dead:
-            g.node.remove(n)
 
 
 def split_matmuls(model: onnx.ModelProto) -> int:
@@ -244,7 +229,7 @@ def split_matmuls(model: onnx.ModelProto) -> int:
             g.node.insert(at, n)
         count += 1
     if count:
-        _prune_unused_initializers(g)
+        prune(g)  # the full-width weights no MatMul reads any more
         _drop_stale_value_info(g)
     return count
 
@@ -255,17 +240,6 @@ def _rank_last(g: onnx.GraphProto, name: str) -> int:
         if vi.name == name and vi.type.tensor_type.HasField("shape"):
             return len(vi.type.tensor_type.shape.dim) - 1
     return -1
-
-
-def _prune_unused_initializers(g: onnx.GraphProto) -> None:
-    used = {i for n in g.node for i in n.input}
-    for n in g.node:
-        for a in n.attribute:
-            if a.type == onnx.AttributeProto.GRAPH:
-                used |= {i for sn in a.g.node for i in sn.input}
-    keep = [t for t in g.initializer if t.name in used]
-    del g.initializer[:]
-    g.initializer.extend(keep)
 
 
 def fuse_for_ort(model: onnx.ModelProto, num_heads: int) -> dict[str, int]:

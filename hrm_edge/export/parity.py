@@ -161,7 +161,7 @@ def _graphs(g: onnx.GraphProto) -> list[onnx.GraphProto]:
 
 
 def _live_names(model: onnx.ModelProto) -> set[str]:
-    from hrm_edge.export.onnx import subgraph_inputs
+    from hrm_edge.export.graph import subgraph_inputs
 
     needed = {o.name for o in model.graph.output}
     for node in reversed(model.graph.node):
@@ -500,8 +500,9 @@ def _instrumented(runner: Any, spec: ModelSpec) -> Any:
     from hrm_edge.export.ort_fusions import fuse_for_ort
 
     model = onnx.load(str(Path(runner.bundle) / runner.manifest["onnx"]["file"]))
-    if runner.attention_heads():  # the graph the runner itself runs
-        fuse_for_ort(model, runner.attention_heads())
+    heads = runner.attention_heads()
+    if heads:  # the graph the runner itself runs
+        fuse_for_ort(model, heads)
     so = ort.SessionOptions()
     so.log_severity_level = 3
     return ort.InferenceSession(instrument(model, runner.act_mode, spec.max_steps).SerializeToString(), so,

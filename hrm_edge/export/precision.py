@@ -152,8 +152,9 @@ def matmul_groups(graph: onnx.GraphProto) -> dict[str, list[str]]:
             groups["heads"].append(n.name)
         elif any(i in consts for i in n.input[:2]):
             groups["weights"].append(n.name)
-            groups.update({k: groups[k] + [n.name] for k, pattern in _PROJECTION_NAMES.items()
-                           if pattern.search(n.name)})
+            for k, pattern in _PROJECTION_NAMES.items():
+                if pattern.search(n.name):
+                    groups[k].append(n.name)
         else:
             groups["attention"].append(n.name)
     return groups

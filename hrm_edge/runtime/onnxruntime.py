@@ -71,17 +71,17 @@ def read_puzzle_index(bundle: str | Path, manifest: dict[str, Any]) -> dict[str,
 
 
 OPT_LEVELS = ("all", "extended", "basic", "none")
-FUSED_PRECISIONS = ("fp32", "int8", "int8-qdq")
-FUSIONS_ENV = "HRM_EDGE_ORT_FUSIONS"  # bundles whose attention / RoPE run in fp32 on the CPU
+FUSED_PRECISIONS = ("fp32", "int8", "int8-qdq")  # bundles whose attention / RoPE run in fp32 on the CPU
+FUSIONS_ENV = "HRM_EDGE_ORT_FUSIONS"
 
 
 def rewritten_model(path: Path, *, uint8: bool, fused_heads: int | None) -> tuple[bytes | None, int]:
-    """The bundle's graph as this runner runs it, or None when no rewrite applies; and the attention count.
+    """The bundle's graph as this runner runs it (None when no rewrite applies), and how many blocks were fused.
 
     Both rewrites are ORT-only and done in memory, so the bundle on disk stays what TensorRT parses:
     int8-qdq activations as u8 (exact; see export/precision.activations_to_uint8) and the fused kernels
     of export/ort_fusions.py (attention, RoPE, split projections).
-    `fused_heads` is the model's head count; the count returned is of kernels fused.
+    `fused_heads` is the model's head count (None: no fusions).
     """
     import onnx
 
@@ -187,6 +187,7 @@ class OrtRunner(Runner):
         source: str | bytes = str(path)
         uint8 = self.manifest.get("precision") == "int8-qdq" and self.uint8_activations
         heads = self.attention_heads()
+        self.fused_kernels = 0
         if uint8 or heads:
             graph, self.fused_kernels = rewritten_model(path, uint8=uint8, fused_heads=heads)
             source = graph if graph is not None else source
