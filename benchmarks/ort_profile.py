@@ -6,7 +6,7 @@
 Exports the preset's step graph (random weights, seed 0; int8-qdq calibrated on 2 training puzzles),
 runs one warm-up and one profiled segment with ORT's profiler, and prints the share of kernel time per
 op type. Like the runner: int8-qdq activations run as u8 (unless --keep-s8), and attention, RoPE and
-split projections as fused kernels (export/ort_fusions.py; unless --no-fused-attention).
+split projections as fused kernels (graph/ort_fusions.py; unless --no-fused-attention).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ def main() -> None:
     from hrm_edge.config import preset
     from hrm_edge.export.calib import calibration_puzzles, segment_feeds
     from hrm_edge.export.onnx import ExportOptions, export_onnx
-    from hrm_edge.export.ort_fusions import fuse_for_ort
-    from hrm_edge.export.precision import activations_to_uint8, to_int8, to_int8_qdq
+    from hrm_edge.export.precision import to_int8, to_int8_qdq
+    from hrm_edge.graph.ort_fusions import fuse_for_ort
+    from hrm_edge.graph.qdq_uint8 import activations_to_uint8
     from hrm_edge.model import build_model
     from hrm_edge.runtime.onnxruntime import session_options
 

@@ -20,7 +20,8 @@ from onnx import TensorProto, helper, numpy_helper
 from hrm_edge.export import QdqOptions, export_model
 from hrm_edge.export.calib import calibration_puzzles, segment_feeds
 from hrm_edge.export.onnx import ExportOptions, export_onnx
-from hrm_edge.export.precision import activations_to_uint8, matmul_groups
+from hrm_edge.export.precision import matmul_groups
+from hrm_edge.graph.qdq_uint8 import activations_to_uint8
 from hrm_edge.runtime.onnxruntime import OrtRunner
 
 QDQ = QdqOptions(puzzles=4, augment=2)

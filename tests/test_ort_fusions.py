@@ -1,4 +1,4 @@
-"""The ORT-only rewrites (export/ort_fusions.py): every attention block becomes one MultiHeadAttention
+"""The ORT-only rewrites (graph/ort_fusions.py): every attention block becomes one MultiHeadAttention
 kernel, every RoPE one RotaryEmbedding, every SwiGLU gate/up Split two MatMuls; ONNX Runtime keeps the
 fused kernels after its own optimisation, and the answers stay those of the standard-op graph: logits
 and q values within 1e-4 over a whole ACT run (the export's parity bound; the same sums in another
@@ -15,7 +15,7 @@ from conftest import random_tokens, tiny_model
 
 from hrm_edge.export import export_model
 from hrm_edge.export.onnx import op_counts
-from hrm_edge.export.ort_fusions import fuse_attention, fuse_for_ort
+from hrm_edge.graph.ort_fusions import fuse_attention, fuse_for_ort
 from hrm_edge.runtime.onnxruntime import OrtRunner, session_options
 
 TOL = 1e-4

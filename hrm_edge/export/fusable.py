@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from hrm_edge.export.graph import links
+from hrm_edge.graph.links import links
 
 TWO = "hrm_edge/norm_two"
 

@@ -39,7 +39,7 @@ from torch import nn
 
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.export.fusable import canonical_norms
-from hrm_edge.export.graph import prune, subgraph_inputs
+from hrm_edge.graph.links import prune, subgraph_inputs
 from hrm_edge.model.act import halt_mask
 from hrm_edge.runtime.base import ACT_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, ModelSpec, spec_from_config
 

@@ -161,7 +161,7 @@ def _graphs(g: onnx.GraphProto) -> list[onnx.GraphProto]:
 
 
 def _live_names(model: onnx.ModelProto) -> set[str]:
-    from hrm_edge.export.graph import subgraph_inputs
+    from hrm_edge.graph.links import subgraph_inputs
 
     needed = {o.name for o in model.graph.output}
     for node in reversed(model.graph.node):
@@ -497,7 +497,7 @@ def _instrumented(runner: Any, spec: ModelSpec) -> Any:
     """An ONNX Runtime session of an unrolled / loop bundle's graph that also returns every segment's carry."""
     import onnxruntime as ort
 
-    from hrm_edge.export.ort_fusions import fuse_for_ort
+    from hrm_edge.graph.ort_fusions import fuse_for_ort
 
     model = onnx.load(str(Path(runner.bundle) / runner.manifest["onnx"]["file"]))
     heads = runner.attention_heads()

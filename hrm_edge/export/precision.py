@@ -26,7 +26,7 @@ from typing import Any
 import onnx
 
 from hrm_edge.errors import HrmEdgeError, MissingDependencyError
-from hrm_edge.export.graph import links
+from hrm_edge.graph.links import links
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8-qdq")
 # matmul groups a static int8 export may leave in fp32 (see `matmul_groups`)
@@ -236,37 +236,6 @@ def to_int8_qdq(model: onnx.ModelProto, feeds: Any, *, per_channel: bool = True,
     return out
 
 
-def activations_to_uint8(model: onnx.ModelProto) -> int:
-    """Re-express symmetric int8 activation Q/DQ pairs as uint8 with zero point 128, in place; returns how many.
-
-    Exact: round(x / s) + 128 clamped to [0, 255] is the int8 code plus 128, and DequantizeLinear
-    subtracts the zero point again. It changes only which kernels ONNX Runtime picks: its x86 int8
-    matmuls are u8 x s8 (VNNI `vpdpbusd`), while s8 x s8 falls back to slow paths or stays unfused
-    (measured in benchmarks/README.md). The bundle keeps the int8 form TensorRT requires; the ORT
-    runner applies this when it loads an int8-qdq model. Weights (DQ of an initializer) stay int8.
-    """
-    import numpy as np
-    from onnx import numpy_helper
-
-    inits = {i.name: i for i in model.graph.initializer}
-    from_init: set[str] = set()  # zero points that also dequantize a constant (weights): leave them
-    q_zps: set[str] = set()
-    for n in model.graph.node:
-        if n.op_type == "QuantizeLinear" and len(n.input) > 2:
-            q_zps.add(n.input[2])
-        elif n.op_type == "DequantizeLinear" and len(n.input) > 2 and n.input[0] in inits:
-            from_init.add(n.input[2])
-    count = 0
-    for name in sorted(q_zps - from_init):
-        t = inits.get(name)
-        if t is None or t.data_type != onnx.TensorProto.INT8:
-            continue
-        zp = numpy_helper.to_array(t).astype(np.int16) + 128
-        t.CopyFrom(numpy_helper.from_array(zp.astype(np.uint8), name))
-        count += 1
-    return count
-
-
 def transform_for(precision: str, calib: Any = None, **qdq: Any) -> Any:
     """The segment-graph transform of a precision; int8-qdq needs `calib(model) -> feeds` (see export/calib.py)."""
     if precision not in PRECISIONS:
@@ -279,4 +248,4 @@ def transform_for(precision: str, calib: Any = None, **qdq: Any) -> Any:
 
 
 __all__ = ["PRECISIONS", "KEEP_GROUPS", "CALIB_METHODS", "fp32_islands", "matmul_groups", "to_fp16", "to_int8",
-           "to_int8_qdq", "activations_to_uint8", "transform_for"]
+           "to_int8_qdq", "transform_for"]

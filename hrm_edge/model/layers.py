@@ -151,6 +151,6 @@ class SwiGLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # split by size (the same views as chunk(2)): exports as one Split with constant sizes, which
-        # ONNX Runtime's loader turns into two MatMuls (export/ort_fusions.split_matmuls)
+        # ONNX Runtime's loader turns into two MatMuls (graph/ort_fusions.split_matmuls)
         gate, up = self.gate_up_proj(x).split(self.inter, dim=-1)
         return self.down_proj(F.silu(gate) * up)

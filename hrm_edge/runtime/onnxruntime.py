@@ -79,14 +79,14 @@ def rewritten_model(path: Path, *, uint8: bool, fused_heads: int | None) -> tupl
     """The bundle's graph as this runner runs it (None when no rewrite applies), and how many blocks were fused.
 
     Both rewrites are ORT-only and done in memory, so the bundle on disk stays what TensorRT parses:
-    int8-qdq activations as u8 (exact; see export/precision.activations_to_uint8) and the fused kernels
-    of export/ort_fusions.py (attention, RoPE, split projections).
+    int8-qdq activations as u8 (exact; see graph/qdq_uint8.activations_to_uint8) and the fused kernels
+    of graph/ort_fusions.py (attention, RoPE, split projections).
     `fused_heads` is the model's head count (None: no fusions).
     """
     import onnx
 
-    from hrm_edge.export.ort_fusions import fuse_for_ort
-    from hrm_edge.export.precision import activations_to_uint8
+    from hrm_edge.graph.ort_fusions import fuse_for_ort
+    from hrm_edge.graph.qdq_uint8 import activations_to_uint8
 
     model = onnx.load(str(path))
     fused = sum(fuse_for_ort(model, fused_heads).values()) if fused_heads else 0
@@ -145,13 +145,13 @@ class OrtRunner(Runner):
     opt_level: str = "all"  # graph optimisation level (OPT_LEVELS)
     io_binding: bool = True  # step mode: keep the carry in ORT-owned OrtValues between segments
     uint8_activations: bool = True  # int8-qdq: run activations as u8 (exact; x86 int8 kernels are u8 x s8)
-    # CPU: attention, RoPE, split projections as fused kernels (export/ort_fusions.py); HRM_EDGE_ORT_FUSIONS=0 turns
+    # CPU: attention, RoPE, split projections as fused kernels (graph/ort_fusions.py); HRM_EDGE_ORT_FUSIONS=0 turns
     # them off for every command (the escape hatch if an ONNX Runtime build lacks a contrib kernel)
     fusions: bool = field(default_factory=lambda: os.environ.get(FUSIONS_ENV, "1") != "0")
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
     name: str = "onnxruntime"
     model_path: str | None = None  # override the manifest's model file (parity checks of variants)
-    fused_kernels: int = 0  # how many blocks export/ort_fusions replaced at the last activate()
+    fused_kernels: int = 0  # how many blocks graph/ort_fusions replaced at the last activate()
     _session: Any = field(default=None, repr=False)
     _table: Any = field(default=None, repr=False)
 

@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from hrm_edge.export.graph import links, prune
+from hrm_edge.graph.links import links, prune
 
 MS_DOMAIN = "com.microsoft"
 
