@@ -1,4 +1,4 @@
-"""`compare` / `bench` and the measurement harness they share.
+"""`compare` / `bench` and the measurements they share.
 
 The reference is PyTorch on the session's tiny-lite checkpoint (no puzzle table, so a bundle gets the
 very same inputs); the rows under test are real other runtimes: the session's ONNX bundles of the same
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hrm_edge.bench.compare import compare_runtimes, markdown, plot
-from hrm_edge.bench.harness import latency_stats, logit_deltas
+from hrm_edge.bench.compare import compare_runtimes, logit_deltas, markdown, plot
+from hrm_edge.bench.timing import latency_stats
 from hrm_edge.data.arc import load_tasks
 from hrm_edge.solve.runners import open_runtime, probe_runtime
 from hrm_edge.solve.solver import SolveOptions

@@ -11,11 +11,11 @@ import json
 import numpy as np
 import pytest
 
-from hrm_edge.bench.harness import RunRecord
 from hrm_edge.data.arc import ArcPair, ArcTask, load_tasks
 from hrm_edge.data.augment import Augmentation, random_colors
 from hrm_edge.data.identifiers import parse_identifiers
 from hrm_edge.data.tokens import decode_grid_checked, encode_batch, encode_grid
+from hrm_edge.runtime.batches import RunRecord
 from hrm_edge.solve.runners import PuzzleTable
 from hrm_edge.solve.solver import (
     SolveOptions,

@@ -186,7 +186,7 @@ def engine(real, bundle, tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("graph", [False, True], ids=["plain", "cuda-graph"])
 def test_runner_matches_onnxruntime_with_carry_on_device(real, bundle, engine, tmp_path, graph) -> None:
-    from hrm_edge.bench.harness import synthetic_batches
+    from hrm_edge.bench.inputs import synthetic_batches
 
     np.save(tmp_path / "tokens.npy", synthetic_batches(6, 6, 30, 0, seed=3)[0].tokens)
     args = ["run", str(engine), str(bundle), str(tmp_path / "tokens.npy"), "adaptive"]
@@ -218,7 +218,7 @@ def _gpu_reason() -> str | None:
 @pytest.mark.skipif(_gpu_reason() is not None, reason=str(_gpu_reason()))
 def test_gpu_engine_matches_onnxruntime(bundle, tmp_path) -> None:
     """fp32 engine within fp32 parity of ONNX Runtime (atol 1e-3 on logits, identical grids and halting)."""
-    from hrm_edge.bench.harness import synthetic_batches
+    from hrm_edge.bench.inputs import synthetic_batches
     from hrm_edge.runtime.onnxruntime import OrtRunner
     from hrm_edge.runtime.tensorrt import TrtRunner
     from hrm_edge.runtime.trt_build import EngineOptions, build_engine
@@ -255,7 +255,7 @@ def loop_engine(real, tmp_path_factory) -> tuple[Path, Path]:
 
 def test_runner_host_path_for_a_loop_engine(real, loop_engine, tmp_path) -> None:
     """unrolled/loop engines run in one call with host inputs and outputs (`TrtRunner._infer`)."""
-    from hrm_edge.bench.harness import synthetic_batches
+    from hrm_edge.bench.inputs import synthetic_batches
 
     bundle, engine = loop_engine
     np.save(tmp_path / "tokens.npy", synthetic_batches(6, 6, 30, 0, seed=3)[0].tokens)

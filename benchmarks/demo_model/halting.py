@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from hrm_edge.bench.compare import run_plan
-from hrm_edge.bench.harness import latency_stats
+from hrm_edge.bench.timing import latency_stats
 from hrm_edge.data.arc import load_sources
 from hrm_edge.demo.run import AUGMENT, BATCH
 from hrm_edge.solve.runners import open_runtime

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hrm_edge.bench.harness import RunRecord, latency_stats, logit_deltas, percent, run_batches
+from hrm_edge.bench.timing import latency_stats
 from hrm_edge.data.arc import ArcTask
 from hrm_edge.errors import HrmEdgeError, MissingDependencyError
+from hrm_edge.runtime.batches import RunRecord, run_batches
 from hrm_edge.solve.runners import Runtime, probe_runtime
 from hrm_edge.solve.solver import Decision, Plan, SolveOptions, decide, make_batches, plan_tasks, summarize_scores
 from hrm_edge.solve.vote import grid_key
@@ -69,6 +70,23 @@ class CompareReport:
         return {"tasks": self.tasks, "test_inputs": self.test_inputs, "puzzles": self.puzzles,
                 "options": self.options, "notes": self.notes, "machine": self.machine,
                 "rows": [asdict(r) for r in self.rows]}
+
+
+def logit_deltas(ref: Sequence[np.ndarray], other: Sequence[np.ndarray]) -> dict[str, float]:
+    """max and mean |other - ref| over every logit (batches must line up)."""
+    mx, total, count = 0.0, 0.0, 0
+    for a, b in zip(ref, other, strict=True):
+        if a.shape != b.shape:
+            raise ValueError(f"logit shapes differ: {a.shape} vs {b.shape}")
+        d = np.abs(b.astype(np.float64) - a.astype(np.float64))
+        mx = max(mx, float(d.max()) if d.size else 0.0)
+        total += float(d.sum())
+        count += d.size
+    return {"max_abs": mx, "mean_abs": total / count if count else 0.0}
+
+
+def percent(num: int | float, den: int | float) -> float | None:
+    return None if not den else 100.0 * float(num) / float(den)
 
 
 def machine_info() -> dict[str, Any]:

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from hrm_edge.bench.flops import segment_flops
-from hrm_edge.bench.harness import Batch
 from hrm_edge.errors import HrmEdgeError
+from hrm_edge.runtime.batches import Batch
 
 
 @dataclass(frozen=True)

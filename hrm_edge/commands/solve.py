@@ -134,7 +134,8 @@ def solve(
         check_output(render, "dir", "render folder")
     interrupt.nothing_written(out, out.exists(), "submissions are written whole at the end")
 
-    from hrm_edge.bench.harness import latency_stats, run_batches
+    from hrm_edge.bench.timing import latency_stats
+    from hrm_edge.runtime.batches import run_batches
     from hrm_edge.solve.render import answer_panel, render_task_png
     from hrm_edge.solve.runners import artifact_option, infer_runtime, open_runtime
     from hrm_edge.solve.solver import SolveOptions, decide, make_batches, plan_tasks, summarize_scores
@@ -355,8 +356,10 @@ def bench(
     interrupt.nothing_written(out, out.exists(), "results are written at the end")
 
     from hrm_edge.bench.compare import _size, machine_info
-    from hrm_edge.bench.harness import latency_stats, run_batches, synthetic_batches
+    from hrm_edge.bench.inputs import synthetic_batches
+    from hrm_edge.bench.timing import latency_stats
     from hrm_edge.fileio import atomic_write_json
+    from hrm_edge.runtime.batches import run_batches
     from hrm_edge.runtime.jetson_power import TegrastatsSampler, require_tegrastats
     from hrm_edge.solve.runners import probe_runtime
     from hrm_edge.solve.solver import SolveOptions, make_batches, plan_tasks
@@ -446,7 +449,7 @@ def _bench_suite(tasks: Optional[str], presets: list[str], ckpts: list[Path], ru
 
     import torch
 
-    from hrm_edge.bench.harness import Batch, synthetic_batches
+    from hrm_edge.bench.inputs import synthetic_batches
     from hrm_edge.bench.peaks import machine_info, measure_peaks
     from hrm_edge.bench.report import result_dir, write_record
     from hrm_edge.bench.suite import DEFAULT_VARIANTS, SuiteConfig, parse_variants, run_suite
@@ -454,6 +457,7 @@ def _bench_suite(tasks: Optional[str], presets: list[str], ckpts: list[Path], ru
     from hrm_edge.fileio import check_output
     from hrm_edge.model import build_model
     from hrm_edge.model.checkpoint import load_checkpoint
+    from hrm_edge.runtime.batches import Batch
 
     variants = parse_variants(runtimes or ",".join(DEFAULT_VARIANTS))
     cfgs = [(p, make_preset(p)) for p in presets]  # unknown preset: one error before any work

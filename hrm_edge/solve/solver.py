@@ -9,7 +9,7 @@ augmentations, same batch composition, same order) through every runtime:
    jobs cut into fixed batches.
 2. `make_batches`: the plan's batches as tensors for one runtime, with that runtime's puzzle
    vectors (blank row 0 where its table does not know the identifier).
-3. `harness.run_batches`: the shared ACT driver over every batch.
+3. `runtime.batches.run_batches`: the shared ACT driver over every batch.
 4. `decide`: decode each prediction (an undecodable one is counted, not raised on), invert its
    augmentation, vote per test input, keep `attempts` grids, score where solutions are known.
 """
@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from hrm_edge.bench.harness import Batch, RunRecord
 from hrm_edge.data.arc import ArcTask, TaskError
 from hrm_edge.data.augment import Augmentation, random_augmentations
 from hrm_edge.data.tokens import PAD, decode_grid_checked, encode_grid
+from hrm_edge.runtime.batches import Batch, RunRecord
 from hrm_edge.solve.runners import PuzzleTable
 from hrm_edge.solve.vote import Candidate, Ranked, attempts_from, vote
 

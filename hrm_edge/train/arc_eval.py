@@ -43,7 +43,7 @@ def identifier_rows(data_root: str | Path) -> dict[str, int]:
 def arc_score(model: Any, tasks: list[ArcTask], names: dict[str, int], device: str, augment: int = 8,
               batch: int = 16, seed: int = 0) -> dict[str, Any]:
     """pass@1 / pass@2 (mean over tasks) of `model` on `tasks`; the model is left in the mode it was in."""
-    from hrm_edge.bench.harness import run_batches
+    from hrm_edge.runtime.batches import run_batches
     from hrm_edge.runtime.torch import TorchRunner
     from hrm_edge.solve.runners import PuzzleTable
     from hrm_edge.solve.solver import SolveOptions, decide, make_batches, plan_tasks, summarize_scores
