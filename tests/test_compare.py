@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hrm_edge.bench.compare import compare_runtimes, logit_deltas, markdown, plot
+from hrm_edge.bench.compare import markdown, plot, timed_compare
 from hrm_edge.bench.timing import latency_stats
 from hrm_edge.data.arc import load_tasks
+from hrm_edge.solve.compare import logit_deltas
 from hrm_edge.solve.runners import open_runtime, probe_runtime
 from hrm_edge.solve.solver import SolveOptions
 
@@ -48,7 +49,7 @@ def test_compare_bundle_other_model_and_missing_tensorrt(kit, bundles, tmp_path:
     step = bundles[("tiny-lite", "step", "max")].path
     others = [("onnxruntime", step, {"device": "cpu"}), ("torch", kit["other"], {"device": "cpu"}),
               ("tensorrt", fake_engine, {})]
-    rep = compare_runtimes(kit["tasks"], ref, others, SolveOptions(augment=3, batch=4), warmup=False)
+    rep = timed_compare(kit["tasks"], ref, others, SolveOptions(augment=3, batch=4), warmup=False)
     assert [r.status for r in rep.rows] == ["ok", "ok", "ok", "unavailable"]
     ort, other, trt = rep.rows[1], rep.rows[2], rep.rows[3]
     assert ort.grid_match_pct == 100.0 and ort.steps_match_pct == 100.0 and ort.answer_match_pct == 100.0

@@ -268,7 +268,7 @@ def compare(
     interrupt.outcome(f"no report written to {out_dir} (compare.json, .md and .png are written at the end; "
                       "earlier ones are kept)")
 
-    from hrm_edge.bench.compare import compare_runtimes, reasons, rich_table, write_report
+    from hrm_edge.bench.compare import reasons, rich_table, timed_compare, write_report
     from hrm_edge.solve.runners import open_runtime
     from hrm_edge.solve.solver import SolveOptions
     con = _out()
@@ -280,7 +280,7 @@ def compare(
     others += [("tensorrt", e, {"identifiers": identifiers}) for e in engine or []]
     opts = SolveOptions(augment=augment, attempts=2, halt=halt, batch=batch, seed=seed)
     with _progress() as start:
-        rep = compare_runtimes(task_list, ref, others, opts, warmup=warmup, progress=start)
+        rep = timed_compare(task_list, ref, others, opts, warmup=warmup, progress=start)
     rep.options["threads"] = threads
     rep.notes = [f"skipped: {p}" for p in problems] + rep.notes
     con.print(rich_table(rep))

@@ -150,7 +150,7 @@ def run_demo(asset: DemoAsset, tasks: list[Any], out: Path, *, threads: int | No
         say(f"  {res.manifest['onnx']['bytes'] / 1e6:.1f} MB model.onnx; parity {levels} "
             f"({stages[f'export {precision}']:.1f} s)")
 
-    from hrm_edge.bench.compare import compare_runtimes, write_report
+    from hrm_edge.bench.compare import timed_compare, write_report
     from hrm_edge.solve.runners import open_runtime
     from hrm_edge.solve.solver import SolveOptions
 
@@ -163,7 +163,7 @@ def run_demo(asset: DemoAsset, tasks: list[Any], out: Path, *, threads: int | No
         return lambda n: None
 
     opts = SolveOptions(augment=AUGMENT, attempts=2, halt=HALT, batch=BATCH, seed=0)
-    rep = compare_runtimes(tasks, ref, others, opts, warmup=True, progress=progress)
+    rep = timed_compare(tasks, ref, others, opts, warmup=True, progress=progress)
     rep.options["threads"] = threads
     stages["solve x3"] = time.perf_counter() - t
     t = time.perf_counter()
