@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from hrm_edge.data.arc import ArcTask
-    from hrm_edge.solve.solver import TestAnswer
+    from hrm_edge.solve.answers import TestAnswer
 
 # The ARC colour palette (0 black, 1 blue, 2 red, 3 green, 4 yellow, 5 grey, 6 magenta,
 # 7 orange, 8 light blue, 9 maroon), as used by the ARC testing interface.

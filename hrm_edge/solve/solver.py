@@ -27,8 +27,9 @@ from hrm_edge.data.arc import ArcTask, TaskError
 from hrm_edge.data.augment import Augmentation, random_augmentations
 from hrm_edge.data.tokens import PAD, decode_grid_checked, encode_grid
 from hrm_edge.runtime.batches import Batch, RunRecord
+from hrm_edge.solve.answers import TestAnswer
 from hrm_edge.solve.runners import PuzzleTable
-from hrm_edge.solve.vote import Candidate, Ranked, attempts_from, vote
+from hrm_edge.solve.vote import Candidate, attempts_from, vote
 
 
 @dataclass(frozen=True)
@@ -178,23 +179,6 @@ def make_batches(plan: Plan, table: PuzzleTable) -> BatchSet:
 # --------------------------------------------------------------------------------------------------
 # decisions
 # --------------------------------------------------------------------------------------------------
-@dataclass
-class TestAnswer:
-    task_id: str
-    test_index: int
-    attempts: list[np.ndarray]
-    ranked: list[Ranked]
-    n_candidates: int
-    n_undecodable: int
-    solution: np.ndarray | None
-    correct: list[bool] | None = None  # per attempt, where the solution is known
-
-    @property
-    def fallback(self) -> bool:
-        """No augmented copy decoded to a grid: the attempts are the 1x1 placeholder."""
-        return not self.ranked
-
-
 @dataclass
 class TaskScore:
     task_id: str

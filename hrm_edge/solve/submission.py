@@ -15,7 +15,7 @@ from hrm_edge.errors import HrmEdgeError
 
 if TYPE_CHECKING:
     from hrm_edge.data.arc import ArcTask
-    from hrm_edge.solve.solver import TestAnswer
+    from hrm_edge.solve.answers import TestAnswer
 
 Submission = dict[str, list[dict[str, list[list[int]]]]]
 
