@@ -48,8 +48,8 @@ import numpy as np
 import onnx
 import torch
 
+import hrm_edge.export.trt_ops as trt_ops
 from hrm_edge.errors import HrmEdgeError
-from hrm_edge.export import trt_ops
 from hrm_edge.model.act import HaltTracker, halt_margin
 from hrm_edge.runtime.base import ActResult, ModelSpec, Runner, TensorMeta
 from hrm_edge.runtime.torch import TorchRunner
