@@ -24,7 +24,8 @@ import torch
 from conftest import tiny_model
 
 from hrm_edge.export.onnx import prepare
-from hrm_edge.export.parity import FLOOR_FACTOR, OrtTrace, _Stats, check_l3, check_l4, teacher_forced
+from hrm_edge.export.parity import FLOOR_FACTOR, OrtTrace, check_l3, check_l4, teacher_forced
+from hrm_edge.export.parity.stats import Stats
 from hrm_edge.fileio import file_sha256
 from hrm_edge.runtime.base import ActResult, ModelSpec
 from hrm_edge.runtime.onnxruntime import OrtRunner
@@ -56,8 +57,8 @@ def trace(delta: float) -> OrtTrace:
     return OrtTrace(res, [feed, feed], [out, out])
 
 
-def run(delta: float, floor: float) -> _Stats:
-    stats = _Stats(1e-4, gated=True)
+def run(delta: float, floor: float) -> Stats:
+    stats = Stats(1e-4, gated=True)
     t64 = Stub(shift=floor)
     teacher_forced(trace(delta), Stub(), t64, "max", SPEC, stats, "case")
     stats.t64_calls = t64.calls  # type: ignore[attr-defined]
@@ -83,7 +84,7 @@ def test_above_base_passes_within_noise_floor() -> None:
 def test_halting_disagreement_is_a_failure() -> None:
     t = trace(0.0)
     t.result.steps[:] = 1  # the graph claims it halted after one segment; the max rule says 2
-    stats = _Stats(1e-4, gated=True)
+    stats = Stats(1e-4, gated=True)
     teacher_forced(t, Stub(), Stub(), "max", SPEC, stats, "case")
     assert any("halts at segment 1" in f for f in stats.failures)
 
