@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hrm_edge.bench.timing import latency_stats
+from hrm_edge.bench.timing import run_latency
 from hrm_edge.data.arc import ArcTask
-from hrm_edge.runtime.batches import RunRecord
 from hrm_edge.solve.compare import CompareReport, RuntimeRow, compare_runtimes
-from hrm_edge.solve.runners import Runtime
+from hrm_edge.solve.run import load_task_list
+from hrm_edge.solve.runners import Runtime, open_runtime
 from hrm_edge.solve.solver import SolveOptions
 
 
@@ -30,9 +30,25 @@ def timed_compare(tasks: list[ArcTask], reference: Runtime, others: list[tuple[s
     return rep
 
 
-def run_latency(rec: RunRecord) -> dict[str, float]:
-    """Per-puzzle latency percentiles and throughput of one runtime's run."""
-    return latency_stats(rec.batch_seconds, rec.batch_sizes)
+def compare_artifacts(tasks: str, ckpt: Path, bundles: Sequence[Path], engines: Sequence[Path], options: SolveOptions,
+                      *, device: str | None = None, provider: str | None = None, identifiers: Path | None = None,
+                      threads: int | None = None, limit: int | None = None, warmup: bool = True,
+                      say: Callable[[str], None] = lambda _: None,
+                      progress: Callable[[str, int], Callable[[int], None]] | None = None
+                      ) -> tuple[CompareReport, list[str]]:
+    """`hrm-edge compare`: the checkpoint on PyTorch as the reference, every bundle (ONNX Runtime) and engine
+    (TensorRT) beside it on the same plan, timed. Returns the report (skipped tasks first among its notes)
+    and the problems that skipped tasks."""
+    ref = open_runtime("torch", ckpt, device=device, identifiers=identifiers, threads=threads)
+    task_list, problems = load_task_list(tasks, ref.runner.spec.canvas, limit, say)
+    others: list[tuple[str, Path, dict[str, Any]]] = []
+    others += [("onnxruntime", b, {"device": provider, "identifiers": identifiers, "threads": threads})
+               for b in bundles]
+    others += [("tensorrt", e, {"identifiers": identifiers}) for e in engines]
+    rep = timed_compare(task_list, ref, others, options, warmup=warmup, progress=progress)
+    rep.options["threads"] = threads
+    rep.notes = [f"skipped: {p}" for p in problems] + rep.notes
+    return rep, problems
 
 
 def machine_info() -> dict[str, Any]:
@@ -67,7 +83,7 @@ COLUMNS = ("runtime", "status", "size", "pass@1", "pass@2", "tokens", "grids = t
            "mean |Δlogit|", "p50 ms", "p90 ms", "p99 ms", "puzzles/s")
 
 
-def _size(n: int) -> str:
+def human_size(n: int) -> str:
     if not n:
         return "—"
     for unit in ("B", "KB", "MB", "GB"):
@@ -88,7 +104,7 @@ def _num(v: float | None, fmt: str) -> str:
 def row_cells(r: RuntimeRow, with_reason: bool = True) -> list[str]:
     status = r.status if r.ok or not with_reason else f"{r.status}: {r.reason}"
     lat = r.latency
-    return [r.label, status, _size(r.size_bytes),
+    return [r.label, status, human_size(r.size_bytes),
             _pct(None if r.pass1 is None else 100 * r.pass1), _pct(None if r.pass2 is None else 100 * r.pass2),
             _pct(None if r.token_acc is None else 100 * r.token_acc), _pct(r.grid_match_pct),
             _pct(r.steps_match_pct), _num(r.max_abs_dlogit, ".2e"),

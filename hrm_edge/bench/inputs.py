@@ -1,10 +1,13 @@
-"""Inputs to time runtimes on: random grids when no tasks are given (`bench` without TASKS)."""
+"""Inputs to time runtimes on: augmented test inputs of ARC tasks, or random grids when no tasks are given."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from hrm_edge.data.arc import ArcTask
 from hrm_edge.runtime.batches import Batch
+from hrm_edge.solve.runners import Runtime
+from hrm_edge.solve.solver import SolveOptions, make_batches, plan_tasks
 
 
 def synthetic_batches(n: int, batch: int, canvas: int, puzzle_ndim: int, seed: int = 0) -> list[Batch]:
@@ -25,4 +28,14 @@ def synthetic_batches(n: int, batch: int, canvas: int, puzzle_ndim: int, seed: i
     return out
 
 
-__all__ = ["synthetic_batches"]
+def task_batches(tasks: list[ArcTask], rt: Runtime, puzzles: int, batch: int) -> list[Batch]:
+    """The first `puzzles` test inputs of `tasks` (identity augmentation, the runtime's puzzle rows) in batches."""
+    canvas = rt.runner.spec.canvas
+    plan = plan_tasks(tasks, SolveOptions(augment=1, batch=batch), canvas, rt.puzzles)
+    plan.jobs = plan.jobs[:puzzles]
+    idx = list(range(len(plan.jobs)))
+    plan.batches = [idx[s:s + batch] for s in range(0, len(idx), batch)]
+    return make_batches(plan, rt.puzzles).batches
+
+
+__all__ = ["synthetic_batches", "task_batches"]

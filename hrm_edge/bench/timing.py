@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from hrm_edge.runtime.batches import RunRecord
+
 
 def latency_stats(batch_seconds: Sequence[float], batch_sizes: Sequence[int]) -> dict[str, float]:
     """Per-puzzle latency percentiles (ms) and throughput from batch wall times."""
@@ -30,4 +32,9 @@ def latency_stats(batch_seconds: Sequence[float], batch_sizes: Sequence[int]) ->
     }
 
 
-__all__ = ["latency_stats"]
+def run_latency(rec: RunRecord) -> dict[str, float]:
+    """Per-puzzle latency percentiles and throughput of one runtime's run (what solve and compare report)."""
+    return latency_stats(rec.batch_seconds, rec.batch_sizes)
+
+
+__all__ = ["latency_stats", "run_latency"]

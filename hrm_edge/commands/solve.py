@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -40,7 +39,8 @@ _say = say
 
 @contextmanager
 def _progress(enabled: bool = True) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
-    """A rich progress bar on stderr; yields `start(label, total) -> advance(n)`."""
+    """A rich progress bar on stderr, shown from the first `start(label, total) -> advance(n)` on (the lines
+    said while tasks load and plan come before it)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -53,12 +53,21 @@ def _progress(enabled: bool = True) -> Iterator[Callable[[str, int], Callable[[i
     prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("puzzles"),
                     TimeElapsedColumn(), TimeRemainingColumn(), console=_err(), transient=False,
                     disable=not enabled)
-    with prog:
-        def start(label: str, total: int) -> Callable[[int], None]:
-            tid = prog.add_task(label, total=total)
-            return lambda n: prog.advance(tid, n)
+    started = False
 
+    def start(label: str, total: int) -> Callable[[int], None]:
+        nonlocal started
+        if not started:
+            prog.start()
+            started = True
+        tid = prog.add_task(label, total=total)
+        return lambda n: prog.advance(tid, n)
+
+    try:
         yield start
+    finally:
+        if started:
+            prog.stop()
 
 
 def _load(tasks: str, canvas: int, limit: Optional[int]) -> tuple[list[Any], list[str]]:
@@ -134,61 +143,32 @@ def solve(
         check_output(render, "dir", "render folder")
     interrupt.nothing_written(out, out.exists(), "submissions are written whole at the end")
 
-    from hrm_edge.bench.timing import latency_stats
-    from hrm_edge.runtime.batches import run_batches
-    from hrm_edge.solve.render import answer_panel, render_task_png
+    from hrm_edge.bench.timing import run_latency
+    from hrm_edge.solve.render import answer_panel
+    from hrm_edge.solve.run import solve_tasks
     from hrm_edge.solve.runners import artifact_option, infer_runtime, open_runtime
-    from hrm_edge.solve.solver import SolveOptions, decide, make_batches, plan_tasks, summarize_scores
-    from hrm_edge.solve.submission import validate_submission, write_submission
+    from hrm_edge.solve.solver import SolveOptions
     con = _out()
     kind = runtime or infer_runtime(ckpt, bundle, engine)
     artifact = artifact_option(kind, ckpt, bundle, engine)
     rt = open_runtime(kind, artifact, device=provider if kind == "onnxruntime" else device, identifiers=identifiers,
                       threads=threads)
     rt.runner.spec.check_halt(halt)
-    canvas = rt.runner.spec.canvas
-    task_list, problems = _load(tasks, canvas, limit)
     opts = SolveOptions(augment=augment, attempts=attempts, halt=halt, batch=batch, seed=seed)
-    plan = plan_tasks(task_list, opts, canvas, rt.puzzles)
-    for e in plan.errors:
-        _say(f"skipped: {e}")
-        problems.append(str(e))
-    bs = make_batches(plan, rt.puzzles)
-    if bs.n_blank:
-        _say(_blank_note(bs.n_blank, len(plan.jobs), rt.puzzles))
-    _say(f"{rt.label}: {len(plan.tasks)} tasks, {plan.n_test_inputs} test inputs x {augment} augmentations = "
-         f"{len(plan.jobs)} puzzles in {len(plan.batches)} batches (halt {halt})")
-    t0 = time.perf_counter()
-    with _progress() as start, rt.runner:
-        rec = run_batches(rt.runner, bs.batches, halt, warmup=False, on_batch=start("solving", len(plan.jobs)))
-    wall = time.perf_counter() - t0
-    dec = decide(plan, rec)
-    sub = dec.submission()
-    bad = validate_submission(sub, plan.tasks, attempts=attempts)
-    if bad:  # a bug, not a user error: never write an invalid file silently
-        raise HrmEdgeError(f"internal error: built an invalid submission ({bad[0]})")
-    write_submission(out, sub)
-    interrupt.outcome(f"the submission {out} was written; the scores file and PNGs may be missing")
-    scores = dec.scores()
-    summary = summarize_scores(scores)
-    lat = latency_stats(rec.batch_seconds, rec.batch_sizes)
-
-    by_task: dict[str, list[Any]] = {}
-    for a in dec.answers:
-        by_task.setdefault(a.task_id, []).append(a)
-    if render is not None:
-        render.mkdir(parents=True, exist_ok=True)
-        for t in plan.tasks:
-            render_task_png(t, by_task[t.id], render / f"{t.id}.png")
+    with _progress() as start:
+        res = solve_tasks(rt, artifact, tasks, opts, out, scores_path, limit=limit, render=render, say=_say,
+                          progress=start, timings=run_latency)
+    plan, dec, summary, lat, problems = res.plan, res.decision, res.summary, res.latency, res.problems
+    by_task = res.answers_by_task()
     if verbose:
         for t in plan.tasks:
             con.print(answer_panel(t, by_task[t.id]))
-    if verbose or len(scores) <= 30:
+    if verbose or len(res.scores) <= 30:
         if summary["tasks_with_solutions"]:
             pt = Table(title="per task")
             for c in ("task", "test inputs", "pass@1", "pass@2", "candidates", "undecodable"):
                 pt.add_column(c, justify="left" if c == "task" else "right")
-            for s in scores:
+            for s in res.scores:
                 ans = by_task[s.task_id]
                 pt.add_row(s.task_id, str(s.n_test), "—" if s.pass1 is None else f"{s.pass1:.2f}",
                            "—" if s.pass2 is None else f"{s.pass2:.2f}",
@@ -216,18 +196,9 @@ def solve(
         st.add_row("latency / puzzle",
                    f"p50 {lat['p50_ms']:.1f} ms, p90 {lat['p90_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms")
         st.add_row("throughput",
-                   f"{lat['puzzles_per_s']:.1f} puzzles/s (inference {lat['total_s']:.1f} s, wall {wall:.1f} s)")
+                   f"{lat['puzzles_per_s']:.1f} puzzles/s (inference {lat['total_s']:.1f} s, wall {res.wall_s:.1f} s)")
     st.add_row("submission", str(out))
     con.print(st)
-    from hrm_edge.fileio import atomic_write_json
-
-    atomic_write_json(scores_path, {
-        "runtime": rt.label, "artifact": str(artifact), "options": opts.__dict__, "summary": summary,
-        "token_accuracy_non_pad": dec.token_accuracy,
-        "latency": lat, "wall_s": wall, "undecodable": dec.undecodable, "undecodable_reasons": dec.undecodable_reasons,
-        "blank_identifiers": bs.n_blank, "skipped": problems,
-        "per_task": [s.__dict__ for s in scores],
-    })
     if problems:
         _say(f"{len(problems)} task(s) skipped; exit code 1")
         raise typer.Exit(1)
@@ -268,21 +239,14 @@ def compare(
     interrupt.outcome(f"no report written to {out_dir} (compare.json, .md and .png are written at the end; "
                       "earlier ones are kept)")
 
-    from hrm_edge.bench.compare import reasons, rich_table, timed_compare, write_report
-    from hrm_edge.solve.runners import open_runtime
+    from hrm_edge.bench.compare import compare_artifacts, reasons, rich_table, write_report
     from hrm_edge.solve.solver import SolveOptions
     con = _out()
-    ref = open_runtime("torch", ckpt, device=device, identifiers=identifiers, threads=threads)
-    task_list, problems = _load(tasks, ref.runner.spec.canvas, limit)
-    others: list[tuple[str, Path, dict[str, Any]]] = []
-    others += [("onnxruntime", b, {"device": provider, "identifiers": identifiers, "threads": threads})
-               for b in bundle or []]
-    others += [("tensorrt", e, {"identifiers": identifiers}) for e in engine or []]
     opts = SolveOptions(augment=augment, attempts=2, halt=halt, batch=batch, seed=seed)
     with _progress() as start:
-        rep = timed_compare(task_list, ref, others, opts, warmup=warmup, progress=start)
-    rep.options["threads"] = threads
-    rep.notes = [f"skipped: {p}" for p in problems] + rep.notes
+        rep, problems = compare_artifacts(tasks, ckpt, bundle or [], engine or [], opts, device=device,
+                                          provider=provider, identifiers=identifiers, threads=threads, limit=limit,
+                                          warmup=warmup, say=_say, progress=start)
     con.print(rich_table(rep))
     for line in reasons(rep):
         con.print(line, highlight=False, markup=False, style="yellow")
@@ -344,8 +308,16 @@ def bench(
     check_device("--device", device)
     _check_provider(provider)
     if preset or suite:
-        _bench_suite(tasks, preset or [], (ckpt or []) if suite else [], runtimes, batch or [1, 8], puzzles, halt,
-                     repeat, threads, out_dir, peaks, calib_puzzles, seed)
+        import shlex
+
+        from hrm_edge.bench.suite_run import bench_suite
+
+        paths = bench_suite(tasks, preset or [], (ckpt or []) if suite else [], runtimes, batch or [1, 8], puzzles,
+                            halt, repeat, threads, out_dir, peaks, calib_puzzles, seed, say=_say,
+                            command="hrm-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+        con = _out()
+        con.print(paths["md"].read_text(), markup=False, highlight=False)
+        con.print(f"wrote {paths['json']}, {paths['md']}, {paths['png']}", highlight=False)
         return None
     if runtimes is not None:
         raise HrmEdgeError("--runtimes applies to --preset or --suite runs")
@@ -355,65 +327,16 @@ def bench(
     check_output(out, "file", "bench results")
     interrupt.nothing_written(out, out.exists(), "results are written at the end")
 
-    from hrm_edge.bench.compare import _size, machine_info
-    from hrm_edge.bench.inputs import synthetic_batches
-    from hrm_edge.bench.timing import latency_stats
-    from hrm_edge.fileio import atomic_write_json
-    from hrm_edge.runtime.batches import run_batches
-    from hrm_edge.runtime.jetson_power import TegrastatsSampler, require_tegrastats
-    from hrm_edge.solve.runners import probe_runtime
-    from hrm_edge.solve.solver import SolveOptions, make_batches, plan_tasks
+    from hrm_edge.bench.compare import human_size
+    from hrm_edge.bench.runtimes import bench_runtimes
     specs = [("torch", p, device) for p in ckpt or []] + [("onnxruntime", p, provider) for p in bundle or []] + \
         [("tensorrt", p, "cuda-graph" if cuda_graph else None) for p in engine or []]
     if not specs:
         raise HrmEdgeError("give at least one of --ckpt, --bundle, --engine")
-    if power:
-        require_tegrastats()
     con = _out()
-    results: list[dict[str, Any]] = []
-    loaded: list[Any] | None = None
-    for kind, path, dev in specs:
-        rt, reason, status = probe_runtime(kind, path, device=dev, threads=threads)
-        if rt is None:
-            results.append({"runtime": f"{kind} {path.name}", "kind": kind, "artifact": str(path), "status": status,
-                            "reason": reason})
-            continue
-        canvas = rt.runner.spec.canvas
-        if tasks is not None:
-            if loaded is None:
-                loaded, _ = _load(tasks, canvas, None)
-            plan = plan_tasks(loaded, SolveOptions(augment=1, batch=batch), canvas, rt.puzzles)
-            plan.jobs = plan.jobs[:puzzles]
-            idx = list(range(len(plan.jobs)))
-            plan.batches = [idx[s:s + batch] for s in range(0, len(idx), batch)]
-            batches = make_batches(plan, rt.puzzles).batches
-        else:
-            batches = synthetic_batches(puzzles, batch, canvas, rt.runner.spec.puzzle_emb_ndim, seed)
-        secs: list[float] = []
-        sizes: list[int] = []
-        steps: list[float] = []
-        watts: dict[str, Any] = {}
-        try:
-            with _progress() as start, rt.runner:
-                adv = start(rt.label, len(batches) and sum(b.size for b in batches) * repeat)
-                for r in range(repeat):
-                    if r == 0 and batches:  # warm up outside the power window
-                        rt.runner.run_act(batches[0].tokens, batches[0].puzzle_emb, halt=halt)
-                    with TegrastatsSampler() if power else nullcontext() as sampler:
-                        rec = run_batches(rt.runner, batches, halt, warmup=False, on_batch=adv)
-                    if sampler is not None:
-                        watts = sampler.report(sum(rec.batch_sizes)).as_dict()
-                    secs += rec.batch_seconds
-                    sizes += rec.batch_sizes
-                    steps.append(float(rec.flat("steps").mean()))
-        except Exception as exc:
-            results.append({"runtime": rt.label, "kind": kind, "artifact": str(path), "status": "error",
-                            "reason": f"{type(exc).__name__}: {exc}"})
-            continue
-        results.append({"runtime": rt.label, "kind": kind, "artifact": str(path), "status": "ok",
-                        "size_bytes": rt.size_bytes, "device": rt.device, "batch": batch, "halt": halt,
-                        "mean_steps": float(sum(steps) / len(steps)), **latency_stats(secs, sizes),
-                        **({"power": watts} if watts else {})})
+    with _progress() as start:
+        results = bench_runtimes(specs, tasks, out, puzzles=puzzles, batch=batch, halt=halt, repeat=repeat, seed=seed,
+                                 threads=threads, power=power, say=_say, progress=start)
     t = Table(title=f"bench: {puzzles} puzzles x {repeat}, batch {batch}, halt {halt}"
               + ("" if tasks else " (random grids)"))
     for c in ("runtime", "status", "size", "p50 ms", "p90 ms", "p99 ms", "batch p50 ms", "puzzles/s", "mean steps"):
@@ -422,7 +345,7 @@ def bench(
         if r["status"] != "ok":
             t.add_row(r["runtime"], r["status"], *["—"] * 7, style="yellow")
             continue
-        t.add_row(r["runtime"], "ok", _size(r["size_bytes"]), f"{r['p50_ms']:.1f}", f"{r['p90_ms']:.1f}",
+        t.add_row(r["runtime"], "ok", human_size(r["size_bytes"]), f"{r['p50_ms']:.1f}", f"{r['p90_ms']:.1f}",
                   f"{r['p99_ms']:.1f}", f"{r['batch_p50_ms']:.1f}", f"{r['puzzles_per_s']:.1f}",
                   f"{r['mean_steps']:.2f}")
     con.print(t)
@@ -434,78 +357,8 @@ def bench(
             rails = ", ".join(f"{k} {v:.0f}" for k, v in pw["rails_mean_mw"].items())
             con.print(f"{r['runtime']}: power {pw['total_mean_mw'] / 1000:.2f} W ({pw['total_rule']}), "
                       f"{pw['energy_per_puzzle_mj']:.1f} mJ/puzzle; mean mW: {rails}", highlight=False, markup=False)
-    atomic_write_json(out, {"puzzles": puzzles, "batch": batch, "repeat": repeat, "halt": halt,
-                            "source": tasks or "random grids", "machine": machine_info(), "results": results})
     con.print(f"wrote {out}", highlight=False)
     return None
-
-
-def _bench_suite(tasks: Optional[str], presets: list[str], ckpts: list[Path], runtimes: Optional[str],
-                 batches: list[int], puzzles: int, halt: str, repeat: int, threads: Optional[int], out_dir: Path,
-                 peaks: bool, calib_puzzles: int, seed: int) -> None:
-    """`bench --preset/--suite`: validate everything, then peaks, then every variant; write the record."""
-    import os
-    import shlex
-
-    import torch
-
-    from hrm_edge.bench.inputs import synthetic_batches
-    from hrm_edge.bench.peaks import machine_info, measure_peaks
-    from hrm_edge.bench.report import result_dir, write_record
-    from hrm_edge.bench.suite import DEFAULT_VARIANTS, SuiteConfig, parse_variants, run_suite
-    from hrm_edge.config import preset as make_preset
-    from hrm_edge.fileio import check_output
-    from hrm_edge.model import build_model
-    from hrm_edge.model.checkpoint import load_checkpoint
-    from hrm_edge.runtime.batches import Batch
-
-    variants = parse_variants(runtimes or ",".join(DEFAULT_VARIANTS))
-    cfgs = [(p, make_preset(p)) for p in presets]  # unknown preset: one error before any work
-    for c in ckpts:
-        if not c.exists():
-            raise HrmEdgeError("no such checkpoint", c)
-    check_output(out_dir, kind="dir", what="bench results folder")
-    if threads:
-        torch.set_num_threads(threads)
-    models = [(f"{p} (random weights)", build_model(c, seed=seed)) for p, c in cfgs]
-    models += [(c.name, load_checkpoint(c).model) for c in ckpts]
-    for _, m in models:
-        m.eval()
-    con = _out()
-    load_start = list(os.getloadavg())
-    pk: dict[str, Any] = {}
-    if peaks:
-        _say("measuring matmul peaks")
-        pk = measure_peaks(threads)
-    cfg = SuiteConfig(batches=tuple(batches), repeat=repeat, halt=halt, threads=threads, variants=tuple(variants),
-                      calib_puzzles=calib_puzzles)
-
-    def inputs(model: Any, b: int) -> list[Batch]:
-        n = b * max(1, -(-puzzles // b))
-        c = model.config
-        if tasks is None:
-            return synthetic_batches(n, b, c.canvas, c.puzzle_emb_ndim, seed)
-        from hrm_edge.export.calib import calibration_puzzles
-
-        tok, pe = calibration_puzzles(tasks, model, n, augment=8, seed=seed)
-        return [Batch(tok[s:s + b], None if pe is None else pe[s:s + b]) for s in range(0, len(tok), b)]
-
-    rows = run_suite(models, inputs, cfg, pk, log=_say)
-    from hrm_edge.bench.flops import segment_flops
-
-    record = {"command": "hrm-edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-              "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine_info(), "peaks": pk,
-              "load_start": load_start, "load_end": list(os.getloadavg()),
-              "config": {"batches": batches, "repeat": repeat, "halt": halt, "threads": threads, "puzzles": puzzles,
-                         "seed": seed},
-              "inputs": (f"augmented test inputs of {tasks}" if tasks else "random grids"),
-              "models": {label: {**segment_flops(m.config).to_dict(), "segments": m.config.max_steps,
-                                 "gflop_per_segment_per_puzzle": segment_flops(m.config).total / 1e9}
-                         for label, m in models},
-              "variants": {v.name: v.what for v in variants}, "rows": rows}
-    paths = write_record(record, result_dir(out_dir, record["machine"]))
-    con.print(paths["md"].read_text(), markup=False, highlight=False)
-    con.print(f"wrote {paths['json']}, {paths['md']}, {paths['png']}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
