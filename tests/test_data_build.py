@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import run_cli, write_tasks
 
-from hrm_edge.data import build as build_mod
+from hrm_edge.data import build_render
 from hrm_edge.data.arc import ArcTask, load_tasks
 from hrm_edge.data.augment import Augmentation
 from hrm_edge.data.build import BuildConfig, build_dataset
@@ -164,7 +164,7 @@ def test_chunked_rendering_matches(built, tmp_path, monkeypatch) -> None:
     _, _, sources = built
     plain = build_dataset(BuildConfig(sources=sources, out=tmp_path / "one", augment=AUG, seed=3, workers=1,
                                       translate=False))
-    monkeypatch.setattr(build_mod, "CHUNK_BYTES", 20_000)  # 1-2 copies per chunk
+    monkeypatch.setattr(build_render, "CHUNK_BYTES", 20_000)  # 1-2 copies per chunk
     chunked = build_dataset(BuildConfig(sources=sources, out=tmp_path / "many", augment=AUG, seed=3, workers=1,
                                         translate=False))
     for split in ("train", "test"):
