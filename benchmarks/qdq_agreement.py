@@ -203,7 +203,7 @@ def build_variant(g: Any, v: dict[str, Any], calib: list[dict[str, np.ndarray]] 
     weight matmuls beyond the `keep` groups."""
     import onnx
 
-    from hrm_edge.export.onnx import toposort
+    from hrm_edge.export.assemble import toposort
     from hrm_edge.export.precision import to_fp16, to_int8, to_int8_qdq
 
     src = onnx.ModelProto()

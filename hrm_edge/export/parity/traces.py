@@ -49,7 +49,7 @@ def instrument(model: onnx.ModelProto, act: str, segments: int) -> onnx.ModelPro
     """A copy of an unrolled / loop graph that also returns each segment's carry (no node changed)."""
     from onnx import helper
 
-    from hrm_edge.export.onnx import STATE
+    from hrm_edge.export.assemble import STATE
 
     m = onnx.ModelProto()
     m.CopyFrom(model)
