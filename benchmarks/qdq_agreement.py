@@ -334,7 +334,6 @@ def _agree(got: list[np.ndarray], ref: list[np.ndarray]) -> tuple[float, float]:
 def ckpt_study(a: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from hrm_edge.bench.compare import run_plan
     from hrm_edge.data.identifiers import names_by_row, read_identifiers
     from hrm_edge.demo.asset import load_asset, select_tasks
     from hrm_edge.demo.run import AUGMENT, BATCH, HALT, _write_tasks
@@ -344,6 +343,7 @@ def ckpt_study(a: argparse.Namespace) -> dict[str, Any]:
     from hrm_edge.export.precision import matmul_groups
     from hrm_edge.model.checkpoint import load_checkpoint
     from hrm_edge.runtime.batches import run_batches
+    from hrm_edge.solve.compare import run_plan
     from hrm_edge.solve.runners import open_runtime
     from hrm_edge.solve.solver import SolveOptions, decide, make_batches, plan_tasks
     from hrm_edge.solve.vote import grid_key

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from hrm_edge.bench.compare import markdown, plot, timed_compare
-from hrm_edge.bench.timing import latency_stats
+from hrm_edge.bench.timing import latency_stats, run_latency
 from hrm_edge.data.arc import load_tasks
-from hrm_edge.solve.compare import logit_deltas
+from hrm_edge.solve.compare import compare_runtimes, logit_deltas
 from hrm_edge.solve.runners import open_runtime, probe_runtime
 from hrm_edge.solve.solver import SolveOptions
 
@@ -62,6 +62,18 @@ def test_compare_bundle_other_model_and_missing_tensorrt(kit, bundles, tmp_path:
     md = markdown(rep)
     assert md.count("\n| ") == 5 and "unavailable: TensorRT" in md
     assert plot(rep, tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_solving_on_several_runtimes_times_nothing_unless_bench_asks(kit) -> None:
+    """solve/compare.py records batch times but summarises none: the latency comes from the `timings` bench hands
+    down (bench/compare.timed_compare), so solving never imports measuring."""
+    ref = open_runtime("torch", kit["ckpt"], device="cpu")
+    opts = SolveOptions(augment=1, batch=4)
+    plain = compare_runtimes(kit["tasks"][:2], ref, [], opts, warmup=False)
+    assert plain.rows[0].latency == {} and plain.machine == {}
+    timed = compare_runtimes(kit["tasks"][:2], ref, [], opts, warmup=False, timings=run_latency)
+    assert timed.rows[0].latency["puzzles"] == timed.puzzles == plain.puzzles > 0
+    assert timed.rows[0].pass2 == plain.rows[0].pass2
 
 
 def test_unknown_runtime_artifacts_become_reasons() -> None:

@@ -17,10 +17,10 @@ import argparse
 import json
 from pathlib import Path
 
-from hrm_edge.bench.compare import run_plan
 from hrm_edge.bench.timing import latency_stats
 from hrm_edge.data.arc import load_sources
 from hrm_edge.demo.run import AUGMENT, BATCH
+from hrm_edge.solve.compare import run_plan
 from hrm_edge.solve.runners import open_runtime
 from hrm_edge.solve.solver import SolveOptions, plan_tasks, summarize_scores
 from hrm_edge.solve.vote import grid_key
