@@ -103,8 +103,10 @@ def build_train_model(cfg: TrainConfig, ds: HrmDataset) -> torch.nn.Module:
 def grow_puzzle_table(model: Any, rows: int) -> None:
     """New puzzle identifiers start at the mean of the trained rows (a table never shrinks).
 
-    TRM follows its reference's `load_checkpoint` instead: a table of another shape is replaced, every
-    row at that mean (a new dataset's identifiers are not assumed to line up with the old ones).
+    The trained rows are 1.. (row 0, the blank puzzle, is never drawn). TRM follows its reference's
+    `load_checkpoint` instead (TinyRecursiveModels pretrain.py: `torch.mean(puzzle_emb, dim=0)` over ALL
+    rows, the blank one included): a table of another shape is replaced, every row at that mean (a new
+    dataset's identifiers are not assumed to line up with the old ones).
     """
     if model.config.puzzle_emb_ndim == 0:
         return
@@ -112,10 +114,12 @@ def grow_puzzle_table(model: Any, rows: int) -> None:
     have = w.shape[0]
     if rows == have:
         return
-    mean = w.data[1:].mean(0, keepdim=True) if have > 1 else torch.zeros_like(w.data[:1])
     if model.config.family == "trm":
-        model.puzzle_emb.weights = torch.nn.Parameter(mean.expand(rows, -1).clone())
-    elif rows < have:
+        model.puzzle_emb.weights = torch.nn.Parameter(w.data.mean(0, keepdim=True).expand(rows, -1).clone())
+        model.config.num_puzzle_identifiers = rows
+        return
+    mean = w.data[1:].mean(0, keepdim=True) if have > 1 else torch.zeros_like(w.data[:1])
+    if rows < have:
         raise HrmEdgeError(f"the dataset has {rows} puzzle identifiers, fewer than the checkpoint's {have}")
     else:
         model.puzzle_emb.weights = torch.nn.Parameter(torch.cat([w.data, mean.expand(rows - have, -1)]))
