@@ -48,6 +48,9 @@ def info(
     t.add_row("ACT", f"max {d['act']['max_steps']} segments; halt modes {', '.join(d['act']['halt_modes'])}; "
                      f"adaptive halts where {d['act']['adaptive_rule'].replace('>', ' > ')}, "
                      f"after at least {d['act']['min_halt_steps']}")
+    if d.get("trained_dtype"):
+        t.add_row("trained in", d["trained_dtype"])
+    t.add_row("computes in", "; ".join(f"{k}: {v}" for k, v in d["dtypes"].items()))
     for key in ("step", "epoch", "best_metric", "best_metric_name", "sha256"):
         if d.get(key) is not None:
             t.add_row(key.replace("_", " "), str(d[key]))

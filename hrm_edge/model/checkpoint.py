@@ -15,6 +15,12 @@ Recognised inputs (`load_checkpoint` tells them apart by content, never by file 
   apart from HRM by the absence of `H_level`, and by `arch.name` when recorded).
 - bare state dicts of either family with our (= the original) module names.
 Anything else is one `HrmEdgeError` naming the file and what was expected.
+
+Every loaded model computes in float32 (what export, the runtimes and their parity checks expect);
+`meta["trained_dtype"]` says what it was trained in: a native file's `forward_dtype`, a reference run's
+`arch.forward_dtype`, else the dtype of its stored `H_init` (the references create it in their forward
+dtype, bfloat16 by default). `set_forward_dtype("bfloat16")` / `TorchRunner(dtype="bfloat16")` run such a
+checkpoint the way its reference evaluates it.
 """
 
 from __future__ import annotations
@@ -267,6 +273,20 @@ def infer_trm_config(sd: dict[str, Any], arch: dict[str, Any] | None = None) -> 
     return TrmConfig(**kw), notes
 
 
+def _reference_dtype(sd: dict[str, Any], arch: dict[str, Any] | None, path: Path) -> str:
+    """The dtype a reference run trained in: `arch.forward_dtype` when all_config.yaml records it, else the
+    dtype of the stored `H_init` (the references create it in forward_dtype, bfloat16 by default)."""
+    from hrm_edge.config import FORWARD_DTYPES
+
+    h_init = sd.get("H_init")
+    stored = str(h_init.dtype).removeprefix("torch.") if isinstance(h_init, torch.Tensor) else "float32"
+    name = str((arch or {}).get("forward_dtype") or stored)
+    if name not in FORWARD_DTYPES:
+        raise HrmEdgeError(f"trained in {name}; hrm-edge runs reference checkpoints trained in "
+                           f"{' or '.join(FORWARD_DTYPES)}", path)
+    return name
+
+
 def _reference_family(sd: dict[str, Any], arch: dict[str, Any] | None, path: Path) -> str:
     """`act-v1` (H_level and L_level) or `trm` (L_level only); a recorded `arch.name` must agree."""
     family = "act-v1" if any(k.startswith("H_level.") for k in sd) else "trm"
@@ -322,6 +342,9 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
             raise HrmEdgeError(str(exc), path) from None
         ts = obj.get("train_state", {}) or {}
         meta = {k: ts.get(k) for k in ("step", "epoch", "best_metric", "best_metric_name") if k in ts}
+        meta["trained_dtype"] = getattr(cfg, "forward_dtype", "float32")
+        if hasattr(cfg, "forward_dtype"):
+            cfg.forward_dtype = "float32"  # loaded models compute in fp32 (module docstring)
         return _build_loaded(cfg, obj["model"], path, NATIVE_FORMAT, train_state=ts, meta=meta, sha256=sha)
     if "model_state_dict" in obj:
         sd = _strip(obj["model_state_dict"], ("_orig_mod.", "module."))
@@ -337,7 +360,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
                 given = info.get("config") or info.get("model_config")
         cfg, notes = infer_lite_config(sd, given)
         meta = {"step": obj.get("global_step"), "epoch": obj.get("epoch"), "best_metric": obj.get("best_val_loss"),
-                "best_metric_name": "val_loss", "notes": notes}
+                "best_metric_name": "val_loss", "notes": notes, "trained_dtype": "float32"}
         if info is not None:
             meta["info"] = info
         ts = {k: obj[k] for k in ("optimizer_state_dict", "scheduler_state_dict") if k in obj}
@@ -349,7 +372,8 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     sd = _strip(obj, ("_orig_mod.", "model.inner.", "module."))
     if _is_lite_state(sd):
         cfg, notes = infer_lite_config(sd)
-        return _build_loaded(cfg, sd, path, "lite-state-dict", meta={"notes": notes}, sha256=sha)
+        return _build_loaded(cfg, sd, path, "lite-state-dict", meta={"notes": notes, "trained_dtype": "float32"},
+                             sha256=sha)
     if _is_act_state(sd):
         ref = any(k.startswith(("model.inner.", "_orig_mod.model.inner.")) for k in obj)
         arch = _read_reference_arch(path.parent) if ref else None
@@ -363,7 +387,8 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         if arch is not None:
             notes.append("config from all_config.yaml")
         m = re.search(r"step_(\d+)", path.name)
-        meta = {"notes": notes, "step": int(m.group(1)) if m else None}
+        meta = {"notes": notes, "step": int(m.group(1)) if m else None,
+                "trained_dtype": _reference_dtype(sd, arch, path)}
         fmt = (("trm" if family == "trm" else "hrm") + "-reference") if ref else f"{family}-state-dict"
         return _build_loaded(cfg, sd, path, fmt, meta=meta, sha256=sha)
     raise HrmEdgeError("state dict is not an HRM model: expected lite keys (token_embedding.weight, "
@@ -384,6 +409,10 @@ def describe(ck: LoadedCheckpoint | None, cfg: HRMConfig, model: HRMBase) -> dic
                 "min_halt_steps": model.min_halt_steps, "adaptive_rule": model.adaptive_rule},
         "config": config_to_dict(cfg),
         "source_format": ck.source_format if ck else "preset",
+        # which dtype each command computes in (the loader gives fp32 models; see the module docstring)
+        "dtypes": {"export, solve, compare, bench": "float32",
+                   "train": "--dtype (float32 unless given; bfloat16 = the references' forward)"
+                   if cfg.family != "lite" else "float32"},
     }
     if ck is not None:
         out.update(path=ck.path, sha256=ck.sha256, **{k: v for k, v in ck.meta.items() if k != "info"})

@@ -35,7 +35,7 @@ from hrm_edge.model.checkpoint import load_checkpoint, save_checkpoint
 from hrm_edge.train.arc_eval import arc_score, eval_tasks
 from hrm_edge.train.config import STATE_SHAPING, TrainConfig, config_toml
 from hrm_edge.train.metrics import JsonlLog, Progress, StepTimes, Trackers, eval_bar
-from hrm_edge.train.state import capture_rng, prune_checkpoints, restore_rng, step_checkpoints
+from hrm_edge.train.state import capture_rng, prune_checkpoints, remove_stale_temps, restore_rng, step_checkpoints
 
 HALT_PENALTY = 0.01  # train_arc_full.py's ACTLoss(halt_penalty=0.01)
 
@@ -121,20 +121,26 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
         raise HrmEdgeError("the lite family trains without warmup (train_arc_full.py's cosine); drop --warmup")
     if cfg.optimizer != "adamw":
         raise HrmEdgeError("the lite family trains with AdamW, as train_arc_full.py does: --optimizer adamw")
+    if cfg.dtype != "float32" or cfg.recipe:
+        raise HrmEdgeError("the lite family trains in float32 with train_arc_full.py's recipe; --dtype and --recipe "
+                           "are for act-v1 and trm")
     if cfg.freeze_trunk_steps or cfg.full_eval_every or cfg.compile:
         raise HrmEdgeError("the lite trainer has no --freeze-trunk-steps (no puzzle embedding), --full-eval-every "
                            "or --compile")
     cfg.warmup = 0
     saved = None
     if resume:
+        remove_stale_temps(out)
         found = step_checkpoints(ckdir)
         if not found:
             raise HrmEdgeError("nothing to resume: no checkpoints/step_N.pt", path=out)
         saved = torch.load(found[-1][1], map_location="cpu", weights_only=True)
         old = saved["train_state"]["config"]
+        defaults = TrainConfig()
         for k in (*STATE_SHAPING, "resume_from"):
-            if old.get(k) != getattr(cfg, k):
-                raise HrmEdgeError(f"--resume: {k} was {old.get(k)!r} in this run, now {getattr(cfg, k)!r}", path=out)
+            was = old.get(k, getattr(defaults, k))  # an option newer than the checkpoint counts as its default
+            if was != getattr(cfg, k):
+                raise HrmEdgeError(f"--resume: {k} was {was!r} in this run, now {getattr(cfg, k)!r}", path=out)
     elif out.exists() and any(out.iterdir()):
         raise HrmEdgeError("run folder is not empty (use --resume to continue it, or another --out)", path=out)
 

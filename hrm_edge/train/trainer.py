@@ -46,6 +46,7 @@ from hrm_edge.train.state import (
     carry_to_state,
     concat_carries,
     prune_checkpoints,
+    remove_stale_temps,
     restore_rng,
     split_carries,
     step_checkpoints,
@@ -65,17 +66,27 @@ def data_fingerprint(root: Path) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ model
-def build_train_model(cfg: TrainConfig, ds: HrmDataset) -> torch.nn.Module:
-    """The preset (with `[model]` overrides) or `--init-from` checkpoint, sized to the dataset."""
+def build_train_model(cfg: TrainConfig, ds: HrmDataset, say: Any = None) -> torch.nn.Module:
+    """The preset (with `[model]` overrides) or `--init-from` checkpoint, sized to the dataset, in `--dtype`.
+
+    `--init-from` takes the checkpoint's model config: a `[model]` table may only restate it (as RUN/config.toml
+    does, so `--resume` and `--config RUN/config.toml` work for such runs), a field that differs is refused.
+    A checkpoint's canvas follows the dataset where no weight depends on it (RoPE or no position encoding,
+    attention): the references take seq_len from their dataset. `say(line)` reports such adjustments.
+    """
     meta = ds.metadata
     canvas = int(round(math.sqrt(meta.seq_len)))
     if canvas * canvas != meta.seq_len:
         raise HrmEdgeError(f"dataset seq_len {meta.seq_len} is not a square canvas", path=ds.root)
+    if "forward_dtype" in cfg.model and cfg.model["forward_dtype"] != cfg.dtype:
+        raise HrmEdgeError(f"[model] forward_dtype {cfg.model['forward_dtype']!r} differs from --dtype {cfg.dtype}; "
+                           "set the forward dtype with --dtype (dtype = ... in a config file)")
     if cfg.init_from:
         ck = load_checkpoint(cfg.init_from)
         mcfg, model = ck.config, ck.model
-        if cfg.model:
-            raise HrmEdgeError("--init-from takes the checkpoint's model config; drop the [model] overrides")
+        trained = ck.meta.get("trained_dtype", "float32")
+        if say is not None and trained != cfg.dtype:
+            say(f"note: {cfg.init_from} was trained in {trained}; this run computes in {cfg.dtype} (--dtype)")
     else:
         mcfg = preset(cfg.preset or "")
         names = {f for f in asdict(mcfg)}
@@ -93,10 +104,28 @@ def build_train_model(cfg: TrainConfig, ds: HrmDataset) -> torch.nn.Module:
     if model is None:
         mcfg.canvas = canvas
         mcfg.num_puzzle_identifiers = meta.num_puzzle_identifiers
+        mcfg.forward_dtype = cfg.dtype
         return build_model(mcfg, seed=cfg.seed)
     if mcfg.canvas != canvas:
-        raise HrmEdgeError(f"checkpoint canvas {mcfg.canvas} != dataset canvas {canvas}", path=ds.root)
+        if mcfg.pos_encodings == "learned" or getattr(mcfg, "mlp_t", False):
+            raise HrmEdgeError(f"checkpoint canvas {mcfg.canvas} != dataset canvas {canvas} (its "
+                               f"{'learned positions' if mcfg.pos_encodings == 'learned' else 'mlp_t'} are sized "
+                               "by the sequence)", path=ds.root)
+        if say is not None:
+            say(f"note: {cfg.init_from}: canvas {mcfg.canvas} -> the dataset's {canvas} (no weight depends on it)")
+        state = model.state_dict()
+        mcfg.canvas = canvas
+        model = build_model(mcfg)
+        model.load_state_dict(state)
     grow_puzzle_table(model, meta.num_puzzle_identifiers)
+    model.set_forward_dtype(cfg.dtype)
+    have = asdict(mcfg)
+    unknown = sorted(set(cfg.model) - set(have))
+    differ = {k: v for k, v in cfg.model.items() if k in have and have[k] != v}
+    if unknown or differ:
+        what = ", ".join([f"{k} (no such {mcfg.family} field)" for k in unknown] +
+                         [f"{k} = {v!r} (the checkpoint's is {have[k]!r})" for k, v in differ.items()])
+        raise HrmEdgeError(f"--init-from takes the checkpoint's model config; [model] may only restate it: {what}")
     return model
 
 
@@ -289,6 +318,8 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
     fingerprint = data_fingerprint(Path(cfg.data))
 
     saved: dict[str, Any] | None = None
+    if resume and dist.main:
+        remove_stale_temps(out)
     if resume:
         found = step_checkpoints(ckdir)
         if not found:
@@ -304,7 +335,8 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
         if saved["train_state"]["data_fingerprint"] != fingerprint:
             raise HrmEdgeError("--resume: the dataset changed since the checkpoint (fingerprint differs)", path=out)
 
-    model = build_train_model(cfg, ds).to(device).train()
+    model = build_train_model(cfg, ds, say=(lambda line: print(line, file=sys.stderr, flush=True))
+                              if dist.main else None).to(device).train()
     mcfg = model.config
     if saved is not None and config_to_dict(mcfg) != saved["config"]:
         raise HrmEdgeError(f"--resume: the model config differs from the checkpoint's ({saved['config']})", path=out)
@@ -570,16 +602,17 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
             if (step % cfg.log_every == 0 or step == steps_total) and n_window:
                 if dist.world > 1:
                     keys = sorted(sums)
-                    total = dist.sum_(torch.stack([sums[k] for k in keys] + [step_loss]))
-                    sums, step_loss = {k: total[j] for j, k in enumerate(keys)}, total[-1]
+                    total = dist.sum_(torch.stack([sums[k] for k in keys]))
+                    sums = {k: total[j] for j, k in enumerate(keys)}
                 vals = {k: float(v) for k, v in sums.items()}  # the one host sync per logged step
                 elapsed = time.perf_counter() - t_window
                 cnt = vals.get("count", 0.0)
+                terms = {k: vals.get(k, 0.0) / (cfg.batch * n_window) for k in ("lm_loss", "q_halt_loss",
+                                                                                   "q_continue_loss")}
                 rec: dict[str, Any] = {
-                    "step": step, "epoch": sampler.epoch, "loss": float(step_loss),
-                    "lm_loss": vals["lm_loss"] / (cfg.batch * n_window),
-                    "q_halt_loss": vals["q_halt_loss"] / (cfg.batch * n_window),
-                    "q_continue_loss": vals.get("q_continue_loss", 0.0) / (cfg.batch * n_window),
+                    # the total over the same window as its terms (the step's loss, averaged like them)
+                    "step": step, "epoch": sampler.epoch,
+                    "loss": terms["lm_loss"] + 0.5 * (terms["q_halt_loss"] + terms["q_continue_loss"]), **terms,
                     "lr": lr, "puzzle_lr": sparse.lr if sparse is not None else None, "halted": int(cnt)}
                 if cnt:
                     rec.update({k: vals[k] / cnt for k in ("token_accuracy", "exact_accuracy", "q_halt_accuracy")})
