@@ -227,5 +227,5 @@ def config_from_dict(data: dict[str, Any]) -> HRMConfig:
     return cfg
 
 
-__all__ = ["FORWARD_DTYPES", "ActV1Config", "TrmConfig", "LiteConfig", "HRMConfig", "PRESETS", "preset", "config_to_dict",
-           "config_from_dict", "FAMILIES", "field"]
+__all__ = ["FORWARD_DTYPES", "ActV1Config", "TrmConfig", "LiteConfig", "HRMConfig", "PRESETS", "preset",
+           "config_to_dict", "config_from_dict", "FAMILIES", "field"]

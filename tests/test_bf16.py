@@ -184,7 +184,7 @@ def test_bf16_training_step_keeps_a_bf16_carry_and_matches_the_formulas(name: st
 
 
 def test_bf16_seed_draws_h_init_in_bf16_as_the_reference_does() -> None:
-    """H_init/L_init come from trunc_normal in the forward dtype (reference: `torch.empty(..., dtype=forward_dtype)`)."""
+    """H_init/L_init: trunc_normal in the forward dtype (the reference's `torch.empty(..., dtype=forward_dtype)`)."""
     cfg = dataclasses.replace(preset("tiny"), forward_dtype="bfloat16")
     model = build_model(cfg, seed=0)
     for name in ("H_init", "L_init"):
