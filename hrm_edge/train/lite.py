@@ -115,15 +115,15 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
     from hrm_edge.train.trainer import _StopFlag, best_key, eval_subset
 
     out, ckdir = Path(cfg.out), Path(cfg.out) / "checkpoints"
+    if cfg.dtype != "float32" or cfg.recipe:
+        raise HrmEdgeError("the lite family trains in float32 with train_arc_full.py's recipe; --dtype and --recipe "
+                           "are for act-v1 and trm")
     if cfg.micro_batch == "auto" or cfg.ema or cfg.amp == "fp16":
         raise HrmEdgeError("the lite trainer has no --micro-batch auto, --ema or --amp fp16 (yet)")
     if cfg.warmup:
         raise HrmEdgeError("the lite family trains without warmup (train_arc_full.py's cosine); drop --warmup")
     if cfg.optimizer != "adamw":
         raise HrmEdgeError("the lite family trains with AdamW, as train_arc_full.py does: --optimizer adamw")
-    if cfg.dtype != "float32" or cfg.recipe:
-        raise HrmEdgeError("the lite family trains in float32 with train_arc_full.py's recipe; --dtype and --recipe "
-                           "are for act-v1 and trm")
     if cfg.freeze_trunk_steps or cfg.full_eval_every or cfg.compile:
         raise HrmEdgeError("the lite trainer has no --freeze-trunk-steps (no puzzle embedding), --full-eval-every "
                            "or --compile")
