@@ -458,8 +458,7 @@ def describe(ck: LoadedCheckpoint | None, cfg: HRMConfig, model: HRMBase) -> dic
         "source_format": ck.source_format if ck else "preset",
         # which dtype each command computes in (the loader gives fp32 models; see the module docstring)
         "dtypes": {"export, solve, compare, bench": "float32",
-                   "train": "--dtype (float32 unless given; bfloat16 = the references' forward)"
-                   if cfg.family != "lite" else "float32"},
+                   "train": "--dtype (default float32)" if cfg.family != "lite" else "float32"},
     }
     if ck is not None:
         out.update(path=ck.path, sha256=ck.sha256, **{k: v for k, v in ck.meta.items() if k != "info"})
