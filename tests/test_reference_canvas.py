@@ -61,7 +61,8 @@ def test_canvas_comes_from_the_data_paths_dataset_json(tmp_path, monkeypatch) ->
     # TRM's list form, an absolute path
     trm_run = tmp_path / "trm"
     _, trm_path = write_reference_run(trm_run, ARCH)
-    (trm_run / "all_config.yaml").write_text(yaml.safe_dump({"arch": ARCH, "data_paths": [str(repo / "data" / "mine")]}))
+    config = {"arch": ARCH, "data_paths": [str(repo / "data" / "mine")]}
+    (trm_run / "all_config.yaml").write_text(yaml.safe_dump(config))
     assert load_checkpoint(trm_path).config.canvas == 7
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import signal
-import tomllib
 
 import pytest
+import tomllib
 import torch
 from test_train import _cfg, _losses, arc_data  # noqa: F401  (arc_data is a fixture)
 
