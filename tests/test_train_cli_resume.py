@@ -88,3 +88,26 @@ def test_the_resume_command_printed_after_sigterm_continues_an_init_from_run(cli
     r = cli(*argv[1:])  # exactly the printed command
     assert r.returncode == 0, r.stderr
     assert _steps(run) == [1, 2, 3, 4, 5] and "done: 5 steps" in r.stdout
+
+
+def test_cli_resume_of_a_lite_run_continues(cli, arc_data, tmp_path) -> None:  # noqa: F811
+    """config.toml's resolved [model] table against the overrides the checkpoint recorded (none): the lite
+    trainer compares resolved model configs too."""
+    run = tmp_path / "lite"
+    r = cli("train", "--data", str(arc_data), "--preset", "tiny-lite", "--out", str(run), "--steps", "2", *SMALL)
+    assert r.returncode == 0, r.stderr
+    r = cli("train", "--out", str(run), "--resume", "--steps", "3", "-q")
+    assert r.returncode == 0, r.stderr
+    assert _steps(run) == [1, 2, 3]
+    changed = tmp_path / "changed"  # a resolved model table that differs from the run's is refused
+    changed.mkdir()
+    for p in run.iterdir():
+        if p.is_file():
+            (changed / p.name).write_bytes(p.read_bytes())
+    (changed / "checkpoints").mkdir()
+    for p in (run / "checkpoints").iterdir():
+        (changed / "checkpoints" / p.name).write_bytes(p.read_bytes())
+    toml = (changed / "config.toml").read_text()
+    (changed / "config.toml").write_text(toml.replace("max_cycles = 4", "max_cycles = 3"))
+    r = cli("train", "--out", str(changed), "--resume", "--steps", "4", "-q")
+    assert r.returncode == 2 and "the model config differs from the checkpoint's" in r.stderr

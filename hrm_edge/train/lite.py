@@ -138,8 +138,10 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
         old = saved["train_state"]["config"]
         defaults = TrainConfig()
         for k in (*STATE_SHAPING, "resume_from"):
-            was = old.get(k, getattr(defaults, k))  # an option newer than the checkpoint counts as its default
-            if was != getattr(cfg, k):
+            # `model` is compared resolved, once the model is built (config.toml stores the resolved table, the
+            # checkpoint the overrides); an option newer than the checkpoint counts as its default
+            was = old.get(k, getattr(defaults, k))
+            if k != "model" and was != getattr(cfg, k):
                 raise HrmEdgeError(f"--resume: {k} was {was!r} in this run, now {getattr(cfg, k)!r}", path=out)
     elif out.exists() and any(out.iterdir()):
         raise HrmEdgeError("run folder is not empty (use --resume to continue it, or another --out)", path=out)
@@ -158,6 +160,8 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
         model = build_model(mcfg, seed=cfg.seed)
     if not isinstance(model.config, LiteConfig):
         raise HrmEdgeError("--resume-from holds a lite model; use --preset/--init-from for other families")
+    if saved is not None and config_to_dict(model.config) != saved["config"]:
+        raise HrmEdgeError(f"--resume: the model config differs from the checkpoint's ({saved['config']})", path=out)
     model = model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                             weight_decay=cfg.weight_decay)
