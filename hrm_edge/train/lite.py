@@ -35,6 +35,7 @@ from hrm_edge.model.checkpoint import load_checkpoint, save_checkpoint
 from hrm_edge.train.arc_eval import arc_score, eval_tasks
 from hrm_edge.train.config import STATE_SHAPING, TrainConfig, config_toml
 from hrm_edge.train.metrics import JsonlLog, Progress, StepTimes, Trackers, eval_bar
+from hrm_edge.train.shared import StopFlag, best_key, eval_subset
 from hrm_edge.train.state import capture_rng, prune_checkpoints, remove_stale_temps, restore_rng, step_checkpoints
 
 HALT_PENALTY = 0.01  # train_arc_full.py's ACTLoss(halt_penalty=0.01)
@@ -112,7 +113,6 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
                quiet: bool, on_step: Any, steps_total: int, fingerprint: str) -> dict[str, Any]:
     """Run, resume (`--resume`) or continue a script run (`--resume-from`) of a lite model into cfg.out."""
     from hrm_edge.train.batches import Sampler, default_workers
-    from hrm_edge.train.trainer import _StopFlag, best_key, eval_subset
 
     out, ckdir = Path(cfg.out), Path(cfg.out) / "checkpoints"
     if cfg.dtype != "float32" or cfg.recipe:
@@ -214,7 +214,7 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
         save_checkpoint(path, model, train_state=state, metrics=ev, data_fingerprint=fingerprint)
 
     stopped_by = None
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         while step < steps_total:
             step += 1
             times.start()
