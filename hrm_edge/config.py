@@ -15,6 +15,9 @@ from typing import Any, ClassVar, Union
 
 from hrm_edge.errors import HrmEdgeError
 
+#: what `forward_dtype` may be: fp32, or the references' bf16 forward (their default: see ActV1Base.set_forward_dtype)
+FORWARD_DTYPES = ("float32", "bfloat16")
+
 
 @dataclass
 class ActV1Config:
@@ -37,7 +40,7 @@ class ActV1Config:
     pos_encodings: str = "rope"  # "rope" | "learned"
     rms_norm_eps: float = 1e-5
     rope_theta: float = 10000.0
-    forward_dtype: str = "float32"  # the reference trains in bfloat16; edge inference runs fp32/fp16
+    forward_dtype: str = "float32"  # the references train in bfloat16 (`train --dtype bfloat16`); edge runs fp32/fp16
 
     @property
     def seq_len(self) -> int:
@@ -61,6 +64,8 @@ class ActV1Config:
             raise HrmEdgeError("layers, cycles and halt_max_steps must be >= 1")
         if self.num_puzzle_identifiers < 1:
             raise HrmEdgeError("num_puzzle_identifiers must be >= 1 (id 0 is the blank puzzle)")
+        if self.forward_dtype not in FORWARD_DTYPES:
+            raise HrmEdgeError(f"forward_dtype must be one of {', '.join(FORWARD_DTYPES)}, got {self.forward_dtype!r}")
 
 
 @dataclass
@@ -114,6 +119,8 @@ class TrmConfig:
             raise HrmEdgeError("L_layers, cycles and halt_max_steps must be >= 1")
         if self.num_puzzle_identifiers < 1:
             raise HrmEdgeError("num_puzzle_identifiers must be >= 1 (id 0 is the blank puzzle)")
+        if self.forward_dtype not in FORWARD_DTYPES:
+            raise HrmEdgeError(f"forward_dtype must be one of {', '.join(FORWARD_DTYPES)}, got {self.forward_dtype!r}")
         if self.puzzle_emb_ndim == 0 and self.puzzle_emb_len:
             raise HrmEdgeError(f"puzzle_emb_len {self.puzzle_emb_len} needs puzzle_emb_ndim > 0 (the reference "
                                "only prepends puzzle positions when it has a puzzle embedding)")
@@ -220,5 +227,5 @@ def config_from_dict(data: dict[str, Any]) -> HRMConfig:
     return cfg
 
 
-__all__ = ["ActV1Config", "TrmConfig", "LiteConfig", "HRMConfig", "PRESETS", "preset", "config_to_dict",
-           "config_from_dict", "FAMILIES", "field"]
+__all__ = ["FORWARD_DTYPES", "ActV1Config", "TrmConfig", "LiteConfig", "HRMConfig", "PRESETS", "preset",
+           "config_to_dict", "config_from_dict", "FAMILIES", "field"]

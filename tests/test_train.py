@@ -344,6 +344,24 @@ def test_kill_9_during_a_save_leaves_the_previous_checkpoint_loadable(arc_data, 
     assert load_checkpoint(run / "checkpoints" / "step_4.pt").model is not None
     train(_cfg(arc_data, run, **kw), resume=True, quiet=True)
     assert _losses(run) == _losses(tmp_path / "full")
+    assert not list(run.rglob(".*.tmp"))  # the next start removed what the kill left
+
+
+def test_logged_loss_is_the_window_mean_like_its_terms(arc_data, tmp_path) -> None:
+    """`loss` and its terms cover the same steps: with --log-every 3 each is the mean of the 3 steps'
+    values a --log-every 1 run logs (the last step's loss alone was logged beside window-mean terms)."""
+    kw = dict(steps=6, eval_every=0)
+    train(_cfg(arc_data, tmp_path / "every", **kw), quiet=True)
+    train(_cfg(arc_data, tmp_path / "window", log_every=3, **kw), quiet=True)
+    every, window = _losses(tmp_path / "every"), _losses(tmp_path / "window")
+    assert [r["step"] for r in window] == [3, 6]
+    for rec in window:
+        part = [r for r in every if rec["step"] - 3 < r["step"] <= rec["step"]]
+        for k in ("loss", "lm_loss", "q_halt_loss", "q_continue_loss"):
+            assert rec[k] == pytest.approx(np.mean([r[k] for r in part]), rel=1e-12), k
+        assert rec["loss"] == pytest.approx(rec["lm_loss"] + 0.5 * (rec["q_halt_loss"] + rec["q_continue_loss"]),
+                                            rel=1e-12)
+    assert len({r["loss"] for r in every}) == 6  # the steps' losses differ, so a last-step value would show
 
 
 # --------------------------------------------------------------------------- lite: train_arc_full.py's recipe

@@ -1,4 +1,5 @@
-"""`hrm-edge train --out RUN --resume` from the command line, for a run configured with a [model] table.
+"""`hrm-edge train --out RUN --resume` from the command line: for a run configured with a [model] table, for
+one started with `--init-from`, and as the command a SIGTERM'd run prints.
 
 config.toml stores the resolved model config while the checkpoint stores the overrides it was given;
 the resume must compare the resolved configs, and accept options newer than the checkpoint at their
@@ -7,8 +8,18 @@ defaults (a refusal here strands a days-long run)."""
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+import sys
 
-from test_train import arc_data  # noqa: F401  (the module's dataset fixture)
+from test_train import _eager_halter, arc_data  # noqa: F401  (the module's dataset fixture)
+
+SMALL = ("--batch", "8", "--log-every", "1", "--eval-every", "0", "--threads", "1", "-q")
+
+
+def _steps(run) -> list[int]:
+    return [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_cli_resume_of_a_model_table_run_continues(cli, arc_data, tmp_path) -> None:  # noqa: F811
@@ -24,3 +35,79 @@ def test_cli_resume_of_a_model_table_run_continues(cli, arc_data, tmp_path) -> N
     assert steps == [1, 2, 3, 4]
     r = cli("train", "--out", str(run), "--resume", "--batch", "4", "--steps", "6", "-q")
     assert r.returncode == 2 and "--resume: batch was 8 in this run, now 4" in r.stderr
+
+
+def test_cli_resume_of_an_init_from_run_continues_and_its_config_repeats_it(cli, arc_data, tmp_path) -> None:  # noqa: F811
+    init = _eager_halter(tmp_path / "init.pt")
+    run = tmp_path / "run"
+    r = cli("train", "--data", str(arc_data), "--init-from", str(init), "--out", str(run), "--steps", "2", *SMALL)
+    assert r.returncode == 0, r.stderr
+    assert "[model]" in (run / "config.toml").read_text()  # the resolved table that resume reads back
+    r = cli("train", "--out", str(run), "--resume", "--steps", "4", "-q")
+    assert r.returncode == 0, r.stderr
+    assert _steps(run) == [1, 2, 3, 4]
+    again = tmp_path / "again"  # --config RUN/config.toml repeats the run, [model] restating the checkpoint's
+    r = cli("train", "--config", str(run / "config.toml"), "--out", str(again), "--steps", "4", "-q")
+    assert r.returncode == 0, r.stderr
+    assert _steps(again) == [1, 2, 3, 4]
+    tables = [(p / "config.toml").read_text().split("[model]")[1] for p in (run, again)]
+    assert tables[0] == tables[1]
+    changed = tmp_path / "changed.toml"  # a [model] field that differs from the checkpoint's is still refused
+    changed.write_text((run / "config.toml").read_text().replace("hidden_size = 32", "hidden_size = 64"))
+    r = cli("train", "--config", str(changed), "--out", str(tmp_path / "x"), "-q")
+    assert r.returncode == 2 and "hidden_size = 64 (the checkpoint's is 32)" in r.stderr
+
+
+_SIGTERM_AT_3 = """
+import os, signal, sys
+import hrm_edge.train.trainer as trainer
+real = trainer.train
+def train(cfg, resume=False, quiet=False, on_step=None):
+    def hook(step):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+    return real(cfg, resume=resume, quiet=quiet, on_step=hook)
+trainer.train = train
+sys.argv = ["hrm-edge", *sys.argv[1:]]
+from hrm_edge.cli import main
+main()
+"""
+
+
+def test_the_resume_command_printed_after_sigterm_continues_an_init_from_run(cli, arc_data, tmp_path) -> None:  # noqa: F811
+    init = _eager_halter(tmp_path / "init.pt")
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    r = subprocess.run([sys.executable, "-c", _SIGTERM_AT_3, "train", "--data", str(arc_data), "--init-from",
+                        str(init), "--out", str(run), "--steps", "5", *SMALL], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 143, r.stderr[-2000:]
+    printed = r.stderr.split("continue with: ", 1)[1].strip()
+    argv = shlex.split(printed)
+    assert argv[:2] == ["hrm-edge", "train"]
+    r = cli(*argv[1:])  # exactly the printed command
+    assert r.returncode == 0, r.stderr
+    assert _steps(run) == [1, 2, 3, 4, 5] and "done: 5 steps" in r.stdout
+
+
+def test_cli_resume_of_a_lite_run_continues(cli, arc_data, tmp_path) -> None:  # noqa: F811
+    """config.toml's resolved [model] table against the overrides the checkpoint recorded (none): the lite
+    trainer compares resolved model configs too."""
+    run = tmp_path / "lite"
+    r = cli("train", "--data", str(arc_data), "--preset", "tiny-lite", "--out", str(run), "--steps", "2", *SMALL)
+    assert r.returncode == 0, r.stderr
+    r = cli("train", "--out", str(run), "--resume", "--steps", "3", "-q")
+    assert r.returncode == 0, r.stderr
+    assert _steps(run) == [1, 2, 3]
+    changed = tmp_path / "changed"  # a resolved model table that differs from the run's is refused
+    changed.mkdir()
+    for p in run.iterdir():
+        if p.is_file():
+            (changed / p.name).write_bytes(p.read_bytes())
+    (changed / "checkpoints").mkdir()
+    for p in (run / "checkpoints").iterdir():
+        (changed / "checkpoints" / p.name).write_bytes(p.read_bytes())
+    toml = (changed / "config.toml").read_text()
+    (changed / "config.toml").write_text(toml.replace("max_cycles = 4", "max_cycles = 3"))
+    r = cli("train", "--out", str(changed), "--resume", "--steps", "4", "-q")
+    assert r.returncode == 2 and "the model config differs from the checkpoint's" in r.stderr

@@ -147,7 +147,9 @@ def test_loaded_table_of_another_shape_starts_every_row_at_the_trained_mean(arc_
         model = build_train_model(_trm_cfg(arc_data, tmp_path / "x", init), ds)
         w = model.puzzle_emb.weights.detach()
         assert w.shape == (PUZZLES, old.shape[1]) and model.config.num_puzzle_identifiers == PUZZLES
-        assert torch.equal(w, old[1:].mean(0, keepdim=True).expand_as(w))
+        # the reference's load_checkpoint: torch.mean(puzzle_emb, dim=0) over every row, the blank row 0 too
+        assert torch.equal(w, old.mean(0, keepdim=True).expand_as(w))
+        assert (old.mean(0) - old[1:].mean(0)).abs().max() > 1e-3  # row 0 is random here: leaving it out shows
     same = _trm(tmp_path / "same.pt", (0.0, 0.0), 0.1)  # the same shape loads as it is
     assert torch.equal(build_train_model(_trm_cfg(arc_data, tmp_path / "x", same), ds).puzzle_emb.weights,
                        load_checkpoint(same).model.puzzle_emb.weights)

@@ -1,4 +1,5 @@
-"""`hrm-edge info` and `hrm-edge init`: look inside a checkpoint or preset; make a random one."""
+"""`hrm-edge info`, `init` and `convert`: look inside a checkpoint or preset; make a random one; make any
+checkpoint a native one (its config resolved)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ def info(
     preset: Optional[str] = typer.Option(None, "--preset", metavar="NAME", help="Describe a named preset instead of "
                                          "a file (lite-5.7m, hrm-6m, hrm-27m, trm-7m, tiny, tiny-lite, tiny-trm)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    canvas: Optional[int] = typer.Option(None, "--canvas", metavar="N", help="Canvas side of a checkpoint that "
+                                         "does not store it (a reference one with RoPE or no positions): "
+                                         "otherwise read from all_config.yaml's data path, else 30 with a note."),
 ) -> None:
     """Show a model's config, parameter counts (dense vs puzzle-embedding table), ACT settings and source."""
     from hrm_edge.config import preset as get_preset
@@ -28,9 +32,11 @@ def info(
     if (ckpt is None) == (preset is None):
         raise HrmEdgeError("give exactly one of CKPT or --preset")
     if ckpt is not None:
-        ck = load_checkpoint(ckpt)
+        ck = load_checkpoint(ckpt, canvas=canvas)
         d = describe(ck, ck.config, ck.model)
     else:
+        if canvas is not None:
+            raise HrmEdgeError("--canvas is for checkpoints that do not store theirs, not presets")
         cfg = get_preset(preset)  # type: ignore[arg-type]
         d = describe(None, cfg, build_model(cfg, seed=0))
         d["preset"] = preset
@@ -48,6 +54,9 @@ def info(
     t.add_row("ACT", f"max {d['act']['max_steps']} segments; halt modes {', '.join(d['act']['halt_modes'])}; "
                      f"adaptive halts where {d['act']['adaptive_rule'].replace('>', ' > ')}, "
                      f"after at least {d['act']['min_halt_steps']}")
+    if d.get("trained_dtype"):
+        t.add_row("trained in", d["trained_dtype"])
+    t.add_row("computes in", "; ".join(f"{k}: {v}" for k, v in d["dtypes"].items()))
     for key in ("step", "epoch", "best_metric", "best_metric_name", "sha256"):
         if d.get(key) is not None:
             t.add_row(key.replace("_", " "), str(d[key]))
@@ -116,6 +125,32 @@ def init(
           f"parameters, seed {seed})")
 
 
+def convert(
+    ckpt: Path = typer.Argument(..., metavar="CKPT", help="Any checkpoint `info` reads (a reference HRM or TRM "
+                                "step_N file, the lite script's dict, a bare state dict)."),
+    out: Path = typer.Option(..., "--out", metavar="FILE", help="Native hrm-edge checkpoint to write (a JSON "
+                                                                "sidecar goes beside it)."),
+    canvas: Optional[int] = typer.Option(None, "--canvas", metavar="N", help="Canvas side for a checkpoint that "
+                                         "does not store it (see `info --canvas`)."),
+) -> None:
+    """Write a checkpoint as a native hrm-edge one with its config resolved (canvas, trained dtype), so export,
+    solve, compare and train --init-from read it without guessing."""
+    from hrm_edge.model.checkpoint import check_checkpoint_out, load_checkpoint, save_checkpoint
+
+    check_checkpoint_out(out)
+    ck = load_checkpoint(ckpt, canvas=canvas)
+    trained = ck.meta.get("trained_dtype", "float32")
+    if trained != "float32":
+        ck.model.set_forward_dtype(trained)  # recorded as the file's forward_dtype: it reads back as trained_dtype
+    save_checkpoint(out, ck.model, train_state={"step": ck.meta.get("step"), "converted_from": str(ckpt),
+                                                "source_format": ck.source_format, "source_sha256": ck.sha256})
+    for note in ck.meta.get("notes") or []:
+        print(f"note: {note}")
+    print(f"wrote {out} ({ck.config.family}, canvas {ck.config.canvas}, trained in {trained}, from "
+          f"{ck.source_format})")
+
+
 def register(app: typer.Typer) -> None:
     app.command("info")(info)
     app.command("init")(init)
+    app.command("convert")(convert)

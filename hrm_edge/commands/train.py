@@ -113,6 +113,14 @@ def train(
     amp: Optional[str] = typer.Option(None, "--amp", metavar="MODE",
         help="Mixed precision: off, bf16, or fp16 (CUDA, with a "
                                       "loss scaler). \\[default: off]"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", metavar="DTYPE",
+        help="Forward dtype: float32, or bfloat16, the references' own (embeddings, carry and blocks in bf16, "
+             "RMSNorm/RoPE/loss in fp32 or wider, fp32 weights). Checked bit-exact against their bf16 step on "
+             "the CPU. \\[default: float32]"),
+    recipe: Optional[str] = typer.Option(None, "--recipe", metavar="NAME",
+        help="hrm or trm: start from the reference's config/cfg_pretrain.yaml values (batch 768, lr 1e-4 "
+             "constant after a 2000-step warmup, epochs 100000, ...) and its bf16 forward; --config and "
+             "command-line options override them. README: the table of defaults that differ."),
     ema: Optional[float] = typer.Option(None, "--ema", metavar="RATE",
         help="Keep an EMA of the weights at this rate (e.g. 0.999); "
                                         "it is what evaluation uses and checkpoints hold. \\[default: off]"),
@@ -156,7 +164,7 @@ def train(
     Adam-atan2 + sparse puzzle sign-SGD, warmup + cosine); lite the way train_arc_full.py does. Several
     processes: torchrun --nproc_per_node N -m hrm_edge.cli train."""
     from hrm_edge.fileio import check_output
-    from hrm_edge.train.config import TrainConfig, read_config_toml
+    from hrm_edge.train.config import TrainConfig, read_config_toml, with_recipe
 
     check_output(out, kind="dir", what="run folder")
     given: dict[str, Any] = {k: v for k, v in dict(
@@ -169,6 +177,7 @@ def train(
         lite_ignore_pad=lite_ignore_pad, eval_tasks=eval_tasks, full_eval_every=full_eval_every,
         freeze_trunk_steps=freeze_trunk_steps, freeze_weights=freeze_weights or None,
         full_eval_on_best=full_eval_on_best, workers=workers, prefetch=prefetch, compile=compile_ or None,
+        dtype=dtype, recipe=recipe,
         compile_backend=compile_backend,
         tensorboard=tensorboard or None, wandb=wandb or None).items() if v is not None}
     if micro_batch is not None and micro_batch != "auto":
@@ -193,7 +202,7 @@ def train(
     if any(k in given for k in ("preset", "init_from", "resume_from")):
         for k in ("preset", "init_from", "resume_from"):
             base.pop(k, None)
-    merged = {**base, **given, "out": str(out)}
+    merged = with_recipe({**base, **given, "out": str(out)})  # a recipe's values lie under everything given
     cfg = TrainConfig(**merged)
     cfg.validate()
     from hrm_edge.train.metrics import check_trackers

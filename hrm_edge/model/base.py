@@ -53,15 +53,29 @@ class HRMBase(nn.Module):
         """Rows of the puzzle-embedding table for these identifiers (None for families without one)."""
         return None
 
-    def empty_carry(self, batch: int, dtype: torch.dtype = torch.float32) -> Carry:
+    @property
+    def forward_dtype(self) -> torch.dtype:
+        """The dtype the embeddings, the carry and the blocks compute in (float32 unless the family offers
+        the references' bfloat16 forward and it is set)."""
+        return getattr(self, "dtype", torch.float32)
+
+    def empty_carry(self, batch: int, dtype: torch.dtype | None = None) -> Carry:
+        """Zero carries in the forward dtype (the references' `empty_carry` is in forward_dtype)."""
+        dtype = dtype or self.forward_dtype
         shape = (batch, self.carry_len, self.config.hidden_size)  # type: ignore[attr-defined]
         return torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)
 
     def reset_carry(self, halted: torch.Tensor, carry: Carry, x: torch.Tensor) -> Carry:
-        """Rows flagged `halted` restart from the initial carry; the rest keep theirs."""
+        """Rows flagged `halted` restart from the initial carry; the rest keep theirs, in the forward dtype.
+
+        The cast matters under bfloat16: an fp32 carry would promote `z + x` to fp32 and every block after
+        it would run in fp32. A bf16 carry that travelled as fp32 (the runners' numpy I/O) casts back
+        exactly, so a host-driven bf16 run equals the references' bf16 carry bit for bit.
+        """
         init_h, init_l = self.init_carry(x)
         flag = halted.view(-1, 1, 1).to(torch.bool)
-        return torch.where(flag, init_h, carry[0]), torch.where(flag, init_l, carry[1])
+        return (torch.where(flag, init_h, carry[0].to(init_h.dtype)),
+                torch.where(flag, init_l, carry[1].to(init_l.dtype)))
 
     def step(self, tokens: torch.Tensor, puzzle_emb: torch.Tensor | None, z_H: torch.Tensor,
              z_L: torch.Tensor, halted: torch.Tensor

@@ -15,6 +15,12 @@ Recognised inputs (`load_checkpoint` tells them apart by content, never by file 
   apart from HRM by the absence of `H_level`, and by `arch.name` when recorded).
 - bare state dicts of either family with our (= the original) module names.
 Anything else is one `HrmEdgeError` naming the file and what was expected.
+
+Every loaded model computes in float32 (what export, the runtimes and their parity checks expect);
+`meta["trained_dtype"]` says what it was trained in: a native file's `forward_dtype`, a reference run's
+`arch.forward_dtype`, else the dtype of its stored `H_init` (the references create it in their forward
+dtype, bfloat16 by default). `set_forward_dtype("bfloat16")` / `TorchRunner(dtype="bfloat16")` run such a
+checkpoint the way its reference evaluates it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from hrm_edge.errors import HrmEdgeError
 from hrm_edge.fileio import atomic_write_bytes, atomic_write_json, file_sha256, read_json
 from hrm_edge.model import HRMBase, build_model
 from hrm_edge.model.checkpoint_file import read_torch_file, sidecar_path
+from hrm_edge.model.reference_data import canvas_from_data_path
 
 NATIVE_FORMAT = "hrm-edge"
 
@@ -211,30 +218,59 @@ def _canvas(tokens: int) -> int:
     return side
 
 
-def infer_act_config(sd: dict[str, Any], arch: dict[str, Any] | None = None) -> tuple[ActV1Config, list[str]]:
-    """ActV1Config from the reference's `arch:` section (when found) and the tensor shapes."""
+CanvasHint = tuple[int, str, bool]  # (canvas, how it was found, given explicitly by the user)
+
+
+def _canvas_of(stored: int | None, hint: CanvasHint | None, notes: list[str]) -> int:
+    """The canvas the weights store (a table sized by the sequence), else the hint, else ARC's 30x30 with a note.
+
+    An explicit hint (`--canvas`) that disagrees with a stored canvas is an error."""
+    if stored is not None:
+        if hint is not None and hint[2] and hint[0] != stored:
+            raise HrmEdgeError(f"the weights store canvas {stored} (a table sized by the sequence); "
+                               f"--canvas {hint[0]} disagrees")
+        return stored
+    if hint is not None:
+        notes.append(hint[1])
+        return hint[0]
+    notes.append("sequence length not stored (RoPE or no positions, attention) and all_config.yaml names no data "
+                 "path that says it; assumed the ARC canvas 30x30 (--canvas N to override)")
+    return 30
+
+
+def infer_act_config(sd: dict[str, Any], arch: dict[str, Any] | None = None,
+                     canvas: CanvasHint | None = None) -> tuple[ActV1Config, list[str]]:
+    """ActV1Config from the reference's `arch:` section (when found), the tensor shapes and the canvas hint."""
     notes: list[str] = []
     kw = _reference_kwargs(ActV1Config, sd, dict(arch or {}),
                            (("num_heads", 8), ("H_cycles", 2), ("L_cycles", 2), ("halt_max_steps", 16)), notes)
     kw.update(H_layers=_count_layers(sd, "H_level.layers."), L_layers=_count_layers(sd, "L_level.layers."))
     kw["pos_encodings"] = "learned" if "embed_pos.embedding_weight" in sd else "rope"
+    stored = None
     if kw["pos_encodings"] == "learned":
         puzzle_len = -(kw["puzzle_emb_ndim"] // -kw["hidden_size"])
-        kw["canvas"] = _canvas(sd["embed_pos.embedding_weight"].shape[0] - puzzle_len)
+        stored = _canvas(sd["embed_pos.embedding_weight"].shape[0] - puzzle_len)
+    kw["canvas"] = _canvas_of(stored, canvas, notes)
     kw["expansion"] = _expansion(kw.get("expansion"), [(f"{lv}_level.layers.0.mlp", sd[f"{lv}_level.layers.0.mlp."
                                                          "gate_up_proj.weight"], kw["hidden_size"]) for lv in "HL"])
     return ActV1Config(**kw), notes
 
 
-def infer_trm_config(sd: dict[str, Any], arch: dict[str, Any] | None = None) -> tuple[TrmConfig, list[str]]:
-    """TrmConfig from the reference's `arch:` section (when found) and the tensor shapes.
+def infer_trm_config(sd: dict[str, Any], arch: dict[str, Any] | None = None,
+                     canvas: CanvasHint | None = None) -> tuple[TrmConfig, list[str]]:
+    """TrmConfig from the reference's `arch:` section (when found), the tensor shapes and the canvas hint.
 
-    The canvas is read from a table sized by the sequence (learned positions, or mlp_t's width);
-    with RoPE and attention nothing stores it, and the ARC canvas (30) is assumed: the reference
-    takes seq_len from its dataset, not from `arch:`.
+    The canvas is read from a table sized by the sequence (learned positions, or mlp_t's width); with
+    RoPE or no positions and attention nothing stores it: the hint (`--canvas`, or all_config.yaml's data
+    path, `reference_data.py`) decides, else ARC's 30x30 with a note. `no_ACT_continue: False` (halt where
+    q_halt > q_continue and train that target) is refused: hrm-edge's TRM is the reference's default rule.
     """
     notes: list[str] = []
     arch = dict(arch or {})
+    if arch.get("no_ACT_continue", True) is not True:
+        raise HrmEdgeError(f"all_config.yaml sets no_ACT_continue: {arch['no_ACT_continue']!r}; hrm-edge's TRM is "
+                           "the reference default no_ACT_continue: True (halt where q_halt > 0, no q_continue "
+                           "target), and a model trained the other way halts by another rule")
     kw = _reference_kwargs(TrmConfig, sd, arch,
                            (("num_heads", 8), ("H_cycles", 3), ("L_cycles", 4), ("halt_max_steps", 16)), notes)
     kw["L_layers"] = _count_layers(sd, "L_level.layers.")
@@ -255,16 +291,27 @@ def infer_trm_config(sd: dict[str, Any], arch: dict[str, Any] | None = None) -> 
         kw["puzzle_emb_len"] = 0
     puzzle_len = kw["puzzle_emb_len"] or -(kw["puzzle_emb_ndim"] // -kw["hidden_size"])
     table = sd.get("embed_pos.embedding_weight", sd.get("L_level.layers.0.mlp_t.down_proj.weight"))
-    if table is not None:
-        kw["canvas"] = _canvas(table.shape[0] - puzzle_len)
-    else:
-        notes.append("sequence length not stored (RoPE + attention); assumed the ARC canvas 30x30")
+    kw["canvas"] = _canvas_of(_canvas(table.shape[0] - puzzle_len) if table is not None else None, canvas, notes)
     tables = [("L_level.layers.0.mlp", sd["L_level.layers.0.mlp.gate_up_proj.weight"], kw["hidden_size"])]
     if kw["mlp_t"]:
-        positions = kw.get("canvas", 30) ** 2 + puzzle_len
+        positions = kw["canvas"] ** 2 + puzzle_len
         tables.append(("L_level.layers.0.mlp_t", sd["L_level.layers.0.mlp_t.gate_up_proj.weight"], positions))
     kw["expansion"] = _expansion(kw.get("expansion"), tables)
     return TrmConfig(**kw), notes
+
+
+def _reference_dtype(sd: dict[str, Any], arch: dict[str, Any] | None, path: Path) -> str:
+    """The dtype a reference run trained in: `arch.forward_dtype` when all_config.yaml records it, else the
+    dtype of the stored `H_init` (the references create it in forward_dtype, bfloat16 by default)."""
+    from hrm_edge.config import FORWARD_DTYPES
+
+    h_init = sd.get("H_init")
+    stored = str(h_init.dtype).removeprefix("torch.") if isinstance(h_init, torch.Tensor) else "float32"
+    name = str((arch or {}).get("forward_dtype") or stored)
+    if name not in FORWARD_DTYPES:
+        raise HrmEdgeError(f"trained in {name}; hrm-edge runs reference checkpoints trained in "
+                           f"{' or '.join(FORWARD_DTYPES)}", path)
+    return name
 
 
 def _reference_family(sd: dict[str, Any], arch: dict[str, Any] | None, path: Path) -> str:
@@ -281,7 +328,8 @@ def _reference_family(sd: dict[str, Any], arch: dict[str, Any] | None, path: Pat
     return family
 
 
-def _read_reference_arch(folder: Path) -> dict[str, Any] | None:
+def _read_reference_config(folder: Path) -> dict[str, Any] | None:
+    """The run's all_config.yaml (None when absent); it must have an `arch:` section."""
     path = folder / "all_config.yaml"
     if not path.exists():
         return None
@@ -294,7 +342,7 @@ def _read_reference_arch(folder: Path) -> dict[str, Any] | None:
     arch = data.get("arch") if isinstance(data, dict) else None
     if not isinstance(arch, dict):
         raise HrmEdgeError("has no `arch:` section", path)
-    return arch
+    return data
 
 
 def _build_loaded(cfg: HRMConfig, sd: dict[str, Any], path: Path, fmt: str, **extra: Any) -> LoadedCheckpoint:
@@ -307,9 +355,23 @@ def _build_loaded(cfg: HRMConfig, sd: dict[str, Any], path: Path, fmt: str, **ex
     return LoadedCheckpoint(model=model, config=cfg, source_format=fmt, path=str(path), **extra)
 
 
-def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
-    """Load any recognised checkpoint into an eval-mode model (see the module docstring)."""
+def load_checkpoint(path: str | Path, canvas: int | None = None) -> LoadedCheckpoint:
+    """Load any recognised checkpoint into an eval-mode model (see the module docstring).
+
+    `canvas` (`--canvas`) sets the canvas of a checkpoint that does not store it (RoPE or no positions,
+    attention); where the weights or the file's config do store it, a different value is an error.
+    """
     path = Path(path)
+    if canvas is not None and not (isinstance(canvas, int) and canvas >= 1):
+        raise HrmEdgeError(f"--canvas must be a positive number of cells, got {canvas!r}")
+    loaded = _load(path, canvas)
+    if canvas is not None and loaded.config.canvas != canvas:
+        raise HrmEdgeError(f"the checkpoint records canvas {loaded.config.canvas}; --canvas {canvas} disagrees "
+                           "(only files that do not store it take one)", path)
+    return loaded
+
+
+def _load(path: Path, canvas: int | None) -> LoadedCheckpoint:
     obj = _torch_load(path)
     sha = file_sha256(path)
     if not isinstance(obj, dict):
@@ -322,6 +384,9 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
             raise HrmEdgeError(str(exc), path) from None
         ts = obj.get("train_state", {}) or {}
         meta = {k: ts.get(k) for k in ("step", "epoch", "best_metric", "best_metric_name") if k in ts}
+        meta["trained_dtype"] = getattr(cfg, "forward_dtype", "float32")
+        if hasattr(cfg, "forward_dtype"):
+            cfg.forward_dtype = "float32"  # loaded models compute in fp32 (module docstring)
         return _build_loaded(cfg, obj["model"], path, NATIVE_FORMAT, train_state=ts, meta=meta, sha256=sha)
     if "model_state_dict" in obj:
         sd = _strip(obj["model_state_dict"], ("_orig_mod.", "module."))
@@ -337,7 +402,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
                 given = info.get("config") or info.get("model_config")
         cfg, notes = infer_lite_config(sd, given)
         meta = {"step": obj.get("global_step"), "epoch": obj.get("epoch"), "best_metric": obj.get("best_val_loss"),
-                "best_metric_name": "val_loss", "notes": notes}
+                "best_metric_name": "val_loss", "notes": notes, "trained_dtype": "float32"}
         if info is not None:
             meta["info"] = info
         ts = {k: obj[k] for k in ("optimizer_state_dict", "scheduler_state_dict") if k in obj}
@@ -349,13 +414,19 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     sd = _strip(obj, ("_orig_mod.", "model.inner.", "module."))
     if _is_lite_state(sd):
         cfg, notes = infer_lite_config(sd)
-        return _build_loaded(cfg, sd, path, "lite-state-dict", meta={"notes": notes}, sha256=sha)
+        return _build_loaded(cfg, sd, path, "lite-state-dict", meta={"notes": notes, "trained_dtype": "float32"},
+                             sha256=sha)
     if _is_act_state(sd):
         ref = any(k.startswith(("model.inner.", "_orig_mod.model.inner.")) for k in obj)
-        arch = _read_reference_arch(path.parent) if ref else None
+        run_config = _read_reference_config(path.parent) if ref else None
+        arch = run_config["arch"] if run_config is not None else None
         family = _reference_family(sd, arch, path)
+        hint: CanvasHint | None = (canvas, f"canvas {canvas}x{canvas} given (--canvas)", True) if canvas else None
+        if hint is None:
+            found = canvas_from_data_path(run_config, path.parent)
+            hint = (*found, False) if found is not None else None
         try:
-            cfg, notes = (infer_trm_config if family == "trm" else infer_act_config)(sd, arch)  # type: ignore
+            cfg, notes = (infer_trm_config if family == "trm" else infer_act_config)(sd, arch, hint)  # type: ignore
         except HrmEdgeError as exc:
             raise HrmEdgeError(str(exc), path) from None
         except KeyError as exc:
@@ -363,7 +434,8 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         if arch is not None:
             notes.append("config from all_config.yaml")
         m = re.search(r"step_(\d+)", path.name)
-        meta = {"notes": notes, "step": int(m.group(1)) if m else None}
+        meta = {"notes": notes, "step": int(m.group(1)) if m else None,
+                "trained_dtype": _reference_dtype(sd, arch, path)}
         fmt = (("trm" if family == "trm" else "hrm") + "-reference") if ref else f"{family}-state-dict"
         return _build_loaded(cfg, sd, path, fmt, meta=meta, sha256=sha)
     raise HrmEdgeError("state dict is not an HRM model: expected lite keys (token_embedding.weight, "
@@ -384,6 +456,9 @@ def describe(ck: LoadedCheckpoint | None, cfg: HRMConfig, model: HRMBase) -> dic
                 "min_halt_steps": model.min_halt_steps, "adaptive_rule": model.adaptive_rule},
         "config": config_to_dict(cfg),
         "source_format": ck.source_format if ck else "preset",
+        # which dtype each command computes in (the loader gives fp32 models; see the module docstring)
+        "dtypes": {"export, solve, compare, bench": "float32",
+                   "train": "--dtype (default float32)" if cfg.family != "lite" else "float32"},
     }
     if ck is not None:
         out.update(path=ck.path, sha256=ck.sha256, **{k: v for k, v in ck.meta.items() if k != "info"})

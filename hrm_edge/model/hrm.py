@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hrm_edge.config import ActV1Config, TrmConfig
+from hrm_edge.config import FORWARD_DTYPES, ActV1Config, TrmConfig
+from hrm_edge.errors import HrmEdgeError
 from hrm_edge.model.base import Carry, HRMBase
 from hrm_edge.model.layers import (
     Attention,
@@ -107,11 +108,30 @@ class ActV1Base(HRMBase):
             self.embed_pos = CastedEmbedding(positions, cfg.hidden_size, std, self.dtype)
 
     def _build_state(self, cfg: ActV1Config | TrmConfig) -> None:
-        self.register_buffer("H_init", trunc_normal_(torch.empty(cfg.hidden_size), std=1.0), persistent=True)
-        self.register_buffer("L_init", trunc_normal_(torch.empty(cfg.hidden_size), std=1.0), persistent=True)
+        # drawn in the forward dtype as the reference does (a bf16 model's seed gives the reference's bf16
+        # values), kept as fp32 buffers holding them exactly, so switching the forward dtype changes nothing
+        for name in ("H_init", "L_init"):
+            init = trunc_normal_(torch.empty(cfg.hidden_size, dtype=self.dtype), std=1.0).float()
+            self.register_buffer(name, init, persistent=True)
         with torch.no_grad():  # the Q head starts by predicting "do not halt" (bias -5)
             self.q_head.weight.zero_()
             self.q_head.bias.fill_(-5.0)  # type: ignore[union-attr]
+
+    def set_forward_dtype(self, name: str) -> None:
+        """Compute in `name`: "float32", or "bfloat16", the references' forward (their default).
+
+        bfloat16 is what sapientinc/HRM and TinyRecursiveModels train and evaluate in: the embeddings are
+        cast to bf16, so the carry, every block and the heads run in bf16 with the fp32 weights cast per
+        use; RMSNorm and RoPE compute in fp32 and cast back; the Q values leave as fp32. Nothing else
+        changes (the weights stay fp32), so a model switches back and forth freely.
+        """
+        if name not in FORWARD_DTYPES:
+            raise HrmEdgeError(f"forward dtype must be one of {', '.join(FORWARD_DTYPES)}, got {name!r}")
+        self.config.forward_dtype = name  # type: ignore[attr-defined]
+        self.dtype = getattr(torch, name)
+        for m in self.modules():
+            if isinstance(m, CastedEmbedding):
+                m.dtype = self.dtype
 
     # -- embedding -----------------------------------------------------------------------------
     def puzzle_vectors(self, puzzle_ids: torch.Tensor) -> torch.Tensor | None:

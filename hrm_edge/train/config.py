@@ -20,6 +20,21 @@ from hrm_edge.train.loss import LOSS_KINDS
 
 OPTIMIZERS = ("adam-atan2", "adamw")
 AMP_MODES = ("off", "bf16", "fp16")
+DTYPES = ("float32", "bfloat16")  # = config.FORWARD_DTYPES (train/config.py stays torch- and model-free)
+
+# The references' training recipes: their config/cfg_pretrain.yaml values (sapientinc/HRM and
+# SamsungSAILMontreal/TinyRecursiveModels ship the same ones: global_batch_size 768, epochs 100000, lr 1e-4,
+# lr_min_ratio 1.0, lr_warmup_steps 2000, beta1 0.9, beta2 0.95, weight_decay 0.1, puzzle_emb_weight_decay
+# 0.1, puzzle_emb_lr 1e-2; TRM adds seed 0, ema False, freeze_weights False, this trainer's defaults) and
+# their models' forward_dtype (bfloat16, the default of both model configs). Their optimizer (Adam-atan2),
+# loss (stablemax) and no gradient clipping are this trainer's defaults already. `--recipe` puts these
+# under --config and the command line: anything given there wins. The README's training table lists
+# every default that differs from them and why.
+_REFERENCE_PRETRAIN: dict[str, Any] = {"batch": 768, "epochs": 100000.0, "lr": 1e-4, "lr_min_ratio": 1.0,
+                                       "warmup": 2000, "beta1": 0.9, "beta2": 0.95, "weight_decay": 0.1,
+                                       "puzzle_weight_decay": 0.1, "puzzle_lr": 1e-2, "seed": 0,
+                                       "optimizer": "adam-atan2", "loss": "stablemax", "dtype": "bfloat16"}
+RECIPES: dict[str, dict[str, Any]] = {"hrm": dict(_REFERENCE_PRETRAIN), "trm": dict(_REFERENCE_PRETRAIN)}
 
 
 @dataclass
@@ -53,6 +68,8 @@ class TrainConfig:
     amp: str = "off"
     ema: float | None = None
     freeze_weights: bool = False
+    dtype: str = "float32"  # forward dtype: float32, or bfloat16 (the references' forward: carry and blocks bf16)
+    recipe: str | None = None  # which RECIPES entry the command line layered under the options (a record)
     device: str = "auto"
     threads: int | None = None
     nan_rollback: int = 3
@@ -113,6 +130,12 @@ class TrainConfig:
             bad(f"--loss must be one of {', '.join(LOSS_KINDS)}, got {self.loss!r}")
         if self.amp not in AMP_MODES:
             bad(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        if self.dtype not in DTYPES:
+            bad(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.dtype != "float32" and self.amp != "off":
+            bad(f"--dtype {self.dtype} is already the references' bf16 forward; drop --amp {self.amp}")
+        if self.recipe is not None and self.recipe not in RECIPES:
+            bad(f"--recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         if self.ema is not None and not (0.0 < self.ema < 1.0):
             bad(f"--ema must be in (0, 1), got {self.ema}")
         if self.grad_clip is not None and not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
@@ -143,7 +166,23 @@ class TrainConfig:
 FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 # Options that shape the saved state: a resumed run must keep them.
 STATE_SHAPING = ("data", "preset", "init_from", "model", "batch", "micro_batch", "seed", "optimizer", "ema",
-                 "freeze_weights")
+                 "freeze_weights", "dtype")
+
+
+def with_recipe(options: dict[str, Any]) -> dict[str, Any]:
+    """`options` over the values of the recipe they name (`recipe = "hrm"|"trm"`), if any.
+
+    Steps vs epochs: a recipe's `epochs` gives way to `steps` in `options` (give one or the other).
+    """
+    name = options.get("recipe")
+    if name is None:
+        return dict(options)
+    if name not in RECIPES:
+        raise HrmEdgeError(f"--recipe must be one of {', '.join(RECIPES)}, got {name!r}")
+    base = dict(RECIPES[name])
+    if "steps" in options or "epochs" in options:
+        base.pop("epochs", None)
+    return {**base, **options}
 
 
 def read_config_toml(path: str | Path) -> dict[str, Any]:

@@ -35,7 +35,8 @@ from hrm_edge.model.checkpoint import load_checkpoint, save_checkpoint
 from hrm_edge.train.arc_eval import arc_score, eval_tasks
 from hrm_edge.train.config import STATE_SHAPING, TrainConfig, config_toml
 from hrm_edge.train.metrics import JsonlLog, Progress, StepTimes, Trackers, eval_bar
-from hrm_edge.train.state import capture_rng, prune_checkpoints, restore_rng, step_checkpoints
+from hrm_edge.train.shared import StopFlag, best_key, eval_subset
+from hrm_edge.train.state import capture_rng, prune_checkpoints, remove_stale_temps, restore_rng, step_checkpoints
 
 HALT_PENALTY = 0.01  # train_arc_full.py's ACTLoss(halt_penalty=0.01)
 
@@ -112,9 +113,11 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
                quiet: bool, on_step: Any, steps_total: int, fingerprint: str) -> dict[str, Any]:
     """Run, resume (`--resume`) or continue a script run (`--resume-from`) of a lite model into cfg.out."""
     from hrm_edge.train.batches import Sampler, default_workers
-    from hrm_edge.train.trainer import _StopFlag, best_key, eval_subset
 
     out, ckdir = Path(cfg.out), Path(cfg.out) / "checkpoints"
+    if cfg.dtype != "float32" or cfg.recipe:
+        raise HrmEdgeError("the lite family trains in float32 with train_arc_full.py's recipe; --dtype and --recipe "
+                           "are for act-v1 and trm")
     if cfg.micro_batch == "auto" or cfg.ema or cfg.amp == "fp16":
         raise HrmEdgeError("the lite trainer has no --micro-batch auto, --ema or --amp fp16 (yet)")
     if cfg.warmup:
@@ -127,14 +130,19 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
     cfg.warmup = 0
     saved = None
     if resume:
+        remove_stale_temps(out)
         found = step_checkpoints(ckdir)
         if not found:
             raise HrmEdgeError("nothing to resume: no checkpoints/step_N.pt", path=out)
         saved = torch.load(found[-1][1], map_location="cpu", weights_only=True)
         old = saved["train_state"]["config"]
+        defaults = TrainConfig()
         for k in (*STATE_SHAPING, "resume_from"):
-            if old.get(k) != getattr(cfg, k):
-                raise HrmEdgeError(f"--resume: {k} was {old.get(k)!r} in this run, now {getattr(cfg, k)!r}", path=out)
+            # `model` is compared resolved, once the model is built (config.toml stores the resolved table, the
+            # checkpoint the overrides); an option newer than the checkpoint counts as its default
+            was = old.get(k, getattr(defaults, k))
+            if k != "model" and was != getattr(cfg, k):
+                raise HrmEdgeError(f"--resume: {k} was {was!r} in this run, now {getattr(cfg, k)!r}", path=out)
     elif out.exists() and any(out.iterdir()):
         raise HrmEdgeError("run folder is not empty (use --resume to continue it, or another --out)", path=out)
 
@@ -152,6 +160,8 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
         model = build_model(mcfg, seed=cfg.seed)
     if not isinstance(model.config, LiteConfig):
         raise HrmEdgeError("--resume-from holds a lite model; use --preset/--init-from for other families")
+    if saved is not None and config_to_dict(model.config) != saved["config"]:
+        raise HrmEdgeError(f"--resume: the model config differs from the checkpoint's ({saved['config']})", path=out)
     model = model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                             weight_decay=cfg.weight_decay)
@@ -204,7 +214,7 @@ def train_lite(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dev
         save_checkpoint(path, model, train_state=state, metrics=ev, data_fingerprint=fingerprint)
 
     stopped_by = None
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         while step < steps_total:
             step += 1
             times.start()

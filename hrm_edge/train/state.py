@@ -90,3 +90,15 @@ def split_carries(carry: ActTrainCarry | None, micro: int) -> list[ActTrainCarry
     return [ActTrainCarry(carry.z_H[i:i + micro], carry.z_L[i:i + micro], carry.steps[i:i + micro],
                           carry.halted[i:i + micro], {k: v[i:i + micro] for k, v in carry.data.items()})
             for i in range(0, n, micro)]
+
+
+def remove_stale_temps(out: Path) -> list[Path]:
+    """Delete the temp files of atomic writes (`.NAME.XXXX.tmp`, fileio.atomic_write_bytes) that a kill -9
+    left in a run folder or its checkpoints/; only a dead run leaves them, and a resume starts after it."""
+    gone = []
+    for folder in (out, out / "checkpoints"):
+        for p in folder.glob(".*.tmp") if folder.is_dir() else []:
+            if p.is_file():
+                p.unlink(missing_ok=True)
+                gone.append(p)
+    return gone

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
-import math
 import os
 import signal
 import sys
@@ -27,10 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from hrm_edge.config import ActV1Config, TrmConfig, config_to_dict, preset
+from hrm_edge.config import config_to_dict, preset
 from hrm_edge.data.dataset import HrmDataset
 from hrm_edge.errors import HrmEdgeError
-from hrm_edge.model import build_model
 from hrm_edge.model.act import ActTrainCarry, act_train_step, halt_margin, initial_train_carry, skip_train_draws
 from hrm_edge.model.checkpoint import load_checkpoint, save_checkpoint
 from hrm_edge.train.arc_eval import arc_score, eval_tasks, identifier_rows
@@ -39,87 +36,20 @@ from hrm_edge.train.config import STATE_SHAPING, TrainConfig, config_toml
 from hrm_edge.train.dist import Dist
 from hrm_edge.train.loss import act_loss
 from hrm_edge.train.metrics import JsonlLog, Progress, StepTimes, Trackers, check_trackers, eval_bar
+from hrm_edge.train.model_setup import build_train_model
 from hrm_edge.train.optim import AdamAtan2, SparseSignSGD, lr_at
+from hrm_edge.train.shared import StopFlag, best_key, data_fingerprint, eval_subset
 from hrm_edge.train.state import (
     capture_rng,
     carry_from_state,
     carry_to_state,
     concat_carries,
     prune_checkpoints,
+    remove_stale_temps,
     restore_rng,
     split_carries,
     step_checkpoints,
 )
-
-
-# ------------------------------------------------------------------------------------------------ data
-def data_fingerprint(root: Path) -> str:
-    """sha256 over the splits' dataset.json, identifiers.json and array shapes (cheap; no example read)."""
-    h = hashlib.sha256()
-    for p in sorted([*root.glob("*/dataset.json"), root / "identifiers.json"]):
-        if p.is_file():
-            h.update(p.relative_to(root).as_posix().encode() + p.read_bytes())
-    for p in sorted(root.glob("*/*.npy")):
-        h.update(f"{p.relative_to(root).as_posix()}:{p.stat().st_size}".encode())
-    return h.hexdigest()
-
-
-# ------------------------------------------------------------------------------------------------ model
-def build_train_model(cfg: TrainConfig, ds: HrmDataset) -> torch.nn.Module:
-    """The preset (with `[model]` overrides) or `--init-from` checkpoint, sized to the dataset."""
-    meta = ds.metadata
-    canvas = int(round(math.sqrt(meta.seq_len)))
-    if canvas * canvas != meta.seq_len:
-        raise HrmEdgeError(f"dataset seq_len {meta.seq_len} is not a square canvas", path=ds.root)
-    if cfg.init_from:
-        ck = load_checkpoint(cfg.init_from)
-        mcfg, model = ck.config, ck.model
-        if cfg.model:
-            raise HrmEdgeError("--init-from takes the checkpoint's model config; drop the [model] overrides")
-    else:
-        mcfg = preset(cfg.preset or "")
-        names = {f for f in asdict(mcfg)}
-        unknown = sorted(set(cfg.model) - names)
-        if unknown:
-            raise HrmEdgeError(f"[model] has fields {', '.join(unknown)} that a {mcfg.family} config lacks")
-        for k, v in cfg.model.items():
-            setattr(mcfg, k, v)
-        model = None
-    if not isinstance(mcfg, (ActV1Config, TrmConfig)):
-        raise HrmEdgeError(f"training the {mcfg.family} family is not implemented yet; use an act-v1 or trm preset "
-                           "(tiny, hrm-6m, hrm-27m, tiny-trm, trm-7m)")
-    if mcfg.vocab_size != meta.vocab_size:
-        raise HrmEdgeError(f"model vocab {mcfg.vocab_size} != dataset vocab {meta.vocab_size}", path=ds.root)
-    if model is None:
-        mcfg.canvas = canvas
-        mcfg.num_puzzle_identifiers = meta.num_puzzle_identifiers
-        return build_model(mcfg, seed=cfg.seed)
-    if mcfg.canvas != canvas:
-        raise HrmEdgeError(f"checkpoint canvas {mcfg.canvas} != dataset canvas {canvas}", path=ds.root)
-    grow_puzzle_table(model, meta.num_puzzle_identifiers)
-    return model
-
-
-def grow_puzzle_table(model: Any, rows: int) -> None:
-    """New puzzle identifiers start at the mean of the trained rows (a table never shrinks).
-
-    TRM follows its reference's `load_checkpoint` instead: a table of another shape is replaced, every
-    row at that mean (a new dataset's identifiers are not assumed to line up with the old ones).
-    """
-    if model.config.puzzle_emb_ndim == 0:
-        return
-    w = model.puzzle_emb.weights
-    have = w.shape[0]
-    if rows == have:
-        return
-    mean = w.data[1:].mean(0, keepdim=True) if have > 1 else torch.zeros_like(w.data[:1])
-    if model.config.family == "trm":
-        model.puzzle_emb.weights = torch.nn.Parameter(mean.expand(rows, -1).clone())
-    elif rows < have:
-        raise HrmEdgeError(f"the dataset has {rows} puzzle identifiers, fewer than the checkpoint's {have}")
-    else:
-        model.puzzle_emb.weights = torch.nn.Parameter(torch.cat([w.data, mean.expand(rows - have, -1)]))
-    model.config.num_puzzle_identifiers = rows
 
 
 # ------------------------------------------------------------------------------------------------ eval
@@ -165,47 +95,7 @@ def evaluate(model: Any, ds: HrmDataset, rows_by_set: dict[str, np.ndarray], bat
             "mean_steps": sums["steps"] / n}
 
 
-def eval_subset(ds: HrmDataset, n: int, seed: int) -> dict[str, np.ndarray]:
-    """A fixed random subset of n examples (the same at every evaluation and after a resume)."""
-    rng = np.random.default_rng([seed, 7919])
-    total = ds.num_examples
-    pick = np.sort(rng.choice(total, min(n, total), replace=False))
-    out, base = {}, 0
-    for name, s in ds.sets.items():
-        sel = pick[(pick >= base) & (pick < base + s.num_examples)] - base
-        if sel.size:
-            out[name] = sel
-        base += s.num_examples
-    return out
-
-
-def best_key(ev: dict[str, float]) -> tuple[float, float]:
-    """best.pt follows exact accuracy, ties broken by non-PAD token accuracy."""
-    return (ev["exact_accuracy"], ev["token_accuracy"])
-
-
 # ------------------------------------------------------------------------------------------------ train
-class _StopFlag:
-    """SIGINT/SIGTERM set a flag; the loop finishes its step, saves, and returns."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopFlag:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError):  # not the main thread: no handlers, no graceful stop
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.signum = signum
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -285,6 +175,8 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
     fingerprint = data_fingerprint(Path(cfg.data))
 
     saved: dict[str, Any] | None = None
+    if resume and dist.main:
+        remove_stale_temps(out)
     if resume:
         found = step_checkpoints(ckdir)
         if not found:
@@ -300,7 +192,8 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
         if saved["train_state"]["data_fingerprint"] != fingerprint:
             raise HrmEdgeError("--resume: the dataset changed since the checkpoint (fingerprint differs)", path=out)
 
-    model = build_train_model(cfg, ds).to(device).train()
+    model = build_train_model(cfg, ds, say=(lambda line: print(line, file=sys.stderr, flush=True))
+                              if dist.main else None).to(device).train()
     mcfg = model.config
     if saved is not None and config_to_dict(mcfg) != saved["config"]:
         raise HrmEdgeError(f"--resume: the model config differs from the checkpoint's ({saved['config']})", path=out)
@@ -482,7 +375,7 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
 
     stopped_by: int | None = None
     nonfinite = 0
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         while step < steps_total:
             step += 1
             lr = lr_at(step, cfg.lr, cfg.warmup, steps_total, cfg.lr_min_ratio)
@@ -566,16 +459,17 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
             if (step % cfg.log_every == 0 or step == steps_total) and n_window:
                 if dist.world > 1:
                     keys = sorted(sums)
-                    total = dist.sum_(torch.stack([sums[k] for k in keys] + [step_loss]))
-                    sums, step_loss = {k: total[j] for j, k in enumerate(keys)}, total[-1]
+                    total = dist.sum_(torch.stack([sums[k] for k in keys]))
+                    sums = {k: total[j] for j, k in enumerate(keys)}
                 vals = {k: float(v) for k, v in sums.items()}  # the one host sync per logged step
                 elapsed = time.perf_counter() - t_window
                 cnt = vals.get("count", 0.0)
+                terms = {k: vals.get(k, 0.0) / (cfg.batch * n_window) for k in ("lm_loss", "q_halt_loss",
+                                                                                   "q_continue_loss")}
                 rec: dict[str, Any] = {
-                    "step": step, "epoch": sampler.epoch, "loss": float(step_loss),
-                    "lm_loss": vals["lm_loss"] / (cfg.batch * n_window),
-                    "q_halt_loss": vals["q_halt_loss"] / (cfg.batch * n_window),
-                    "q_continue_loss": vals.get("q_continue_loss", 0.0) / (cfg.batch * n_window),
+                    # the total over the same window as its terms (the step's loss, averaged like them)
+                    "step": step, "epoch": sampler.epoch,
+                    "loss": terms["lm_loss"] + 0.5 * (terms["q_halt_loss"] + terms["q_continue_loss"]), **terms,
                     "lr": lr, "puzzle_lr": sparse.lr if sparse is not None else None, "halted": int(cnt)}
                 if cnt:
                     rec.update({k: vals[k] / cnt for k in ("token_accuracy", "exact_accuracy", "q_halt_accuracy")})
