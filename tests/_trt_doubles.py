@@ -18,7 +18,7 @@ as 8.5's does under numpy >= 1.24 (its table names `np.bool`).
     python tests/_trt_doubles.py build BUNDLE OUT OPTIONS_JSON [--parse-fails] [--as-8.5] [--dla-cores N]
         [--jetson-memory BYTES]
     python tests/_trt_doubles.py run ENGINE BUNDLE TOKENS_NPY HALT [--cuda-graph] [--as-8.5] [--refuse-address]
-    python tests/_trt_doubles.py cli ENGINE BUNDLE [--board NAME --l4t X] -- HRM-EDGE ARGS...
+    python tests/_trt_doubles.py cli ENGINE|- BUNDLE [--board NAME --l4t X] -- HRM-EDGE ARGS...
     python tests/_trt_doubles.py probe85
 """
 
@@ -395,13 +395,10 @@ class FakeCuda:
         FakeCuda.closed = True
 
 
-def mode_build(bundle: str, out: str, options: str, flags: list[str]) -> dict[str, Any]:
-    from hrm_edge.runtime.trt_build import EngineOptions, build_engine
-
-    o = json.loads(options)
-    if o.get("timing_cache"):
-        o["timing_cache"] = Path(o["timing_cache"])
-    opts = EngineOptions(**o)
+def builder_world(bundle: str, flags: list[str]) -> tuple[dict[str, Any], list[Double], dict[str, Any]]:
+    """Builder, parser, config and profile doubles for `bundle`; returns the FakeTrt factories, the layers and
+    what the build read (timing cache bytes). With `--plan-profile` the plan bytes carry the profile set, so a
+    runtime double deserializing them knows it (the engine cache builds where no sidecar path is known)."""
     onnx_path = Path(bundle) / "model.onnx"
     network, layers = network_from_onnx(onnx_path)
     parse_ok = "--parse-fails" not in flags
@@ -410,36 +407,48 @@ def mode_build(bundle: str, out: str, options: str, flags: list[str]) -> dict[st
         else {}  # 10.x names the failing node; 8.x gives only its index
     err = double(trt.ParserError, desc=lambda: "unsupported operator", node=lambda: 0,
                  code=lambda: trt.ErrorCode.UNSUPPORTED_NODE, **named)
-    parser_state = {"errors": 0 if parse_ok else 1}
-    cache_blob: dict[str, bytes] = {}
-
-    def make_cache(data: Any) -> Double:
-        cache_blob["read"] = bytes(data)
-        return double(trt.ITimingCache, serialize=lambda: bytearray(b"TIMING-CACHE-v2:" + bytes(data)))
-
+    read: dict[str, Any] = {}
     caches: list[Double] = []
 
     def create_cache(data: Any) -> Double:
-        caches.append(make_cache(data))
+        read["timing_cache"] = bytes(data)
+        caches.append(double(trt.ITimingCache, serialize=lambda: bytearray(b"TIMING-CACHE-v2:" + bytes(data))))
         return caches[-1]
 
-    as_85 = model_85(flags)
+    shapes: dict[str, Any] = {}
+
+    def set_shape(name: str, lo: Any, opt: Any, hi: Any) -> None:
+        shapes[name] = {"input": name, "min": list(lo), "opt": list(opt), "max": list(hi)}
+
+    def plan(n: Any, c: Any) -> bytearray:
+        return bytearray(b"PLAN" + (json.dumps(list(shapes.values())).encode() if "--plan-profile" in flags else b""))
+
     config = double(trt.IBuilderConfig,
                     create_timing_cache=create_cache, set_timing_cache=lambda c, ig: True,
                     get_timing_cache=lambda: caches[-1], add_optimization_profile=lambda p: 0)
-    profile = double(trt.IOptimizationProfile)
+    profile = double(trt.IOptimizationProfile, set_shape=set_shape)
     dla = int(flags[flags.index("--dla-cores") + 1]) if "--dla-cores" in flags else 2
     fast16 = {"platform_has_fast_fp16": "--no-fast-fp16" not in flags}
     if not hasattr(trt.Builder, "platform_has_fast_fp16"):
         fast16 = {}  # 11.x removed it
     builder = double(trt.Builder, {**fast16, "num_DLA_cores": dla},
                      create_network=lambda flags=0: network, create_builder_config=lambda: config,
-                     create_optimization_profile=lambda: profile,
-                     build_serialized_network=lambda n, c: bytearray(b"PLAN"))
-    parser = double(trt.OnnxParser, {"num_errors": parser_state["errors"]},
+                     create_optimization_profile=lambda: profile, build_serialized_network=plan)
+    parser = double(trt.OnnxParser, {"num_errors": 0 if parse_ok else 1},
                     parse_from_file=lambda path: parse_ok, get_error=lambda i: err)
-    fake = FakeTrt({"Builder": lambda logger: builder, "OnnxParser": lambda net, logger: parser},
-                   version="8.5.2.2" if as_85 else None, as_85=as_85)
+    return {"Builder": lambda logger: builder, "OnnxParser": lambda net, logger: parser}, layers, read
+
+
+def mode_build(bundle: str, out: str, options: str, flags: list[str]) -> dict[str, Any]:
+    from hrm_edge.runtime.trt_build import EngineOptions, build_engine
+
+    o = json.loads(options)
+    if o.get("timing_cache"):
+        o["timing_cache"] = Path(o["timing_cache"])
+    opts = EngineOptions(**o)
+    as_85 = model_85(flags)
+    factories, layers, read = builder_world(bundle, flags)
+    fake = FakeTrt(factories, version="8.5.2.2" if as_85 else None, as_85=as_85)
     memory = int(flags[flags.index("--jetson-memory") + 1]) if "--jetson-memory" in flags else None
     result: dict[str, Any] = {"version": fake.__version__ if as_85 else trt.__version__, "notes": []}
     try:
@@ -450,7 +459,7 @@ def mode_build(bundle: str, out: str, options: str, flags: list[str]) -> dict[st
         if not type(exc).__name__.endswith("HrmEdgeError"):
             result["traceback"] = traceback.format_exc()
     result["cuda_closed"] = FakeCuda.closed
-    result["timing_cache_read"] = cache_blob.get("read", b"").decode(errors="replace") if cache_blob else None
+    result["timing_cache_read"] = read["timing_cache"].decode(errors="replace") if "timing_cache" in read else None
     result["config"] = summarize(layers)
     return result
 
@@ -517,6 +526,12 @@ class FakeMem:
     def compute_capability(self) -> str:
         return "8.7"
 
+    def total_memory(self) -> int:
+        return 64 << 30
+
+    def integrated(self) -> bool:
+        return False
+
     def alloc(self, nbytes: int) -> Any:
         ptr, self.next = self.next, self.next + ((nbytes + 4095) // 4096 + 1) * 4096
         self.mem[ptr] = bytearray(max(nbytes, 1))
@@ -570,8 +585,12 @@ class FakeMem:
         return np.frombuffer(bytes(buf[off:off + n]), dtype).reshape(shape)
 
 
-def fake_device(engine: str, bundle: str, flags: list[str]) -> tuple[FakeTrt, FakeMem, dict[str, Any]]:
-    """The `tensorrt` module and a CUDA device whose engine "executes" the bundle's graph with ONNX Runtime."""
+def fake_device(engine: str | None, bundle: str, flags: list[str],
+                factories: dict[str, Any] | None = None) -> tuple[FakeTrt, FakeMem, dict[str, Any]]:
+    """The `tensorrt` module and a CUDA device whose engine "executes" the bundle's graph with ONNX Runtime.
+
+    The engine's profile comes from the plan bytes when they carry it (`builder_world --plan-profile`), else
+    from `engine`'s sidecar."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(Path(bundle) / "model.onnx"), providers=["CPUExecutionProvider"])
@@ -607,8 +626,9 @@ def fake_device(engine: str, bundle: str, flags: list[str]) -> tuple[FakeTrt, Fa
             kernel(addr, shapes)
         return True
 
-    sidecar = json.loads(Path(engine + ".json").read_text())
-    prof = {p["input"]: p for p in sidecar["profiles"]}
+    prof: dict[str, Any] = {}
+    if engine is not None:
+        prof.update({p["input"]: p for p in json.loads(Path(engine + ".json").read_text())["profiles"]})
     refuse_address = "--refuse-address" in flags
 
     def set_input_shape(name: str, shape: Any) -> bool:
@@ -632,11 +652,21 @@ def fake_device(engine: str, bundle: str, flags: list[str]) -> tuple[FakeTrt, Fa
                  get_tensor_dtype=lambda n: dtypes[n], create_execution_context=lambda: context,
                  get_tensor_profile_shape=lambda n, i: [[p[k][0]] + p[k][1:] for p in [prof[n]] for k in
                                                         ("min", "opt", "max")])
-    runtime = double(trt.Runtime, deserialize_cuda_engine=lambda data: eng)
+    def deserialize(data: Any) -> Double:
+        data = bytes(data)
+        if data.startswith(b"PLAN["):
+            prof.clear()
+            prof.update({p["input"]: p for p in json.loads(data[4:])})
+        state["deserialized"] = state.get("deserialized", 0) + 1
+        return eng
+
+    runtime = double(trt.Runtime, deserialize_cuda_engine=deserialize)
     as_85 = model_85(flags)
-    fake = FakeTrt({"Runtime": lambda logger: runtime}, version="8.5.2.2" if as_85 else None, as_85=as_85)
-    if as_85:  # the engine was "built" by 8.5
-        Path(engine + ".json").write_text(json.dumps({**sidecar, "tensorrt_version": "8.5.2.2"}))
+    fake = FakeTrt({"Runtime": lambda logger: runtime, **(factories or {})}, version="8.5.2.2" if as_85 else None,
+                   as_85=as_85)
+    if as_85 and engine is not None:  # the engine was "built" by 8.5
+        sc = json.loads(Path(engine + ".json").read_text())
+        Path(engine + ".json").write_text(json.dumps({**sc, "tensorrt_version": "8.5.2.2"}))
     return fake, mem, state
 
 
@@ -684,7 +714,8 @@ def mode_cli(engine: str, bundle: str, flags: list[str], argv: list[str]) -> dic
     import hrm_edge.runtime.jetson_info as jetson_info
     from hrm_edge import cli
 
-    fake, mem, state = fake_device(engine, bundle, flags)
+    factories, _layers, _read = builder_world(bundle, [*flags, "--plan-profile"])
+    fake, mem, state = fake_device(None if engine == "-" else engine, bundle, flags, factories)
     sys.modules["tensorrt"] = fake  # type: ignore[assignment]
     cuda_mem.PycudaBackend = lambda *a, **k: mem  # type: ignore[assignment,misc]
     if "--board" in flags:
@@ -699,8 +730,10 @@ def mode_cli(engine: str, bundle: str, flags: list[str], argv: list[str]) -> dic
             cli.main()
         except SystemExit as exc:
             code = int(exc.code or 0)
+    calls = [m for c, m, _a, _k in CALLS if (c, m) == ("Builder", "build_serialized_network")]
     return {"rc": code, "stdout": out.getvalue(), "stderr": err.getvalue(), "problems": PROBLEMS,
-            "max_batch_seen": state.get("max_batch_seen"), "executions": state["executions"], "closed": mem.closed}
+            "max_batch_seen": state.get("max_batch_seen"), "executions": state["executions"], "closed": mem.closed,
+            "builds": len(calls), "deserialized": state.get("deserialized", 0)}
 
 
 def mode_probe85() -> dict[str, Any]:

@@ -369,6 +369,96 @@ def test_every_set_input_shape_result_is_checked(real, bundle, tmp_path_factory,
 
 
 # --------------------------------------------------------------------------------------------------
+# the CLI as the user runs it: `import tensorrt` answers the doubles, pycuda the fake device
+# --------------------------------------------------------------------------------------------------
+def _cli(real, engine: str, bundle: Path, *argv: str, flags: tuple[str, ...] = ()) -> dict:
+    return real.run("_trt_doubles.py", "cli", engine, str(bundle), *flags, "--", *map(str, argv))
+
+
+def _one_line(got: dict) -> str:
+    """The one `error:` line (exit 2) that ends the command; notes printed before it are allowed."""
+    lines = got["stderr"].strip().splitlines()
+    errors = [x for x in lines if x.startswith("error: ")]
+    assert got["rc"] == 2 and errors == lines[-1:], got
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def small_engine(bundle, tmp_path_factory) -> Path:
+    """A 10.3 engine of the step bundle with --max-batch 4, in a folder of its own (its sidecar names the bundle)."""
+    folder = tmp_path_factory.mktemp("small-engine")
+    assert "error" not in _build(_real("10.3"), bundle, folder, max_batch=4)
+    return folder / "model.engine"
+
+
+def test_cli_solve_with_a_batch_above_the_engine_profile(bundle, small_engine, tasks_dir, tmp_path,
+                                                         monkeypatch, cli_fast) -> None:
+    """`solve --engine E --batch 6` with E built for batch 1-4: every call the engine sees is within its profile,
+    and the submission is ONNX Runtime's on the same bundle, byte for byte."""
+    got = _cli(_real("10.3"), str(small_engine), bundle, "solve", tasks_dir, "--engine", small_engine, "--batch", 6,
+               "--augment", 2, "--out", tmp_path / "trt.json")
+    assert got["rc"] == 0, got["stderr"]
+    assert got["problems"] == [] and got["max_batch_seen"] == 4 and got["closed"]
+    monkeypatch.setenv("HRM_EDGE_ORT_FUSIONS", "0")  # the doubles' engine runs the graph as written
+    cli_fast("solve", str(tasks_dir), "--bundle", str(bundle), "--batch", "6", "--augment", "2", "--out",
+             str(tmp_path / "ort.json"))
+    assert (tmp_path / "trt.json").read_bytes() == (tmp_path / "ort.json").read_bytes()
+
+
+def test_cli_refuses_an_engine_of_another_board_or_onnx(bundle, small_engine, tasks_dir, tmp_path) -> None:
+    real = _real("10.3")
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(small_engine.read_bytes())
+    sc = json.loads(Path(str(small_engine) + ".json").read_text())
+    agx = {**sc, "board": "NVIDIA Jetson AGX Orin Developer Kit", "l4t": "36.4.3"}
+    Path(str(engine) + ".json").write_text(json.dumps(agx))
+    args = ("solve", tasks_dir, "--engine", engine, "--augment", 1, "--out", tmp_path / "s.json")
+    nano = ("--board", "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super", "--l4t", "36.4.3")
+    line = _one_line(_cli(real, str(engine), bundle, *args, flags=nano))
+    assert "built for board 'NVIDIA Jetson AGX Orin Developer Kit'" in line and "rebuild it here" in line
+    ok = _cli(real, str(engine), bundle, *args, flags=("--board", agx["board"], "--l4t", "36.4.3"))
+    assert ok["rc"] == 0, ok["stderr"]
+    Path(str(engine) + ".json").write_text(json.dumps({**agx, "onnx_sha256": "0" * 64}))
+    line = _one_line(_cli(real, str(engine), bundle, *args, flags=("--board", agx["board"])))
+    assert "built from another model.onnx" in line
+    assert not (tmp_path / "s.json").exists() or ok["rc"] == 0
+
+
+def test_cli_build_engine_dla_on_an_orin_nano(bundle, small_engine, tmp_path) -> None:
+    got = _cli(_real("10.3"), str(small_engine), bundle, "build-engine", bundle, "--fp16", "--dla", 0, "--min-batch",
+               4, "--opt-batch", 4, "--max-batch", 4, "--out", tmp_path / "d.engine",
+               flags=("--board", "NVIDIA Jetson Orin Nano Developer Kit"))
+    assert "has no DLA cores (Orin Nano)" in _one_line(got)
+    assert not (tmp_path / "d.engine").exists()
+
+
+@pytest.mark.parametrize("version", ["10.3", "11.4"])
+def test_cli_trt_builds_on_first_use_then_loads_from_the_cache(version, bundle, tasks_dir, tmp_path,
+                                                               monkeypatch) -> None:
+    real = _real(version)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HRM_EDGE_ENGINE_CACHE", str(cache))
+    args = ("solve", tasks_dir, "--bundle", bundle, "--trt", "--batch", 4, "--augment", 2)
+    first = _cli(real, "-", bundle, *args, "--out", tmp_path / "1.json")
+    assert first["rc"] == 0, first["stderr"]
+    assert first["builds"] == 1 and "engine cache: building" in first["stderr"] and first["problems"] == []
+    second = _cli(real, "-", bundle, *args, "--out", tmp_path / "2.json")
+    assert second["rc"] == 0 and second["builds"] == 0 and second["deserialized"] == 1, second["stderr"]
+    assert (tmp_path / "1.json").read_bytes() == (tmp_path / "2.json").read_bytes()
+    latency = _cli(real, "-", bundle, *args, "--trt-profile", "latency", "--out", tmp_path / "3.json")
+    assert latency["rc"] == 0 and latency["builds"] == 1 and latency["max_batch_seen"] == 1, latency["stderr"]
+    keys = sorted(json.loads(p.read_text())["profile"] for p in cache.glob("*/key.json"))
+    assert keys == [[1, 1, 1], [1, 4, 4]]
+    key = json.loads(next(cache.glob("*/key.json")).read_text())
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert key["onnx_sha256"] == manifest["onnx"]["sha256"] and key["tensorrt"].startswith(version)
+    assert key["typing"] == ("strong" if version == "11.4" else "weak") and key["precision"] == "fp32"
+    assert len(list(cache.glob("timing-*.cache"))) == 1  # one timing cache per TensorRT and device
+    bad = _cli(real, "-", bundle, *args, "--trt-profile", "fastest", "--out", tmp_path / "4.json")
+    assert "--trt-profile must be one of throughput, latency" in _one_line(bad)
+
+
+# --------------------------------------------------------------------------------------------------
 # on a real GPU with TensorRT (skips here: no machine of this project has one)
 # --------------------------------------------------------------------------------------------------
 def _gpu_reason() -> str | None:
