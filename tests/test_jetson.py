@@ -7,6 +7,7 @@ JetPack 6 on Orin Nano and AGX Orin: a date, then `mW` values).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -345,3 +346,23 @@ def test_jetson_scripts_parse_and_refuse_non_jetson(script, tmp_path) -> None:
     if not Path("/etc/nv_tegra_release").exists():
         p = subprocess.run(["bash", str(path)], capture_output=True, text=True, cwd=tmp_path, timeout=60)
         assert p.returncode == 2 and "not a Jetson" in p.stderr
+
+
+def test_device_check_script_says_in_one_line_when_there_is_no_gpu(tmp_path) -> None:
+    """jetson/check.sh needs TensorRT + pycuda + a CUDA device; without them: one line, exit 2, nothing written.
+    (Its device run itself is for a machine with a GPU: none of this project's has one.)"""
+    script = REPO / "jetson" / "check.sh"
+    assert os.access(script, os.X_OK)
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is importable here: the script would run the device path")
+    p = subprocess.run(["bash", str(script), str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHON=sys.executable))
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        "check.sh: no NVIDIA GPU with TensorRT and pycuda here: TensorRT is not importable (No module named "
+        "'tensorrt')"]
+    assert not (tmp_path / "out").exists()
+    text = script.read_text()
+    for step in ("doctor --json", "demo --tasks", "--precision fp16", "build-engine", "compare", "--cuda-graph",
+                 "report.json", "report.md"):
+        assert step in text
