@@ -276,6 +276,29 @@ def test_strong_typing_checks_the_flags_against_the_bundle(real, bundle, tmp_pat
     assert not (tmp_path / "model.engine").exists()
 
 
+def test_the_fp16_bundle_is_what_a_strongly_typed_build_needs(fp16_bundle) -> None:
+    """A strongly typed engine runs the graph's own types, so the fp16 bundle must carry them: fp32 graph
+    inputs and outputs, fp16 matmuls, fp32 softmax, norms and the residual sums feeding them."""
+    import onnx
+    from onnx import TensorProto
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(fp16_bundle / "model.onnx")))
+    g = model.graph
+    assert {v.type.tensor_type.elem_type for v in list(g.input) + list(g.output)} <= {
+        TensorProto.FLOAT, TensorProto.INT32, TensorProto.BOOL}
+    types = {v.name: v.type.tensor_type.elem_type for v in list(g.value_info) + list(g.input) + list(g.output)}
+    types.update({t.name: t.data_type for t in g.initializer})
+
+    def in_types(op: str) -> set[int]:
+        return {types.get(i) for n in g.node if n.op_type == op for i in n.input[:2] if i}
+
+    assert in_types("MatMul") == {TensorProto.FLOAT16}
+    assert in_types("Softmax") == {TensorProto.FLOAT} and in_types("ReduceMean") == {TensorProto.FLOAT}
+    producer = {o: n for n in g.node for o in n.output}
+    residual = [producer[n.input[0]] for n in g.node if n.op_type == "ReduceMean" and n.input[0] in producer]
+    assert residual and all(types.get(p.output[0]) == TensorProto.FLOAT for p in residual)
+
+
 # --------------------------------------------------------------------------------------------------
 # 4. TensorRT 8.5 (JetPack 5), modelled as 8.6 minus what 8.6 added
 # --------------------------------------------------------------------------------------------------
