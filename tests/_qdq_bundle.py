@@ -41,7 +41,8 @@ def make_bundle(folder: Path, kind: str = "qdq", batch: int | str = "dynamic") -
     folder.mkdir(parents=True, exist_ok=True)
     onnx.save(_graph(kind), str(folder / "model.onnx"))
     manifest = {"format": "hrm-edge-bundle", "format_version": 1, "spec": spec_from_config(preset("tiny")).to_dict(),
-                "act": {"mode": "step", "halt": None}, "precision": "int8" if kind != "fp32" else "fp32",
+                "act": {"mode": "step", "halt": None},
+                "precision": {"qdq": "int8-qdq", "ort-int8": "int8"}.get(kind, kind),
                 "batch": batch, "onnx": {"file": "model.onnx", "sha256": "toy"},
                 "inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 8]}],
                 "outputs": [{"name": "y", "dtype": "float32", "shape": ["batch", 4]}]}

@@ -9,9 +9,17 @@ Enums, `DataType`, `nptype` and `__version__` are the real ones. The doubles rec
 configured; the result is printed as one JSON line for the test to assert on. API conformance, not
 execution: no engine is built or run.
 
+TensorRT 8.5 (JetPack 5) has no wheel on PyPI for a Python hrm-edge runs on, so `--as-8.5` models it
+as the 8.6 bindings minus what NVIDIA's 8.6.0 EA "API changes" list as new in 8.6 (`API_86_NEW`): reading
+any of those names, enum members or class attributes is a conformance failure, and `trt.nptype` raises
+as 8.5's does under numpy >= 1.24 (its table names `np.bool`).
+
     python tests/_trt_doubles.py names
     python tests/_trt_doubles.py build BUNDLE OUT OPTIONS_JSON [--parse-fails] [--as-8.5] [--dla-cores N]
-    python tests/_trt_doubles.py run ENGINE BUNDLE TOKENS_NPY HALT [--cuda-graph]
+        [--jetson-memory BYTES]
+    python tests/_trt_doubles.py run ENGINE BUNDLE TOKENS_NPY HALT [--cuda-graph] [--as-8.5] [--refuse-address]
+    python tests/_trt_doubles.py cli ENGINE|- BUNDLE [--board NAME --l4t X] -- HRM-EDGE ARGS...
+    python tests/_trt_doubles.py probe85
 """
 
 from __future__ import annotations
@@ -33,6 +41,21 @@ REPO = Path(__file__).resolve().parents[1]
 TRT_SOURCES = ["hrm_edge/runtime/tensorrt.py", "hrm_edge/runtime/trt_build.py", "hrm_edge/runtime/trt_compat.py"]
 PREFIX = "tensorrt_bindings.tensorrt."
 PROBLEMS: list[str] = []  # every conformance failure, also raised where it happens
+# New in TensorRT 8.6 (NVIDIA TensorRT 8.6.0 EA API reference, "API Changes For TensorRT 8.6.0 EA", new
+# Python APIs), so absent from 8.5: module names, enum members ("Enum.MEMBER") and class attributes.
+API_86_NEW = {
+    "module": {"INormalizationLayer", "ICastLayer", "HardwareCompatibilityLevel"},
+    "members": {"LayerType.NORMALIZATION", "LayerType.CAST", "BuilderFlag.VERSION_COMPATIBLE",
+                "BuilderFlag.EXCLUDE_LEAN_RUNTIME", "BuilderFlag.FP8", "DataType.FP8", "MemoryPoolType.TACTIC_DRAM",
+                "PreviewFeature.PROFILE_SHARING_0806"},
+    "attributes": {"IBuilderConfig": {"builder_optimization_level", "hardware_compatibility_level", "max_aux_streams",
+                                      "plugins_to_serialize"},
+                   "INetworkDefinition": {"add_normalization", "add_cast"},
+                   "IExecutionContext": {"set_aux_streams"},
+                   "ICudaEngine": {"hardware_compatibility_level", "num_aux_streams"},
+                   "Runtime": {"engine_host_code_allowed", "load_runtime"}},
+}
+HIDDEN: dict[str, set[str]] = {}  # class name -> attributes the modelled TensorRT lacks (filled by --as-8.5)
 CALLS: list[tuple[str, str, list[Any], dict[str, Any]]] = []
 SETS: list[tuple[str, str, Any, Any]] = []  # (class, property, value, the object's own `name`)
 
@@ -88,15 +111,15 @@ def accepts(type_name: str, value: Any) -> bool:
     t = type_name.strip()
     if t.startswith("Optional[") or t.startswith("typing.Optional["):
         return value is None or accepts(t[t.index("[") + 1:-1], value)
-    if t in ("int",):
+    if t in ("int", "typing.SupportsInt", "SupportsInt"):
         return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-    if t == "float":
+    if t in ("float", "typing.SupportsFloat", "SupportsFloat"):
         return isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
     if t == "bool":
         return isinstance(value, (bool, np.bool_))
     if t == "str":
         return isinstance(value, str)
-    if t in ("buffer", "bytes"):
+    if t in ("buffer", "bytes", "typing_extensions.Buffer", "collections.abc.Buffer"):
         return isinstance(value, (bytes, bytearray, memoryview, np.ndarray))
     if t in ("tuple",):
         return isinstance(value, tuple)
@@ -204,22 +227,54 @@ def double(cls: type, props: dict[str, Any] | None = None, hidden: tuple[str, ..
                                  f"{trt.__version__} does not have")
     d = Double(spec_set=cls)
     d.__dict__["_answers"] = answers
-    d.__dict__["_hidden"] = hidden
+    d.__dict__["_hidden"] = tuple(hidden) + tuple(HIDDEN.get(cls.__name__, ()))
     for k, v in (props or {}).items():
         NonCallableMagicMock.__setattr__(d, k, v)
     d.__dict__["_armed"] = True
     return d
 
 
-class FakeTrt:
-    """The `tensorrt` module as the code sees it: real names, doubles for the objects that need a GPU."""
+class EnumView:
+    """A real TensorRT enum seen through a TensorRT that lacks some of its members (8.5)."""
 
-    def __init__(self, factories: dict[str, Any], version: str | None = None) -> None:
+    def __init__(self, enum: Any, missing: set[str]) -> None:
+        self._enum, self._missing = enum, missing
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._missing:
+            PROBLEMS.append(f"{self._enum.__name__}.{name} does not exist in the modelled TensorRT")
+            raise AttributeError(f"{self._enum.__name__}.{name}")
+        return getattr(self._enum, name)
+
+    @property
+    def __members__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._enum.__members__.items() if k not in self._missing}
+
+
+class FakeTrt:
+    """The `tensorrt` module as the code sees it: real names, doubles for the objects that need a GPU.
+
+    With `as_85`, the names NVIDIA added in 8.6 are missing, as in TensorRT 8.5."""
+
+    def __init__(self, factories: dict[str, Any], version: str | None = None, as_85: bool = False) -> None:
         self._factories = factories
+        self._as_85 = as_85
         if version:
             self.__version__ = version
 
     def __getattr__(self, name: str) -> Any:
+        if self._as_85:
+            if name in API_86_NEW["module"]:
+                PROBLEMS.append(f"trt.{name} does not exist in TensorRT 8.5")
+                raise AttributeError(name)
+            if name == "nptype":
+                def nptype(_: Any) -> Any:  # 8.5's table names np.bool: every lookup raises under numpy >= 1.24
+                    PROBLEMS.append("trt.nptype was called: TensorRT 8.5's raises under numpy >= 1.24")
+                    raise AttributeError("module 'numpy' has no attribute 'bool'")
+                return nptype
+            missing = {m.split(".", 1)[1] for m in API_86_NEW["members"] if m.split(".", 1)[0] == name}
+            if missing:
+                return EnumView(getattr(trt, name), missing)
         real = getattr(trt, name)  # AttributeError for a name this TensorRT lacks
         make = self._factories.get(name)
         if make is None:
@@ -231,6 +286,14 @@ class FakeTrt:
             return make(*args, **kwargs)
 
         return construct
+
+
+def model_85(flags: list[str]) -> bool:
+    """`--as-8.5`: hide from every double what 8.5 lacks."""
+    if "--as-8.5" not in flags:
+        return False
+    HIDDEN.update({k: set(v) for k, v in API_86_NEW["attributes"].items()})
+    return True
 
 
 # --------------------------------------------------------------------------------------------------
@@ -308,9 +371,13 @@ def network_from_onnx(path: Path) -> tuple[Double, list[Double]]:
 
 
 class FakeCuda:
-    """Stands in for cuda_mem.PycudaBackend in the build (device facts only)."""
+    """Stands in for cuda_mem.PycudaBackend in the build (device facts only): a discrete GPU, or with
+    `memory` a Jetson whose GPU shares that many bytes with the CPU."""
 
     closed = False
+
+    def __init__(self, memory: int | None = None) -> None:
+        self.memory = memory
 
     def device_name(self) -> str:
         return "Orin (double)"
@@ -318,8 +385,58 @@ class FakeCuda:
     def compute_capability(self) -> str:
         return "8.7"
 
+    def total_memory(self) -> int:
+        return self.memory or 80 << 30
+
+    def integrated(self) -> bool:
+        return self.memory is not None
+
     def close(self) -> None:
         FakeCuda.closed = True
+
+
+def builder_world(bundle: str, flags: list[str]) -> tuple[dict[str, Any], list[Double], dict[str, Any]]:
+    """Builder, parser, config and profile doubles for `bundle`; returns the FakeTrt factories, the layers and
+    what the build read (timing cache bytes). With `--plan-profile` the plan bytes carry the profile set, so a
+    runtime double deserializing them knows it (the engine cache builds where no sidecar path is known)."""
+    onnx_path = Path(bundle) / "model.onnx"
+    network, layers = network_from_onnx(onnx_path)
+    parse_ok = "--parse-fails" not in flags
+    first = layers[0].name
+    named = {"node_name": lambda: first, "node_operator": lambda: "Cast"} if hasattr(trt.ParserError, "node_name") \
+        else {}  # 10.x names the failing node; 8.x gives only its index
+    err = double(trt.ParserError, desc=lambda: "unsupported operator", node=lambda: 0,
+                 code=lambda: trt.ErrorCode.UNSUPPORTED_NODE, **named)
+    read: dict[str, Any] = {}
+    caches: list[Double] = []
+
+    def create_cache(data: Any) -> Double:
+        read["timing_cache"] = bytes(data)
+        caches.append(double(trt.ITimingCache, serialize=lambda: bytearray(b"TIMING-CACHE-v2:" + bytes(data))))
+        return caches[-1]
+
+    shapes: dict[str, Any] = {}
+
+    def set_shape(name: str, lo: Any, opt: Any, hi: Any) -> None:
+        shapes[name] = {"input": name, "min": list(lo), "opt": list(opt), "max": list(hi)}
+
+    def plan(n: Any, c: Any) -> bytearray:
+        return bytearray(b"PLAN" + (json.dumps(list(shapes.values())).encode() if "--plan-profile" in flags else b""))
+
+    config = double(trt.IBuilderConfig,
+                    create_timing_cache=create_cache, set_timing_cache=lambda c, ig: True,
+                    get_timing_cache=lambda: caches[-1], add_optimization_profile=lambda p: 0)
+    profile = double(trt.IOptimizationProfile, set_shape=set_shape)
+    dla = int(flags[flags.index("--dla-cores") + 1]) if "--dla-cores" in flags else 2
+    fast16 = {"platform_has_fast_fp16": "--no-fast-fp16" not in flags}
+    if not hasattr(trt.Builder, "platform_has_fast_fp16"):
+        fast16 = {}  # 11.x removed it
+    builder = double(trt.Builder, {**fast16, "num_DLA_cores": dla},
+                     create_network=lambda flags=0: network, create_builder_config=lambda: config,
+                     create_optimization_profile=lambda: profile, build_serialized_network=plan)
+    parser = double(trt.OnnxParser, {"num_errors": 0 if parse_ok else 1},
+                    parse_from_file=lambda path: parse_ok, get_error=lambda i: err)
+    return {"Builder": lambda logger: builder, "OnnxParser": lambda net, logger: parser}, layers, read
 
 
 def mode_build(bundle: str, out: str, options: str, flags: list[str]) -> dict[str, Any]:
@@ -329,50 +446,20 @@ def mode_build(bundle: str, out: str, options: str, flags: list[str]) -> dict[st
     if o.get("timing_cache"):
         o["timing_cache"] = Path(o["timing_cache"])
     opts = EngineOptions(**o)
-    onnx_path = Path(bundle) / "model.onnx"
-    network, layers = network_from_onnx(onnx_path)
-    parse_ok = "--parse-fails" not in flags
-    first = layers[0].name
-    named = {"node_name": lambda: first, "node_operator": lambda: "Cast"} if hasattr(trt.ParserError, "node_name") \
-        else {}  # 10.x names the failing node; 8.x gives only its index
-    err = double(trt.ParserError, desc=lambda: "unsupported operator", node=lambda: 0,
-                 code=lambda: trt.ErrorCode.UNSUPPORTED_NODE, **named)
-    parser_state = {"errors": 0 if parse_ok else 1}
-    cache_blob: dict[str, bytes] = {}
-
-    def make_cache(data: Any) -> Double:
-        cache_blob["read"] = bytes(data)
-        return double(trt.ITimingCache, serialize=lambda: bytearray(b"TIMING-CACHE-v2:" + bytes(data)))
-
-    caches: list[Double] = []
-
-    def create_cache(data: Any) -> Double:
-        caches.append(make_cache(data))
-        return caches[-1]
-
-    as_85 = "--as-8.5" in flags  # TensorRT 8.5: the 8.6 API without builder_optimization_level
-    config = double(trt.IBuilderConfig, hidden=("builder_optimization_level",) if as_85 else (),
-                    create_timing_cache=create_cache, set_timing_cache=lambda c, ig: True,
-                    get_timing_cache=lambda: caches[-1], add_optimization_profile=lambda p: 0)
-    profile = double(trt.IOptimizationProfile)
-    dla = int(flags[flags.index("--dla-cores") + 1]) if "--dla-cores" in flags else 2
-    builder = double(trt.Builder, {"platform_has_fast_fp16": True, "num_DLA_cores": dla},
-                     create_network=lambda flags=0: network, create_builder_config=lambda: config,
-                     create_optimization_profile=lambda: profile,
-                     build_serialized_network=lambda n, c: bytearray(b"PLAN"))
-    parser = double(trt.OnnxParser, {"num_errors": parser_state["errors"]},
-                    parse_from_file=lambda path: parse_ok, get_error=lambda i: err)
-    fake = FakeTrt({"Builder": lambda logger: builder, "OnnxParser": lambda net, logger: parser},
-                   version="8.5.2.2" if as_85 else None)
-    result: dict[str, Any] = {"version": trt.__version__}
+    as_85 = model_85(flags)
+    factories, layers, read = builder_world(bundle, flags)
+    fake = FakeTrt(factories, version="8.5.2.2" if as_85 else None, as_85=as_85)
+    memory = int(flags[flags.index("--jetson-memory") + 1]) if "--jetson-memory" in flags else None
+    result: dict[str, Any] = {"version": fake.__version__ if as_85 else trt.__version__, "notes": []}
     try:
-        result["sidecar"] = build_engine(bundle, out, opts, trt=fake, cuda=FakeCuda(), say=lambda m: None)
+        result["sidecar"] = build_engine(bundle, out, opts, trt=fake, cuda=FakeCuda(memory),
+                                         say=result["notes"].append)
     except Exception as exc:  # reported, and the test decides whether it was expected
         result["error"] = f"{type(exc).__name__}: {exc}"
         if not type(exc).__name__.endswith("HrmEdgeError"):
             result["traceback"] = traceback.format_exc()
     result["cuda_closed"] = FakeCuda.closed
-    result["timing_cache_read"] = cache_blob.get("read", b"").decode(errors="replace") if cache_blob else None
+    result["timing_cache_read"] = read["timing_cache"].decode(errors="replace") if "timing_cache" in read else None
     result["config"] = summarize(layers)
     return result
 
@@ -396,6 +483,7 @@ def summarize(layers: list[Double]) -> dict[str, Any]:
     fp32 = sorted({who for c, n, v, who in SETS if (c, n) == ("ILayer", "precision") and v == trt.float32})
     return {
         "flags": [a[0] for c, m, a, _ in calls if (c, m) == ("IBuilderConfig", "set_flag")],
+        "cleared": [a[0] for c, m, a, _ in calls if (c, m) == ("IBuilderConfig", "clear_flag")],
         "memory_pool": [a for c, m, a, _ in calls if m == "set_memory_pool_limit"],
         "network_flags": [a for c, m, a, _ in calls if m == "create_network"],
         "profile": [a for c, m, a, _ in calls if (c, m) == ("IOptimizationProfile", "set_shape")],
@@ -434,6 +522,15 @@ class FakeMem:
     # the cuda_mem.PycudaBackend interface
     def device_name(self) -> str:
         return "Orin (double)"
+
+    def compute_capability(self) -> str:
+        return "8.7"
+
+    def total_memory(self) -> int:
+        return 64 << 30
+
+    def integrated(self) -> bool:
+        return False
 
     def alloc(self, nbytes: int) -> Any:
         ptr, self.next = self.next, self.next + ((nbytes + 4095) // 4096 + 1) * 4096
@@ -488,11 +585,13 @@ class FakeMem:
         return np.frombuffer(bytes(buf[off:off + n]), dtype).reshape(shape)
 
 
-def mode_run(engine: str, bundle: str, tokens_npy: str, halt: str, flags: list[str]) -> dict[str, Any]:
-    import onnxruntime as ort
+def fake_device(engine: str | None, bundle: str, flags: list[str],
+                factories: dict[str, Any] | None = None) -> tuple[FakeTrt, FakeMem, dict[str, Any]]:
+    """The `tensorrt` module and a CUDA device whose engine "executes" the bundle's graph with ONNX Runtime.
 
-    from hrm_edge.runtime.onnxruntime import OrtRunner
-    from hrm_edge.runtime.tensorrt import TrtRunner
+    The engine's profile comes from the plan bytes when they carry it (`builder_world --plan-profile`), else
+    from `engine`'s sidecar."""
+    import onnxruntime as ort
 
     sess = ort.InferenceSession(str(Path(bundle) / "model.onnx"), providers=["CPUExecutionProvider"])
     ins = {i.name: i for i in sess.get_inputs()}
@@ -527,27 +626,72 @@ def mode_run(engine: str, bundle: str, tokens_npy: str, halt: str, flags: list[s
             kernel(addr, shapes)
         return True
 
-    context = double(trt.IExecutionContext,
-                     set_input_shape=lambda name, shape: state["shapes"].__setitem__(name, tuple(shape)) or True,
-                     set_tensor_address=lambda name, ptr: state["addr"].__setitem__(name, int(ptr)) or True,
+    prof: dict[str, Any] = {}
+    if engine is not None:
+        prof.update({p["input"]: p for p in json.loads(Path(engine + ".json").read_text())["profiles"]})
+    refuse_address = "--refuse-address" in flags
+
+    def set_input_shape(name: str, shape: Any) -> bool:
+        p = prof.get(name)
+        if p and not p["min"][0] <= shape[0] <= p["max"][0]:
+            return False  # as TensorRT does outside the profile
+        state["shapes"][name] = tuple(shape)
+        state["max_batch_seen"] = max(state.get("max_batch_seen", 0), int(shape[0]))
+        return True
+
+    def set_tensor_address(name: str, ptr: int) -> bool:
+        if refuse_address:
+            return False
+        state["addr"][name] = int(ptr)
+        return True
+
+    context = double(trt.IExecutionContext, set_input_shape=set_input_shape, set_tensor_address=set_tensor_address,
                      get_tensor_shape=lambda name: output_shape(name), execute_async_v3=execute)
     eng = double(trt.ICudaEngine, {"num_io_tensors": len(names)}, get_tensor_name=lambda i: names[i],
                  get_tensor_mode=lambda n: trt.TensorIOMode.INPUT if n in ins else trt.TensorIOMode.OUTPUT,
-                 get_tensor_dtype=lambda n: dtypes[n], create_execution_context=lambda: context)
-    runtime = double(trt.Runtime, deserialize_cuda_engine=lambda data: eng)
-    fake = FakeTrt({"Runtime": lambda logger: runtime})
+                 get_tensor_dtype=lambda n: dtypes[n], create_execution_context=lambda: context,
+                 get_tensor_profile_shape=lambda n, i: [[p[k][0]] + p[k][1:] for p in [prof[n]] for k in
+                                                        ("min", "opt", "max")])
+    def deserialize(data: Any) -> Double:
+        data = bytes(data)
+        if data.startswith(b"PLAN["):
+            prof.clear()
+            prof.update({p["input"]: p for p in json.loads(data[4:])})
+        state["deserialized"] = state.get("deserialized", 0) + 1
+        return eng
+
+    runtime = double(trt.Runtime, deserialize_cuda_engine=deserialize)
+    as_85 = model_85(flags)
+    fake = FakeTrt({"Runtime": lambda logger: runtime, **(factories or {})}, version="8.5.2.2" if as_85 else None,
+                   as_85=as_85)
+    if as_85 and engine is not None:  # the engine was "built" by 8.5
+        sc = json.loads(Path(engine + ".json").read_text())
+        Path(engine + ".json").write_text(json.dumps({**sc, "tensorrt_version": "8.5.2.2"}))
+    return fake, mem, state
+
+
+def mode_run(engine: str, bundle: str, tokens_npy: str, halt: str, flags: list[str]) -> dict[str, Any]:
+    from hrm_edge.runtime.onnxruntime import OrtRunner
+    from hrm_edge.runtime.tensorrt import TrtRunner
+
+    fake, mem, state = fake_device(engine, bundle, flags)
     tokens = np.load(tokens_npy)
     runner = TrtRunner.from_engine(engine, trt_module=fake, cuda_factory=lambda: mem,
                                    cuda_graph="--cuda-graph" in flags)
-    with runner:
-        got = runner.run_act(tokens, None, halt=halt)
-        got2 = runner.run_act(tokens, None, halt=halt)  # a second batch reuses buffers (and graphs)
+    try:
+        with runner:
+            got = runner.run_act(tokens, None, halt=halt)
+            got2 = runner.run_act(tokens, None, halt=halt)  # a second batch reuses buffers (and graphs)
+    except Exception as exc:  # reported, and the test decides whether it was expected
+        return {"error": f"{type(exc).__name__}: {exc}", "closed": mem.closed, "problems": PROBLEMS,
+                "traceback": "" if type(exc).__name__.endswith("HrmEdgeError") else traceback.format_exc()}
     ref_runner = OrtRunner.from_bundle(bundle)
     ref_runner.fusions = False  # the double's "engine" runs the bundle's graph as written, so must the reference
     with ref_runner:
         ref = ref_runner.run_act(tokens, None, halt=halt)
     return {"version": trt.__version__, "executions": state["executions"], "graph_launches": mem.launches,
             "closed": mem.closed, "live_allocations": len(mem.mem), "freed": mem.freed,
+            "max_batch_seen": state.get("max_batch_seen"),
             "dtoh_bytes": mem.dtoh_bytes, "htod_bytes": mem.htod_bytes,
             "logits_bytes_per_sample": int(np.prod(got.logits.shape[1:])) * 4,
             "carry_bytes_per_sample": runner.spec.carry_len * runner.spec.hidden_size * 4 * 2,
@@ -559,11 +703,87 @@ def mode_run(engine: str, bundle: str, tokens_npy: str, halt: str, flags: list[s
             "problems": PROBLEMS}
 
 
+def mode_cli(engine: str, bundle: str, flags: list[str], argv: list[str]) -> dict[str, Any]:
+    """`hrm-edge ARGV` with `import tensorrt` answering the fake module and pycuda the fake device, so the
+    CLI's own path (option checks, runtime opening, sidecar checks, batching, output) runs end to end.
+    `--board NAME` / `--l4t X` make the machine a Jetson of that board and release."""
+    import contextlib
+    import io
+
+    import hrm_edge.runtime.cuda_mem as cuda_mem
+    import hrm_edge.runtime.jetson_info as jetson_info
+    from hrm_edge import cli
+
+    factories, _layers, _read = builder_world(bundle, [*flags, "--plan-profile"])
+    fake, mem, state = fake_device(None if engine == "-" else engine, bundle, flags, factories)
+    sys.modules["tensorrt"] = fake  # type: ignore[assignment]
+    cuda_mem.PycudaBackend = lambda *a, **k: mem  # type: ignore[assignment,misc]
+    if "--board" in flags:
+        facts = {"l4t": flags[flags.index("--l4t") + 1] if "--l4t" in flags else "36.4.3", "jetpack": None,
+                 "board": flags[flags.index("--board") + 1], "nvpmodel": None, "jetson_clocks": None}
+        jetson_info.jetson_facts = lambda: dict(facts)  # type: ignore[assignment]
+    out, err = io.StringIO(), io.StringIO()
+    sys.argv = ["hrm-edge", *argv]
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            cli.main()
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    calls = [m for c, m, _a, _k in CALLS if (c, m) == ("Builder", "build_serialized_network")]
+    return {"rc": code, "stdout": out.getvalue(), "stderr": err.getvalue(), "problems": PROBLEMS,
+            "max_batch_seen": state.get("max_batch_seen"), "executions": state["executions"], "closed": mem.closed,
+            "builds": len(calls), "deserialized": state.get("deserialized", 0)}
+
+
+def mode_probe85() -> dict[str, Any]:
+    """Every name 8.6 added must be refused by the 8.5 model; the fp32 layer kinds seen by each."""
+    from hrm_edge.runtime import trt_compat
+
+    fake86 = FakeTrt({})
+    kinds86 = sorted(f"LayerType.{k.name}" for k in trt_compat.fp32_layer_kinds(fake86))
+    model_85(["--as-8.5"])
+    fake = FakeTrt({}, version="8.5.2.2", as_85=True)
+    reachable, checked = [], 0
+    for name in API_86_NEW["module"] | {"nptype"}:
+        checked += 1
+        try:
+            obj = getattr(fake, name)
+            if name == "nptype":
+                obj(trt.float32)
+            reachable.append(name)
+        except AttributeError:
+            pass
+    for chain in API_86_NEW["members"]:
+        enum, member = chain.split(".")
+        checked += 1
+        if hasattr(getattr(fake, enum), member) or member in getattr(fake, enum).__members__:
+            reachable.append(chain)
+    for cls_name, attrs in API_86_NEW["attributes"].items():
+        d = double(getattr(trt, cls_name))
+        for a in attrs:
+            checked += 1
+            try:
+                getattr(d, a)
+                reachable.append(f"{cls_name}.{a}")
+            except (AttributeError, AssertionError) as exc:
+                if "does not exist" not in str(exc):
+                    reachable.append(f"{cls_name}.{a} ({exc})")
+    kinds85 = sorted(f"LayerType.{k.name}" for k in trt_compat.fp32_layer_kinds(fake))
+    return {"reachable": reachable, "checked": checked, "fp32_kinds_85": kinds85, "fp32_kinds_86": kinds86}
+
+
 def main() -> None:
     mode, args = sys.argv[1], sys.argv[2:]
     pos = [a for a in args if not a.startswith("--")]
     if mode == "names":
         out = mode_names()
+    elif mode == "probe85":
+        out = mode_probe85()
+    elif mode == "cli":  # cli ENGINE BUNDLE [flags] -- ARGV...
+        cut = args.index("--")
+        mine = args[:cut]
+        out = mode_cli(mine[0], mine[1], mine[2:], args[cut + 1:])
     elif mode == "build":
         out = mode_build(pos[0], pos[1], pos[2], args)
     elif mode == "run":

@@ -1,7 +1,8 @@
 """The real TensorRT Python bindings on a machine without TensorRT: wheels, stub libraries, a subprocess.
 
-PyPI serves the bindings alone as ~1 MB wheels (`tensorrt-cu12-bindings==10.3.0` for JetPack 6.1/6.2,
-`tensorrt-bindings==8.6.1` close to JetPack 6.0's 8.6.2). Their `tensorrt.so` links against libnvinfer,
+PyPI serves the bindings alone as ~1 MB wheels (`tensorrt-cu12-bindings==11.4.0.106` for JetPack
+7.2.2+, `tensorrt-cu12-bindings==10.3.0` for JetPack 6.1/6.2, `tensorrt-bindings==8.6.1` close to JetPack
+6.0's 8.6.2). Their `tensorrt.so` links against libnvinfer,
 libnvonnxparser, libnvinfer_plugin (and libnvparsers for 8.6) but imports only a handful of C functions
 from them. Stub libraries defining those functions (returning null) are compiled here with the system C
 compiler, so `import tensorrt_bindings` works: every class, enum, method and signature docstring of the
@@ -24,9 +25,14 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-WHEELS = {"10.3": ("tensorrt-cu12-bindings", "10.3.0"), "8.6": ("tensorrt-bindings", "8.6.1")}
+WHEELS = {"11.4": ("tensorrt-cu12-bindings", "11.4.0.106"), "10.3": ("tensorrt-cu12-bindings", "10.3.0"),
+          "8.6": ("tensorrt-bindings", "8.6.1")}
 # What `nm -D --undefined-only tensorrt.so` lists from TensorRT's libraries (used when nm is absent).
+_TRT10_SYMBOLS = ["createInferBuilder_INTERNAL", "createInferRefitter_INTERNAL", "createInferRuntime_INTERNAL",
+                  "createNvOnnxParser_INTERNAL", "createNvOnnxParserRefitter_INTERNAL", "getBuilderPluginRegistry",
+                  "getNvOnnxParserVersion", "getPluginRegistry", "initLibNvInferPlugins"]
 KNOWN_SYMBOLS = {
+    "11.4": _TRT10_SYMBOLS,  # 11.4 imports the same nine functions, from libraries named .so.11
     "10.3": ["createInferBuilder_INTERNAL", "createInferRefitter_INTERNAL", "createInferRuntime_INTERNAL",
              "createNvOnnxParser_INTERNAL", "createNvOnnxParserRefitter_INTERNAL", "getBuilderPluginRegistry",
              "getNvOnnxParserVersion", "getPluginRegistry", "initLibNvInferPlugins"],
@@ -41,7 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @dataclass
 class RealTrt:
-    version: str  # "10.3" | "8.6"
+    version: str  # "11.4" | "10.3" | "8.6"
     site: Path  # folder holding the `tensorrt_bindings` package
     stubs: Path  # folder holding the stub libnv*.so.N
 
@@ -90,7 +96,8 @@ def _undefined_symbols(so: Path, version: str) -> list[str]:
     syms = []
     for line in out.splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[0] == "U" and "@" not in parts[1] and not parts[1].startswith(("Py", "_Py")):
+        if len(parts) == 2 and parts[0] == "U" and "@" not in parts[1] \
+                and not parts[1].startswith(("Py", "_Py", "dl", "pthread")):  # 11.x also lists libc's dlopen & co.
             syms.append(parts[1])
     return sorted(set(syms))
 

@@ -7,6 +7,7 @@ JetPack 6 on Orin Nano and AGX Orin: a date, then `mW` values).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -125,8 +126,91 @@ def test_l4t_and_jetpack() -> None:
     assert jetson_info.jetpack_for("35.4.1") == "5.1.2"
     assert jetson_info.parse_l4t("R35 (release), REVISION: 4.1, GCID: 33958178") == "35.4.1"
     assert jetson_info.parse_l4t("not a release line") is None
+    # JetPack 7: r38 on Thor (7.0, 7.1), r39 on Orin and Thor (7.2); 7.2.2 and later ship TensorRT 11
+    assert [jetson_info.jetpack_for(x) for x in ("38.2.1", "38.4.0", "39.2.0", "39.2.1", "39.2.2")] == \
+        ["7.0", "7.1", "7.2", "7.2.1", "7.2.2"]
+    trt = {jp: jetson_info.matrix_for(jp)["tensorrt"] for jp in ("5.1.2", "6.0", "6.2", "7.1", "7.2", "7.2.1", "7.2.2")}
+    assert trt == {"5.1.2": "8.5.2", "6.0": "8.6.2", "6.2": "10.3", "7.1": "10.13", "7.2": "10.16", "7.2.1": "10.16",
+                   "7.2.2": "11.4.1"}
+    assert "strongly typed only" in jetson_info.matrix_for("7.2.2")["hrm_edge"]
+    assert "no runner" in jetson_info.matrix_for("5.1.2")["hrm_edge"]
     assert jetson_info.parse_nvpmodel("NV Power Mode: 15W\n1\n") == "15W (1)"
     assert jetson_info.parse_nvpmodel("NV Fan Mode:quiet\nNV Power Mode: MAXN_SUPER\n2") == "MAXN_SUPER (2)"
+
+
+CLOCKS = REPO / "tests" / "fixtures" / "jetson_clocks"  # real outputs; sources in SOURCES.md there
+
+
+@pytest.mark.parametrize("name,state", [("agx_orin_30w_dynamic", "off"), ("agx_orin_30w_pinned", "on"),
+                                        ("orin_nano_super_maxn_pinned", "on"), ("orin_nano_super_25w_dynamic", "off"),
+                                        ("orin_nano_15w_dynamic", "off")])
+def test_jetson_clocks_state_from_real_orin_outputs(name, state) -> None:
+    text = (CLOCKS / f"{name}.txt").read_text()
+    assert jetson_info.parse_jetson_clocks(text) == state
+    if state == "on":  # what the old reader (MinFreq == MaxFreq on every line) called "off"
+        assert "FreqOverride=1" in text and "EMC MinFreq=204000000" in text
+
+
+def test_jetson_clocks_unknown_and_partial_outputs() -> None:
+    assert jetson_info.parse_jetson_clocks("Error: Run this script(/usr/bin/jetson_clocks) as a root user") is None
+    pinned = (CLOCKS / "agx_orin_30w_pinned.txt").read_text()
+    assert jetson_info.parse_jetson_clocks(pinned.replace("FreqOverride=1", "FreqOverride=0")) == "off"
+    gpu_free = pinned.replace("GPU MinFreq=612000000", "GPU MinFreq=306000000")
+    assert jetson_info.parse_jetson_clocks(gpu_free) == "off"
+    one_cpu = pinned.replace("cpu7:  Online=1 Governor=schedutil MinFreq=1728000",
+                             "cpu7:  Online=1 Governor=schedutil MinFreq=729600")
+    assert jetson_info.parse_jetson_clocks(one_cpu) == "off"
+
+
+def test_doctor_on_a_jetson_reads_clocks_release_and_matrix(tmp_path, monkeypatch, capsys) -> None:
+    """`doctor --json` on a (stand-in) AGX Orin with JetPack 7.2.2: jetson_clocks pinned, the TensorRT its JetPack
+    ships and the strongly-typed-only note, the board; the CLI path is the user's."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool, out in (("jetson_clocks", (CLOCKS / "agx_orin_30w_pinned.txt").read_text()),
+                      ("nvpmodel", "NV Power Mode: MODE_30W\n2\n")):
+        (bin_dir / tool).write_text(f"#!/bin/sh\ncat <<'EOF'\n{out}EOF\n")
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(jetson_info, "l4t_release", lambda: "39.2.2")
+    monkeypatch.setattr(jetson_info, "board_model", lambda: "NVIDIA Jetson AGX Orin Developer Kit")
+    from hrm_edge import cli as cli_mod
+
+    monkeypatch.setattr(sys, "argv", ["hrm-edge", "doctor", "--json"])
+    try:
+        cli_mod.main()
+    except SystemExit as exc:
+        assert not exc.code
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["jetson"]["jetson_clocks"] == "on" and doc["jetson"]["nvpmodel"] == "MODE_30W (2)"
+    rows = {r["name"]: r for r in doc["checks"]}
+    assert rows["L4T / JetPack"]["detail"] == ("L4T 39.2.2 = JetPack 7.2.2 (TensorRT 11.4.1, Python 3.12: supported: "
+                                               "strongly typed only (export --precision fp16 / int8-qdq))")
+    assert rows["board"]["detail"] == "NVIDIA Jetson AGX Orin Developer Kit"
+    assert [r["jetpack"] for r in doc["jetpack_matrix"]][-1] == "7.2.2+"
+    # on a Jetson the CPU onnxruntime (no CUDA provider) is flagged with the fix
+    assert rows["onnxruntime"]["status"] == "missing" and "onnxruntime-gpu" in rows["onnxruntime"]["fix"]
+
+
+def test_doctor_spots_two_onnxruntimes_and_a_numpy_abi_break(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from hrm_edge.runtime import doctor
+
+    versions = {"onnxruntime": "1.23.0", "onnxruntime-gpu": "1.23.0"}
+    monkeypatch.setattr(doctor, "_dist_version", versions.get)
+    status, detail = doctor.onnxruntime_build()
+    assert status == "missing" and "overwrote the GPU one's files" in detail
+    versions.pop("onnxruntime")
+    assert doctor.onnxruntime_build() == ("ok", "onnxruntime-gpu 1.23.0")
+
+    def from_numpy(arr):
+        raise RuntimeError("Numpy is not available")
+
+    assert "torch cannot use numpy" in doctor.numpy_abi(SimpleNamespace(from_numpy=from_numpy))
+    import torch
+
+    assert doctor.numpy_abi(torch) is None
 
 
 def test_doctor_json_names_each_missing_piece_with_its_install_command() -> None:
@@ -187,6 +271,7 @@ def test_build_engine_cli_errors_are_one_line_exit_2(tmp_path, capsys) -> None:
         (["build-engine", str(plain), "--min-batch", "8", "--max-batch", "4"], "--min-batch (8)"),
         (["build-engine", str(plain), "--gpu-fallback"], "--gpu-fallback only applies with --dla"),
         (["build-engine", str(plain), "--dla", "0"], "DLA runs fp16 or int8 only"),
+        (["build-engine", str(plain), "--dla", "0", "--fp16"], "DLA needs a static shape (min = opt = max batch)"),
         (["build-engine", str(fixed)], "fixed batch of 4"),
         (["build-engine", str(tmp_path / "none")], "no such export bundle"),
         (["build-engine", str(plain), "--out", str(plain)], "existing folder"),
@@ -194,6 +279,7 @@ def test_build_engine_cli_errors_are_one_line_exit_2(tmp_path, capsys) -> None:
     if __import__("importlib").util.find_spec("tensorrt") is None:
         cases.append((["build-engine", str(make_bundle(tmp_path / "qdq", "qdq")), "--int8"],
                       "TensorRT is not installed"))  # the Q/DQ bundle passes the check and then needs TensorRT
+        cases.append((["build-engine", str(plain), "--strongly-typed"], "TensorRT is not installed"))
     for args, msg in cases:
         code, err = _main(capsys, *args)
         assert code == 2, (args, err)
@@ -204,8 +290,8 @@ def test_build_engine_cli_errors_are_one_line_exit_2(tmp_path, capsys) -> None:
 def test_build_engine_help_documents_every_flag() -> None:
     p = cli("build-engine", "--help", env=dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="200"))
     assert p.returncode == 0
-    for flag in ("--fp16", "--int8", "--workspace", "--timing-cache", "--min-batch", "--opt-batch", "--max-batch",
-                 "--builder-level", "--dla", "--gpu-fallback", "--out"):
+    for flag in ("--fp16", "--int8", "--strongly-typed", "--workspace", "--timing-cache", "--min-batch",
+                 "--opt-batch", "--max-batch", "--builder-level", "--dla", "--gpu-fallback", "--out"):
         line = next((x for x in p.stdout.splitlines() if f" {flag} " in x), "")
         assert len(line.split(flag, 1)[1].strip()) > 20, f"{flag} has no help text"
 
@@ -260,3 +346,23 @@ def test_jetson_scripts_parse_and_refuse_non_jetson(script, tmp_path) -> None:
     if not Path("/etc/nv_tegra_release").exists():
         p = subprocess.run(["bash", str(path)], capture_output=True, text=True, cwd=tmp_path, timeout=60)
         assert p.returncode == 2 and "not a Jetson" in p.stderr
+
+
+def test_device_check_script_says_in_one_line_when_there_is_no_gpu(tmp_path) -> None:
+    """jetson/check.sh needs TensorRT + pycuda + a CUDA device; without them: one line, exit 2, nothing written.
+    (Its device run itself is for a machine with a GPU: none of this project's has one.)"""
+    script = REPO / "jetson" / "check.sh"
+    assert os.access(script, os.X_OK)
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is importable here: the script would run the device path")
+    p = subprocess.run(["bash", str(script), str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHON=sys.executable))
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        "check.sh: no NVIDIA GPU with TensorRT and pycuda here: TensorRT is not importable (No module named "
+        "'tensorrt')"]
+    assert not (tmp_path / "out").exists()
+    text = script.read_text()
+    for step in ("doctor --json", "demo --tasks", "--precision fp16", "build-engine", "compare", "--cuda-graph",
+                 "report.json", "report.md"):
+        assert step in text

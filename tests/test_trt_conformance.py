@@ -1,10 +1,13 @@
-"""hrm-edge's TensorRT code against the REAL TensorRT 10.3 and 8.6 Python APIs, on a CPU.
+"""hrm-edge's TensorRT code against the REAL TensorRT 11.4, 10.3 and 8.6 Python APIs (and 8.5 as modelled), on a CPU.
 
 API conformance, not execution: the real bindings are imported over stub libraries (tests/_trt_real.py),
 and every TensorRT object the code touches is a double spec'd from the real class that checks each call
 against the real pybind signatures (tests/_trt_doubles.py). A misspelt, removed or wrongly called API
-fails here; whether TensorRT builds a good engine is for the GPU test at the bottom (skips without one).
-Skips only when the wheels cannot be downloaded (no network) or there is no C compiler.
+fails here, and so does any name 11.x removed (weak typing: `BuilderFlag.FP16`, `platform_has_fast_fp16`,
+`ILayer.precision`, `set_output_type`) reached on 11.4, since its doubles are spec'd from 11.4's own classes.
+Whether TensorRT builds a good engine is for the GPU test at the bottom (skips without one) and for
+jetson/check.sh on a device. Skips only when the wheels cannot be downloaded (no network) or there is no
+C compiler.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import torch
 from hrm_edge.config import preset
 from hrm_edge.model import build_model
 
-VERSIONS = ["10.3", "8.6"]
+VERSIONS = ["11.4", "10.3", "8.6"]
+STRONG_FLAG = {"11.4": 1 << 0, "10.3": 1 << 1}  # 1 << NetworkDefinitionCreationFlag.STRONGLY_TYPED (0 in 11, 1 in 10)
 
 
 @pytest.fixture(scope="module", params=VERSIONS)
@@ -32,23 +36,51 @@ def real(request) -> _trt_real.RealTrt:
     return got
 
 
+def _real(version: str) -> _trt_real.RealTrt:
+    got = _trt_real.prepare(version)
+    if isinstance(got, str):
+        pytest.skip(got)
+    return got
+
+
+def _tiny(seed_q: bool = True) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = build_model(preset("tiny"), seed=0)
+    if seed_q:
+        with torch.no_grad():
+            model.q_head.weight.normal_(0, 0.3)
+            model.q_head.bias.zero_()
+    return model
+
+
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     """A tiny ACT v1 step bundle whose Q head makes samples halt at different segments (adaptive)."""
     from hrm_edge.export import export_model
 
-    torch.manual_seed(0)
-    model = build_model(preset("tiny"), seed=0)
-    with torch.no_grad():
-        model.q_head.weight.normal_(0, 0.3)
-        model.q_head.bias.zero_()
     out = tmp_path_factory.mktemp("b") / "tiny-step"
-    export_model(model, out, act="step", puzzle_dtype="float32", l4_puzzles=2)
+    export_model(_tiny(), out, act="step", puzzle_dtype="float32", l4_puzzles=2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def fp16_bundle(tmp_path_factory) -> Path:
+    """The same model exported --precision fp16: what a strongly typed fp16 engine is built from."""
+    from hrm_edge.export import export_model
+
+    out = tmp_path_factory.mktemp("b16") / "tiny-step-fp16"
+    export_model(_tiny(), out, act="step", precision="fp16", puzzle_dtype="float32", l4_puzzles=2)
     return out
 
 
 def _build(real, bundle: Path, tmp_path: Path, *extra: str, **opts) -> dict:
     return real.run("_trt_doubles.py", "build", str(bundle), str(tmp_path / "model.engine"), json.dumps(opts), *extra)
+
+
+def _ok(got: dict) -> dict:
+    assert "error" not in got, got.get("traceback") or got["error"]
+    assert got["config"]["problems"] == [], got["config"]["problems"]
+    return got
 
 
 # --------------------------------------------------------------------------------------------------
@@ -59,21 +91,25 @@ def test_every_trt_name_the_code_uses_exists(real) -> None:
     assert got["version"].startswith(real.version)
     assert got["missing"] == []
     # the scan really sees the code (an empty scan would pass vacuously)
-    assert {"MemoryPoolType.WORKSPACE", "TensorIOMode.INPUT", "OnnxParser", "Logger.WARNING"} <= set(got["names"])
+    assert {"MemoryPoolType.WORKSPACE", "TensorIOMode.INPUT", "OnnxParser", "Logger.WARNING",
+            "BuilderFlag.TF32"} <= set(got["names"])
 
 
 # --------------------------------------------------------------------------------------------------
-# 2. build-engine end to end against spec'd doubles
+# 2. weakly typed builds (8.5, 8.6, 10.x)
 # --------------------------------------------------------------------------------------------------
 def test_fp16_build_records_flags_profile_pool_cache_and_fp32_norms(real, bundle, tmp_path) -> None:
     cache = tmp_path / "timing.cache"
     cache.write_bytes(b"OLD")
     got = _build(real, bundle, tmp_path, fp16=True, workspace_mb=512, timing_cache=str(cache), min_batch=1,
                  opt_batch=4, max_batch=8, builder_level=4)
-    assert "error" not in got, got.get("traceback") or got["error"]
-    cfg = got["config"]
-    assert cfg["problems"] == []
+    if real.version == "11.4":  # strongly typed only: --fp16 is a check against the bundle, which is fp32
+        assert "export with --precision fp16" in got["error"] and got["config"]["problems"] == []
+        assert not (tmp_path / "model.engine").exists()
+        return
+    cfg = _ok(got)["config"]
     assert cfg["flags"] == ["BuilderFlag.FP16", "BuilderFlag.OBEY_PRECISION_CONSTRAINTS"]
+    assert cfg["cleared"] == []  # TF32 is cleared for fp32 engines only
     assert cfg["memory_pool"] == [["MemoryPoolType.WORKSPACE", 512 << 20]]
     assert cfg["network_flags"] == ([[0]] if real.version == "10.3" else [[1]])  # 1 << EXPLICIT_BATCH on 8.x
     assert cfg["profiles_added"] == 1
@@ -86,7 +122,6 @@ def test_fp16_build_records_flags_profile_pool_cache_and_fp32_norms(real, bundle
     assert [m for m, _ in cfg["timing_cache"]] == ["create_timing_cache", "set_timing_cache", "get_timing_cache",
                                                     "serialize"]
     assert cache.read_bytes() == b"TIMING-CACHE-v2:OLD"
-    # builder optimization level set on both 8.6 and 10.3
     assert ["IBuilderConfig", "builder_optimization_level", 4, None] in cfg["sets"]
     # norms, softmax and reductions pinned to fp32, with their outputs
     pinned = cfg["precision_layers"]
@@ -96,49 +131,77 @@ def test_fp16_build_records_flags_profile_pool_cache_and_fp32_norms(real, bundle
     assert not [p for p in pinned if "MatMul" in p or "Gather" in p]  # the heavy layers stay free for fp16
     assert len(cfg["output_types"]) == len(pinned)
     assert set(got["sidecar"]["fp32_layers"]) == set(pinned)
+    assert got["sidecar"]["typing"] == "weak" and got["sidecar"]["precision"] == "fp16"
     assert got["cuda_closed"] is True
 
 
-def test_sidecar_and_trtexec_line(real, bundle, tmp_path) -> None:
-    got = _build(real, bundle, tmp_path, fp16=True, max_batch=4)
+def test_sidecar_and_trtexec_line(real, bundle, fp16_bundle, tmp_path) -> None:
+    strong = real.version == "11.4"
+    src = fp16_bundle if strong else bundle
+    got = _ok(_build(real, src, tmp_path, fp16=True, max_batch=4, builder_level=2))
     sc = got["sidecar"]
     assert sc["tensorrt_version"].startswith(real.version)
     assert sc["device_name"] == "Orin (double)" and sc["compute_capability"] == "8.7"
     assert sc["precision"] == "fp16" and sc["act_mode"] == "step"
     assert sc["profiles"][0]["max"] == [4, 900]
-    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest = json.loads((src / "manifest.json").read_text())
     import hashlib
 
-    assert sc["bundle_manifest_sha256"] == hashlib.sha256((bundle / "manifest.json").read_bytes()).hexdigest()
+    assert sc["bundle_manifest_sha256"] == hashlib.sha256((src / "manifest.json").read_bytes()).hexdigest()
     assert sc["onnx_sha256"] == manifest["onnx"]["sha256"]
     assert sc["inputs"] == manifest["inputs"] and sc["spec"] == manifest["spec"]
-    assert {"l4t", "jetpack", "board", "build_seconds"} <= set(sc)
+    assert {"l4t", "jetpack", "board", "build_seconds", "typing"} <= set(sc)
     cmd = sc["trtexec"]
-    assert cmd.startswith("trtexec --onnx=") and "--fp16" in cmd and "--precisionConstraints=obey" in cmd
-    assert "--maxShapes=tokens:4x900,puzzle_emb:4x32,z_H:4x901x32" in cmd
+    assert cmd.startswith("trtexec --onnx=") and "--maxShapes=tokens:4x900,puzzle_emb:4x32,z_H:4x901x32" in cmd
+    if strong:  # trtexec 11 is strongly typed only: neither --fp16 nor --stronglyTyped (a no-op there)
+        assert "--fp16" not in cmd and "--precisionConstraints" not in cmd and "--stronglyTyped" not in cmd
+    else:
+        assert "--fp16" in cmd and "--precisionConstraints=obey" in cmd
+    assert "--builderOptimizationLevel=2" in cmd and "--noTF32" not in cmd
     assert (tmp_path / "model.engine").read_bytes() == b"PLAN"
     assert json.loads((tmp_path / "model.engine.json").read_text()) == sc
 
 
-def test_fp32_build_sets_no_precision_flags(real, bundle, tmp_path) -> None:
-    cfg = _build(real, bundle, tmp_path, max_batch=2)["config"]
-    assert cfg["problems"] == [] and cfg["flags"] == [] and cfg["precision_layers"] == []
-    assert cfg["memory_pool"] == [] and cfg["timing_cache"] == []
-
-
-def test_dla_build(real, bundle, tmp_path) -> None:
-    got = _build(real, bundle, tmp_path, fp16=True, dla=1, gpu_fallback=True)
+def test_fp32_build_clears_tf32_and_sets_no_precision_flags(real, bundle, tmp_path) -> None:
+    got = _ok(_build(real, bundle, tmp_path, max_batch=2))
     cfg = got["config"]
-    assert cfg["problems"] == [], cfg["problems"]
+    assert cfg["flags"] == [] and cfg["precision_layers"] == [] and cfg["output_types"] == []
+    assert cfg["cleared"] == ["BuilderFlag.TF32"]
+    assert cfg["memory_pool"] == [] and cfg["timing_cache"] == []  # a discrete GPU: TensorRT's own workspace
+    # 11.x: strongly typed; 10.x: explicit batch implied (0); 8.x: 1 << EXPLICIT_BATCH
+    assert cfg["network_flags"] == [[{"11.4": STRONG_FLAG["11.4"], "10.3": 0, "8.6": 1}[real.version]]]
+    sc = got["sidecar"]
+    assert sc["precision"] == "fp32" and sc["tf32"] is False and "--noTF32" in sc["trtexec"]
+    assert sc["typing"] == ("strong" if real.version == "11.4" else "weak")
+
+
+def test_jetson_workspace_is_sized_from_the_board_memory(real, bundle, tmp_path) -> None:
+    """An 8 GB Orin Nano gets 2 GB of builder workspace, a 64 GB AGX Orin the 4 GB cap, --workspace wins."""
+    for memory, want in ((8 << 30, 2048), (64 << 30, 4096)):
+        got = _ok(_build(real, bundle, tmp_path, "--jetson-memory", str(memory), max_batch=2))
+        assert got["config"]["memory_pool"] == [["MemoryPoolType.WORKSPACE", want << 20]]
+        sc = got["sidecar"]
+        assert sc["workspace_mb"] == want and f"--memPoolSize=workspace:{want}M" in sc["trtexec"]
+    got = _ok(_build(real, bundle, tmp_path, "--jetson-memory", str(8 << 30), max_batch=2, workspace_mb=300))
+    assert got["config"]["memory_pool"] == [["MemoryPoolType.WORKSPACE", 300 << 20]]
+
+
+def test_dla_build(real, bundle, fp16_bundle, tmp_path) -> None:
+    src = fp16_bundle if real.version == "11.4" else bundle
+    got = _ok(_build(real, src, tmp_path, fp16=True, dla=1, gpu_fallback=True, min_batch=4, max_batch=4))
+    cfg = got["config"]
     assert "BuilderFlag.GPU_FALLBACK" in cfg["flags"]
     assert ["IBuilderConfig", "default_device_type", "DeviceType.DLA", None] in cfg["sets"]
     assert ["IBuilderConfig", "DLA_core", 1, None] in cfg["sets"]
-    nano = _build(real, bundle, tmp_path, "--dla-cores", "0", fp16=True, dla=0)
+    assert cfg["profile"][0][1:] == [[4, 900], [4, 900], [4, 900]]  # DLA: static shape
+    nano = _build(real, src, tmp_path, "--dla-cores", "0", fp16=True, dla=0, min_batch=4, max_batch=4)
     assert "has 0 DLA cores" in nano["error"] and nano["cuda_closed"]
+    dynamic = _build(real, src, tmp_path, fp16=True, dla=0, max_batch=4)
+    assert "DLA needs a static shape" in dynamic["error"]
 
 
 def test_parser_errors_name_the_node(real, bundle, tmp_path) -> None:
-    got = _build(real, bundle, tmp_path, "--parse-fails", fp16=True)
+    got = _build(real, bundle, tmp_path, "--parse-fails")
     import onnx
 
     first = onnx.load(str(bundle / "model.onnx"), load_external_data=False).graph.node[0].name
@@ -152,24 +215,119 @@ def test_int8_build_of_a_qdq_bundle(real, tmp_path) -> None:
     from _qdq_bundle import make_bundle
 
     qdq = make_bundle(tmp_path / "qdq", "qdq")
-    got = real.run("_trt_doubles.py", "build", str(qdq), str(tmp_path / "q.engine"), json.dumps({"int8": True}))
-    assert "error" not in got, got.get("traceback") or got["error"]
-    cfg = got["config"]
-    assert cfg["problems"] == [] and cfg["flags"] == ["BuilderFlag.INT8"] and cfg["precision_layers"] == []
+    got = _ok(real.run("_trt_doubles.py", "build", str(qdq), str(tmp_path / "q.engine"), json.dumps({"int8": True})))
+    cfg, sc = got["config"], got["sidecar"]
     assert cfg["profile"] == [["x", [1, 8], [16, 8], [16, 8]]]
-    assert got["sidecar"]["precision"] == "int8" and "--int8" in got["sidecar"]["trtexec"]
+    if real.version == "11.4":  # int8 from the Q/DQ pairs; the rest as the graph types it
+        assert cfg["flags"] == [] and sc["precision"] == "int8" and sc["typing"] == "strong"
+        assert "--int8" not in sc["trtexec"]
+        return
+    # weakly typed: the layers outside the Q/DQ pairs may run fp16 too (else they would be fp32)
+    assert cfg["flags"] == ["BuilderFlag.FP16", "BuilderFlag.INT8"] and cfg["precision_layers"] == []
+    assert sc["precision"] == "int8+fp16" and "--int8" in sc["trtexec"] and "--fp16" in sc["trtexec"]
+    assert any("also allows fp16" in n for n in got["notes"])
+    slow = _ok(real.run("_trt_doubles.py", "build", str(qdq), str(tmp_path / "q2.engine"), json.dumps({"int8": True}),
+                        "--no-fast-fp16"))
+    assert slow["config"]["flags"] == ["BuilderFlag.INT8"] and slow["sidecar"]["precision"] == "int8"
+    assert any("no fast fp16" in n for n in slow["notes"])
 
 
-def test_tensorrt_85_gets_no_builder_level(bundle, tmp_path) -> None:
-    """8.5 (JetPack 5) is the 8.6 API without builder_optimization_level: the code must not touch it."""
-    real = _trt_real.prepare("8.6")
-    if isinstance(real, str):
-        pytest.skip(real)
-    got = _build(real, bundle, tmp_path, "--as-8.5", fp16=True, builder_level=3)
-    assert "error" not in got, got.get("traceback") or got["error"]
-    assert got["config"]["problems"] == []
-    assert got["sidecar"]["builder_level_applied"] is False
+# --------------------------------------------------------------------------------------------------
+# 3. strongly typed builds (11.x always; 10.x with --strongly-typed; refused on 8.x)
+# --------------------------------------------------------------------------------------------------
+def test_strongly_typed_fp16_build_takes_precision_from_the_graph(real, fp16_bundle, tmp_path) -> None:
+    asked = {} if real.version == "11.4" else {"strongly_typed": True}
+    got = _build(real, fp16_bundle, tmp_path, fp16=True, max_batch=4, **asked)
+    if real.version == "8.6":
+        assert "needs TensorRT 10" in got["error"] and got["config"]["problems"] == []
+        return
+    cfg = _ok(got)["config"]
+    assert cfg["network_flags"] == [[STRONG_FLAG[real.version]]]
+    # no precision flag, no per-layer precision, no output types: none of these exists on 11.x
+    assert cfg["flags"] == [] and cfg["cleared"] == [] and cfg["precision_layers"] == []
+    assert cfg["output_types"] == [] and not [s for s in cfg["sets"] if s[1] == "precision"]
+    sc = got["sidecar"]
+    assert sc["typing"] == "strong" and sc["precision"] == "fp16" and sc["bundle_precision"] == "fp16"
+    assert ("--stronglyTyped" in sc["trtexec"]) == (real.version == "10.3")
+    assert "--fp16" not in sc["trtexec"]
+
+
+def test_strongly_typed_int8_qdq_build(real, tmp_path) -> None:
+    from _qdq_bundle import make_bundle
+
+    if real.version == "8.6":
+        pytest.skip("8.x has no strongly typed networks (refusal checked in the fp16 test)")
+    qdq = make_bundle(tmp_path / "qdq", "qdq")
+    asked = {} if real.version == "11.4" else {"strongly_typed": True}
+    got = _ok(real.run("_trt_doubles.py", "build", str(qdq), str(tmp_path / "q.engine"),
+                       json.dumps({"int8": True, **asked})))
+    assert got["config"]["flags"] == [] and got["config"]["network_flags"] == [[STRONG_FLAG[real.version]]]
+    assert got["sidecar"]["precision"] == "int8"
+
+
+@pytest.mark.parametrize("opts,msg", [({"fp16": True}, "export with --precision fp16"),
+                                      ({"int8": True}, "QuantizeLinear/DequantizeLinear")])
+def test_strong_typing_checks_the_flags_against_the_bundle(real, bundle, tmp_path, opts, msg) -> None:
+    if real.version == "8.6":
+        pytest.skip("8.x has no strongly typed networks")
+    asked = {} if real.version == "11.4" else {"strongly_typed": True}
+    got = _build(real, bundle, tmp_path, **opts, **asked)
+    assert msg in got["error"] and got["config"]["problems"] == []
+    assert not (tmp_path / "model.engine").exists()
+
+
+def test_the_fp16_bundle_is_what_a_strongly_typed_build_needs(fp16_bundle) -> None:
+    """A strongly typed engine runs the graph's own types, so the fp16 bundle must carry them: fp32 graph
+    inputs and outputs, fp16 matmuls, fp32 softmax, norms and the residual sums feeding them."""
+    import onnx
+    from onnx import TensorProto
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(fp16_bundle / "model.onnx")))
+    g = model.graph
+    assert {v.type.tensor_type.elem_type for v in list(g.input) + list(g.output)} <= {
+        TensorProto.FLOAT, TensorProto.INT32, TensorProto.BOOL}
+    types = {v.name: v.type.tensor_type.elem_type for v in list(g.value_info) + list(g.input) + list(g.output)}
+    types.update({t.name: t.data_type for t in g.initializer})
+
+    def in_types(op: str) -> set[int]:
+        return {types.get(i) for n in g.node if n.op_type == op for i in n.input[:2] if i}
+
+    assert in_types("MatMul") == {TensorProto.FLOAT16}
+    assert in_types("Softmax") == {TensorProto.FLOAT} and in_types("ReduceMean") == {TensorProto.FLOAT}
+    producer = {o: n for n in g.node for o in n.output}
+    residual = [producer[n.input[0]] for n in g.node if n.op_type == "ReduceMean" and n.input[0] in producer]
+    assert residual and all(types.get(p.output[0]) == TensorProto.FLOAT for p in residual)
+
+
+# --------------------------------------------------------------------------------------------------
+# 4. TensorRT 8.5 (JetPack 5), modelled as 8.6 minus what 8.6 added
+# --------------------------------------------------------------------------------------------------
+def test_tensorrt_85_model_refuses_what_85_lacks() -> None:
+    """The model itself: each name NVIDIA lists as new in 8.6 is refused, and trt.nptype raises."""
+    got = _real("8.6").run("_trt_doubles.py", "probe85")
+    assert got["reachable"] == [] and got["checked"] >= 20
+    assert got["fp32_kinds_85"] == ["LayerType.REDUCE", "LayerType.SOFTMAX"]
+    assert got["fp32_kinds_86"] == ["LayerType.NORMALIZATION", "LayerType.REDUCE", "LayerType.SOFTMAX"]
+
+
+def test_tensorrt_85_build_and_run(bundle, tmp_path) -> None:
+    """A weakly typed fp16 build and the runner under 8.5: no builder level (and none in its trtexec line),
+    no NORMALIZATION layer type, no trt.nptype."""
+    real = _real("8.6")
+    got = _ok(_build(real, bundle, tmp_path, "--as-8.5", fp16=True, builder_level=3, max_batch=8))
+    assert got["version"] == "8.5.2.2" and got["sidecar"]["builder_level_applied"] is False
     assert not [s for s in got["config"]["sets"] if s[1] == "builder_optimization_level"]
+    assert "--builderOptimizationLevel" not in got["sidecar"]["trtexec"]
+    assert got["config"]["network_flags"] == [[1]]
+    from hrm_edge.bench.harness import synthetic_batches
+
+    np.save(tmp_path / "tokens.npy", synthetic_batches(4, 6, 30, 0, seed=3)[0].tokens)
+    run = real.run("_trt_doubles.py", "run", str(tmp_path / "model.engine"), str(bundle),
+                   str(tmp_path / "tokens.npy"), "adaptive", "--as-8.5")
+    assert "error" not in run, run.get("traceback") or run["error"]
+    assert run["problems"] == [] and run["grids_equal"]
+    strong = _build(real, bundle, tmp_path, "--as-8.5", strongly_typed=True)
+    assert "needs TensorRT 10" in strong["error"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -202,6 +360,125 @@ def test_runner_matches_onnxruntime_with_carry_on_device(real, bundle, engine, t
     assert got["executions"] == 2 * steps
     assert got["graph_launches"] == (2 * (steps - 1) if graph else 0)
     assert got["closed"] and got["live_allocations"] == 0
+
+
+def test_a_batch_above_the_profile_runs_in_chunks(real, bundle, tmp_path_factory, tmp_path) -> None:
+    """compare --batch 32 on an engine built with --max-batch 16 is the README's own case: chunks of the
+    profile's maximum, never a shape TensorRT refuses (the double answers False outside the profile)."""
+    from hrm_edge.bench.harness import synthetic_batches
+
+    folder = tmp_path_factory.mktemp(f"small{real.version}")
+    assert "error" not in _build(real, bundle, folder, max_batch=4)
+    np.save(tmp_path / "tokens.npy", synthetic_batches(6, 6, 30, 0, seed=3)[0].tokens)
+    args = ["run", str(folder / "model.engine"), str(bundle), str(tmp_path / "tokens.npy")]
+    got = real.run("_trt_doubles.py", *args, "adaptive")
+    assert "error" not in got, got.get("traceback") or got["error"]
+    assert got["problems"] == [] and got["max_batch_seen"] == 4
+    assert got["steps"] == got["ref_steps"] and got["grids_equal"] and got["second_equal"]
+    mean = real.run("_trt_doubles.py", *args, "max", "--refuse-address")
+    assert "refused the device address of tensor" in mean["error"] and mean["closed"]
+
+
+def test_every_set_input_shape_result_is_checked(real, bundle, tmp_path_factory, tmp_path) -> None:
+    """A shape the engine refuses is one clear error, not garbage from an unshaped context."""
+    from hrm_edge.bench.harness import synthetic_batches
+
+    folder = tmp_path_factory.mktemp(f"min{real.version}")
+    assert "error" not in _build(real, bundle, folder, min_batch=2, max_batch=4)
+    np.save(tmp_path / "tokens.npy", synthetic_batches(1, 6, 30, 0, seed=3)[0].tokens)
+    got = real.run("_trt_doubles.py", "run", str(folder / "model.engine"), str(bundle), str(tmp_path / "tokens.npy"),
+                   "max")
+    assert "below the engine's profile minimum 2" in got["error"] and got["closed"]
+
+
+# --------------------------------------------------------------------------------------------------
+# the CLI as the user runs it: `import tensorrt` answers the doubles, pycuda the fake device
+# --------------------------------------------------------------------------------------------------
+def _cli(real, engine: str, bundle: Path, *argv: str, flags: tuple[str, ...] = ()) -> dict:
+    return real.run("_trt_doubles.py", "cli", engine, str(bundle), *flags, "--", *map(str, argv))
+
+
+def _one_line(got: dict) -> str:
+    """The one `error:` line (exit 2) that ends the command; notes printed before it are allowed."""
+    lines = got["stderr"].strip().splitlines()
+    errors = [x for x in lines if x.startswith("error: ")]
+    assert got["rc"] == 2 and errors == lines[-1:], got
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def small_engine(bundle, tmp_path_factory) -> Path:
+    """A 10.3 engine of the step bundle with --max-batch 4, in a folder of its own (its sidecar names the bundle)."""
+    folder = tmp_path_factory.mktemp("small-engine")
+    assert "error" not in _build(_real("10.3"), bundle, folder, max_batch=4)
+    return folder / "model.engine"
+
+
+def test_cli_solve_with_a_batch_above_the_engine_profile(bundle, small_engine, tasks_dir, tmp_path,
+                                                         monkeypatch, cli_fast) -> None:
+    """`solve --engine E --batch 6` with E built for batch 1-4: every call the engine sees is within its profile,
+    and the submission is ONNX Runtime's on the same bundle, byte for byte."""
+    got = _cli(_real("10.3"), str(small_engine), bundle, "solve", tasks_dir, "--engine", small_engine, "--batch", 6,
+               "--augment", 2, "--out", tmp_path / "trt.json")
+    assert got["rc"] == 0, got["stderr"]
+    assert got["problems"] == [] and got["max_batch_seen"] == 4 and got["closed"]
+    monkeypatch.setenv("HRM_EDGE_ORT_FUSIONS", "0")  # the doubles' engine runs the graph as written
+    cli_fast("solve", str(tasks_dir), "--bundle", str(bundle), "--batch", "6", "--augment", "2", "--out",
+             str(tmp_path / "ort.json"))
+    assert (tmp_path / "trt.json").read_bytes() == (tmp_path / "ort.json").read_bytes()
+
+
+def test_cli_refuses_an_engine_of_another_board_or_onnx(bundle, small_engine, tasks_dir, tmp_path) -> None:
+    real = _real("10.3")
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(small_engine.read_bytes())
+    sc = json.loads(Path(str(small_engine) + ".json").read_text())
+    agx = {**sc, "board": "NVIDIA Jetson AGX Orin Developer Kit", "l4t": "36.4.3"}
+    Path(str(engine) + ".json").write_text(json.dumps(agx))
+    args = ("solve", tasks_dir, "--engine", engine, "--augment", 1, "--out", tmp_path / "s.json")
+    nano = ("--board", "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super", "--l4t", "36.4.3")
+    line = _one_line(_cli(real, str(engine), bundle, *args, flags=nano))
+    assert "built for board 'NVIDIA Jetson AGX Orin Developer Kit'" in line and "rebuild it here" in line
+    ok = _cli(real, str(engine), bundle, *args, flags=("--board", agx["board"], "--l4t", "36.4.3"))
+    assert ok["rc"] == 0, ok["stderr"]
+    Path(str(engine) + ".json").write_text(json.dumps({**agx, "onnx_sha256": "0" * 64}))
+    line = _one_line(_cli(real, str(engine), bundle, *args, flags=("--board", agx["board"])))
+    assert "built from another model.onnx" in line
+    assert not (tmp_path / "s.json").exists() or ok["rc"] == 0
+
+
+def test_cli_build_engine_dla_on_an_orin_nano(bundle, small_engine, tmp_path) -> None:
+    got = _cli(_real("10.3"), str(small_engine), bundle, "build-engine", bundle, "--fp16", "--dla", 0, "--min-batch",
+               4, "--opt-batch", 4, "--max-batch", 4, "--out", tmp_path / "d.engine",
+               flags=("--board", "NVIDIA Jetson Orin Nano Developer Kit"))
+    assert "has no DLA cores (Orin Nano)" in _one_line(got)
+    assert not (tmp_path / "d.engine").exists()
+
+
+@pytest.mark.parametrize("version", ["10.3", "11.4"])
+def test_cli_trt_builds_on_first_use_then_loads_from_the_cache(version, bundle, tasks_dir, tmp_path,
+                                                               monkeypatch) -> None:
+    real = _real(version)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HRM_EDGE_ENGINE_CACHE", str(cache))
+    args = ("solve", tasks_dir, "--bundle", bundle, "--trt", "--batch", 4, "--augment", 2)
+    first = _cli(real, "-", bundle, *args, "--out", tmp_path / "1.json")
+    assert first["rc"] == 0, first["stderr"]
+    assert first["builds"] == 1 and "engine cache: building" in first["stderr"] and first["problems"] == []
+    second = _cli(real, "-", bundle, *args, "--out", tmp_path / "2.json")
+    assert second["rc"] == 0 and second["builds"] == 0 and second["deserialized"] == 1, second["stderr"]
+    assert (tmp_path / "1.json").read_bytes() == (tmp_path / "2.json").read_bytes()
+    latency = _cli(real, "-", bundle, *args, "--trt-profile", "latency", "--out", tmp_path / "3.json")
+    assert latency["rc"] == 0 and latency["builds"] == 1 and latency["max_batch_seen"] == 1, latency["stderr"]
+    keys = sorted(json.loads(p.read_text())["profile"] for p in cache.glob("*/key.json"))
+    assert keys == [[1, 1, 1], [1, 4, 4]]
+    key = json.loads(next(cache.glob("*/key.json")).read_text())
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert key["onnx_sha256"] == manifest["onnx"]["sha256"] and key["tensorrt"].startswith(version)
+    assert key["typing"] == ("strong" if version == "11.4" else "weak") and key["precision"] == "fp32"
+    assert len(list(cache.glob("timing-*.cache"))) == 1  # one timing cache per TensorRT and device
+    bad = _cli(real, "-", bundle, *args, "--trt-profile", "fastest", "--out", tmp_path / "4.json")
+    assert "--trt-profile must be one of throughput, latency" in _one_line(bad)
 
 
 # --------------------------------------------------------------------------------------------------

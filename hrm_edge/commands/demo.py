@@ -57,8 +57,8 @@ def demo(
               highlight=False)
     con.print(f"done in {time.perf_counter() - t0:.0f} s ("
               + ", ".join(f"{k} {v:.0f} s" for k, v in res.stage_seconds.items()) + ")", highlight=False)
-    con.print(f"\nnext, on a Jetson (copy {out}/ there; pip install -e '.[jetson]' with JetPack's torch, "
-              "onnxruntime-gpu and tensorrt):", highlight=False, markup=False)
+    con.print(f"\nnext, on a Jetson (copy {out}/ there; install with jetson/setup.sh: the Jetson AI Lab torch and "
+              "onnxruntime-gpu, JetPack's tensorrt, hrm-edge[jetson]):", highlight=False, markup=False)
     for cmd in next_steps(res):
         con.print(f"  {cmd}", highlight=False, markup=False)
 

@@ -17,12 +17,19 @@ from hrm_edge.errors import HrmEdgeError
 
 def build_engine(
     bundle: Path = typer.Argument(..., help="Export bundle folder (from `hrm-edge export`)."),
-    fp16: bool = typer.Option(False, "--fp16", help="Allow fp16 kernels; norms, softmax and reductions stay fp32 "
-                                                    "through obeyed precision constraints."),
+    fp16: bool = typer.Option(False, "--fp16", help="Weakly typed: allow fp16 kernels, norms, softmax and reductions "
+                                                    "kept fp32 by obeyed precision constraints. Strongly typed: "
+                                                    "checks that the bundle is fp16 (export --precision fp16)."),
     int8: bool = typer.Option(False, "--int8", help="Int8 from the bundle's Q/DQ nodes (explicit quantization, "
-                                                    "`export --precision int8-qdq`); refused without them."),
+                                                    "`export --precision int8-qdq`); refused without them. Weakly "
+                                                    "typed, fp16 is allowed outside the Q/DQ pairs too."),
+    strongly_typed: bool = typer.Option(False, "--strongly-typed", help="TensorRT 10: build a strongly typed "
+                                        "network, precision from the bundle's own types (trtexec --stronglyTyped). "
+                                        "TensorRT 11 builds nothing else; refused on 8.x."),
     workspace: Optional[int] = typer.Option(None, "--workspace", min=1, help="Builder workspace limit in MB "
-                                                                             "(default: TensorRT's, all free memory)."),
+                                                                             "(default: a quarter of a Jetson's "
+                                                                             "memory, at most 4096; elsewhere "
+                                                                             "TensorRT's)."),
     timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="Timing cache file: read when it exists, "
                                                                              "written after the build."),
     min_batch: int = typer.Option(1, "--min-batch", min=1, help="Smallest batch of the optimization profile."),
@@ -33,7 +40,8 @@ def build_engine(
                                                 help="Builder optimization level 0-5 (TensorRT 8.6+; default "
                                                      "TensorRT's 3; ignored with a note on 8.5)."),
     dla: Optional[int] = typer.Option(None, "--dla", min=0, help="Build for this DLA core (Xavier, Orin AGX/NX; "
-                                                                 "needs --fp16 or --int8)."),
+                                                                 "not Orin Nano; needs --fp16 or --int8 and a static "
+                                                                 "batch: min = opt = max)."),
     gpu_fallback: bool = typer.Option(False, "--gpu-fallback", help="With --dla: run layers the DLA cannot on "
                                                                     "the GPU."),
     out: Optional[Path] = typer.Option(None, "--out", help="Engine file (default: BUNDLE/model.engine); its "
@@ -46,7 +54,8 @@ def build_engine(
 
     opts = EngineOptions(fp16=fp16, int8=int8, workspace_mb=workspace, timing_cache=timing_cache,
                          min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
-                         builder_level=builder_level, dla=dla, gpu_fallback=gpu_fallback)
+                         builder_level=builder_level, dla=dla, gpu_fallback=gpu_fallback,
+                         strongly_typed=strongly_typed)
     opts.validate()
     if not bundle.is_dir():
         raise HrmEdgeError("no such export bundle folder", bundle)
@@ -55,12 +64,13 @@ def build_engine(
     if timing_cache is not None:
         check_output(timing_cache, "file", "timing cache")
     sc = build(bundle, out, opts, say=lambda m: print(m, file=sys.stderr, flush=True))
-    print(f"wrote {out} and {out.name}.json ({sc['precision']}, TensorRT {sc['tensorrt_version']}, "
-          f"{sc['device_name']}, {sc['build_seconds']:.1f} s)")
+    print(f"wrote {out} and {out.name}.json ({sc['precision']}, {sc['typing']}ly typed, TensorRT "
+          f"{sc['tensorrt_version']}, {sc['device_name']}, {sc['build_seconds']:.1f} s)")
 
 
 def doctor(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of the table.")) -> None:
-    """What this machine can run: Python, torch, onnxruntime, TensorRT, CUDA, pycuda, JetPack, power mode."""
+    """What this machine can run: Python, torch, onnxruntime (build, providers), numpy, TensorRT, CUDA, pycuda,
+    JetPack (and the TensorRT it ships), power mode, clocks."""
     from hrm_edge.runtime.doctor import report, run_checks
 
     rows, facts = run_checks()

@@ -35,6 +35,10 @@ def _err() -> Console:
 
 _out = stdout_console
 _say = say
+TRT_HELP = ("Build the TensorRT engine of each --bundle on first use into the engine cache (keyed on ONNX hash, "
+            "TensorRT, board, L4T, precision, profile; $HRM_EDGE_ENGINE_CACHE or ~/.cache/hrm-edge/engines) "
+            "and run it; later runs load it.")
+TRT_PROFILE_HELP = "With --trt: throughput (batch 1..--batch, tuned for --batch) or latency (batch 1)."
 
 
 @contextmanager
@@ -111,6 +115,8 @@ def solve(
     ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="Checkpoint (torch runtime)."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="Export bundle folder (onnxruntime runtime)."),
     engine: Optional[Path] = typer.Option(None, "--engine", help="TensorRT engine file (tensorrt runtime)."),
+    trt: bool = typer.Option(False, "--trt", help=TRT_HELP),
+    trt_profile: str = typer.Option("throughput", "--trt-profile", metavar="PROFILE", help=TRT_PROFILE_HELP),
     augment: int = typer.Option(8, "--augment", min=1, help="Augmented copies per test input (identity first)."),
     attempts: int = typer.Option(2, "--attempts", min=1, help="Attempts per test input in the submission."),
     halt: str = typer.Option("max", "--halt", metavar="MODE", help=HALT_HELP),
@@ -149,6 +155,8 @@ def solve(
     from hrm_edge.solve.runners import artifact_option, infer_runtime, open_runtime
     from hrm_edge.solve.solver import SolveOptions
     con = _out()
+    from hrm_edge.runtime.engine_cache import solve_artifacts
+    bundle, engine = solve_artifacts(bundle, engine, trt, batch=batch, profile=trt_profile, say=_say)
     kind = runtime or infer_runtime(ckpt, bundle, engine)
     artifact = artifact_option(kind, ckpt, bundle, engine)
     rt = open_runtime(kind, artifact, device=provider if kind == "onnxruntime" else device, identifiers=identifiers,
@@ -213,6 +221,8 @@ def compare(
     ckpt: Path = typer.Option(..., "--ckpt", help="The PyTorch reference checkpoint."),
     bundle: Optional[list[Path]] = typer.Option(None, "--bundle", help="Export bundle (repeatable)."),
     engine: Optional[list[Path]] = typer.Option(None, "--engine", help="TensorRT engine (repeatable)."),
+    trt: bool = typer.Option(False, "--trt", help=TRT_HELP),
+    trt_profile: str = typer.Option("throughput", "--trt-profile", metavar="PROFILE", help=TRT_PROFILE_HELP),
     augment: int = typer.Option(8, "--augment", min=1, help="Augmented copies per test input."),
     halt: str = typer.Option("max", "--halt", metavar="MODE", help=HALT_HELP),
     batch: int = typer.Option(16, "--batch", min=1, help="Puzzles per model call (same batches on every runtime)."),
@@ -242,6 +252,8 @@ def compare(
     from hrm_edge.bench.compare import compare_artifacts, reasons, rich_table, write_report
     from hrm_edge.solve.solver import SolveOptions
     con = _out()
+    from hrm_edge.runtime.engine_cache import cached_engines
+    engine = [*(engine or []), *cached_engines(bundle, trt, batch=batch, profile=trt_profile, say=_say)]
     opts = SolveOptions(augment=augment, attempts=2, halt=halt, batch=batch, seed=seed)
     with _progress() as start:
         rep, problems = compare_artifacts(tasks, ckpt, bundle or [], engine or [], opts, device=device,
@@ -267,6 +279,8 @@ def bench(
     ckpt: Optional[list[Path]] = typer.Option(None, "--ckpt", help="Checkpoint (torch; repeatable)."),
     bundle: Optional[list[Path]] = typer.Option(None, "--bundle", help="Export bundle (onnxruntime; repeatable)."),
     engine: Optional[list[Path]] = typer.Option(None, "--engine", help="TensorRT engine (repeatable)."),
+    trt: bool = typer.Option(False, "--trt", help=TRT_HELP),
+    trt_profile: str = typer.Option("throughput", "--trt-profile", metavar="PROFILE", help=TRT_PROFILE_HELP),
     preset: Optional[list[str]] = typer.Option(None, "--preset", help="Bench a random-weight model of this preset "
                                                                      "(repeatable; no checkpoint needed): every "
                                                                      "runtime of --runtimes, exported on the fly."),
@@ -329,6 +343,8 @@ def bench(
 
     from hrm_edge.bench.compare import human_size
     from hrm_edge.bench.runtimes import bench_runtimes
+    from hrm_edge.runtime.engine_cache import cached_engines
+    engine = [*(engine or []), *cached_engines(bundle, trt, batch=batch, profile=trt_profile, say=_say)]
     specs = [("torch", p, device) for p in ckpt or []] + [("onnxruntime", p, provider) for p in bundle or []] + \
         [("tensorrt", p, "cuda-graph" if cuda_graph else None) for p in engine or []]
     if not specs:

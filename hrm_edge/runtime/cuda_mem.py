@@ -1,7 +1,8 @@
 """The small CUDA interface the TensorRT code needs, implemented with pycuda (the `jetson` / `trt` extra).
 
 TensorRT only needs device pointers and a stream handle, so the runner and `build-engine` talk to
-this interface and nothing else: device name and compute capability, allocate / free, host<->device
+this interface and nothing else: device name, compute capability, memory size and whether it is an
+integrated (Jetson) GPU, allocate / free, host<->device
 copies, a stream, the current context, and CUDA-graph capture of a stream (pycuda has
 no graph API, so capture goes through the CUDA driver library with ctypes; every JetPack ships
 `libcuda.so.1`). cuda-python or torch's allocator could stand behind the same methods.
@@ -47,6 +48,14 @@ class PycudaBackend:
     def compute_capability(self) -> str:
         major, minor = self.device.compute_capability()
         return f"{major}.{minor}"
+
+    def total_memory(self) -> int:
+        """Bytes of device memory (on a Jetson: the board's RAM, shared with the CPU)."""
+        return int(self.device.total_memory())
+
+    def integrated(self) -> bool:
+        """True on an integrated GPU (every Jetson), whose memory is the system's."""
+        return bool(self.device.get_attribute(self.cuda.device_attribute.INTEGRATED))
 
     # memory and copies
     def alloc(self, nbytes: int) -> Any:

@@ -1,13 +1,18 @@
 """TensorRT runner: a serialized engine plus its JSON sidecar, driven by the shared ACT driver.
 
 The engine file (`model.engine`) is useless on another TensorRT version or GPU, so it always travels
-with `model.engine.json` (TensorRT version, device name, JetPack/L4T, precision, ONNX hash, profiles,
-the bundle's model spec and I/O). The runner refuses an engine whose sidecar does not match the
-running TensorRT / device, saying to rebuild. `tensorrt` and `pycuda` are imported lazily (the
+with `model.engine.json` (TensorRT version, device name, compute capability, board, JetPack/L4T,
+precision, ONNX hash, profiles, the bundle's model spec and I/O). The runner refuses, in one line that
+says to rebuild, an engine whose sidecar does not match what it runs on (TensorRT version, compute
+capability, board model, L4T: every Orin calls its GPU "Orin", so the device name alone would let an AGX
+Orin engine onto an Orin Nano) or the bundle beside it (its ONNX hash). A batch larger than the
+engine's optimization profile runs in chunks of the profile's maximum (`batch-mean` halting, whose
+answers depend on the batch, is refused instead), and every `set_input_shape` / `set_tensor_address`
+result is checked. `tensorrt` and `pycuda` are imported lazily (the
 `trt` / `jetson` extras), so the package imports and its CPU tests run without them.
 
 It uses the name-based I/O API (`set_input_shape`, `set_tensor_address`, `execute_async_v3`),
-present from TensorRT 8.5 (JetPack 5) through 10.x (JetPack 6); the rest of the version differences
+present from TensorRT 8.5 (JetPack 5) through 11.x (JetPack 7); the rest of the version differences
 live in `trt_compat`. Device memory goes through the small interface of `cuda_mem` (pycuda).
 """
 
@@ -24,7 +29,7 @@ import numpy as np
 from hrm_edge.errors import HrmEdgeError, MissingDependencyError
 from hrm_edge.fileio import read_json
 from hrm_edge.runtime import trt_compat
-from hrm_edge.runtime.base import ModelSpec, Runner, StepSession, TensorMeta
+from hrm_edge.runtime.base import ActResult, ModelSpec, Runner, StepSession, TensorMeta
 
 SIDECAR_SUFFIX = ".json"
 
@@ -58,15 +63,50 @@ def read_sidecar(engine: str | Path) -> dict[str, Any]:
     return data
 
 
-def sidecar_mismatch(sidecar: dict[str, Any], trt_version: str, device_name: str) -> str | None:
-    """Why this engine cannot run here (None when it can). Engines are not portable across either."""
-    built_v, built_d = str(sidecar["tensorrt_version"]), str(sidecar["device_name"])
-    if built_v != trt_version:
-        return (f"engine was built with TensorRT {built_v} but this is TensorRT {trt_version}; "
+# sidecar key -> what it is called in the refusal
+_MUST_MATCH = (("tensorrt_version", "TensorRT"), ("compute_capability", "compute capability"),
+               ("board", "board"), ("l4t", "L4T"), ("device_name", "device"))
+
+
+def here_facts(trt_version: str, cuda: Any) -> dict[str, Any]:
+    """What an engine must match on this machine: TensorRT, GPU name and compute capability, board, L4T."""
+    from hrm_edge.runtime.jetson_info import jetson_facts
+
+    facts = jetson_facts()
+    cc = getattr(cuda, "compute_capability", None)
+    return {"tensorrt_version": trt_version, "device_name": cuda.device_name(),
+            "compute_capability": cc() if cc else None, "board": facts["board"], "l4t": facts["l4t"]}
+
+
+def sidecar_mismatch(sidecar: dict[str, Any], here: dict[str, Any]) -> str | None:
+    """Why this engine cannot run here (None when it can). Engines are portable across none of these.
+
+    A fact unknown on either side (an older sidecar, no device tree off a Jetson) is not compared.
+    """
+    for key, what in _MUST_MATCH:
+        built, now = sidecar.get(key), here.get(key)
+        if built is None or now is None or str(built) == str(now):
+            continue
+        return (f"engine was built for {what} {built!r} but this is {what} {now!r}; "
                 "rebuild it here with `hrm-edge build-engine`")
-    if built_d != device_name:
-        return (f"engine was built on '{built_d}' but this device is '{device_name}'; "
-                "rebuild it here with `hrm-edge build-engine`")
+    return None
+
+
+def engine_bundle_dir(engine: str | Path, sidecar: dict[str, Any]) -> Path:
+    """The export bundle an engine belongs to: its folder when the manifest is there, else the one it was built
+    from (an engine in the engine cache)."""
+    folder = Path(engine).parent
+    if (folder / "manifest.json").is_file() or not sidecar.get("bundle"):
+        return folder
+    return Path(sidecar["bundle"])
+
+
+def bundle_mismatch(sidecar: dict[str, Any], manifest: dict[str, Any]) -> str | None:
+    """Why this engine does not belong to this bundle (its ONNX hash differs), or None."""
+    built, have = sidecar.get("onnx_sha256"), (manifest.get("onnx") or {}).get("sha256")
+    if built and have and built != have:
+        return (f"engine was built from another model.onnx (sha256 {built[:12]}...) than the bundle beside it "
+                f"({have[:12]}...); rebuild it with `hrm-edge build-engine`")
     return None
 
 
@@ -89,8 +129,21 @@ class TrtRunner(Runner):
     @classmethod
     def from_engine(cls, engine: str | Path, **kw: Any) -> TrtRunner:
         sc = read_sidecar(engine)
+        manifest_path = engine_bundle_dir(engine, sc) / "manifest.json"
+        if manifest_path.is_file():
+            why = bundle_mismatch(sc, read_json(manifest_path, "bundle manifest"))
+            if why:
+                raise HrmEdgeError(why, engine)
         return cls(spec=ModelSpec.from_dict(sc["spec"]), act_mode=sc["act_mode"], baked_halt=sc.get("halt"),
                    engine_path=str(engine), sidecar=sc, **kw)
+
+    @property
+    def batch_range(self) -> tuple[int, int]:
+        """(min, max) batch of the engine's profile: the engine's own once active, else the sidecar's."""
+        if self._state.get("batch_range"):
+            return self._state["batch_range"]
+        prof = (self.sidecar.get("profiles") or [{}])[0]
+        return (int(prof["min"][0]), int(prof["max"][0])) if prof.get("max") else (1, 1 << 30)
 
     def input_metadata(self) -> dict[str, TensorMeta]:
         return {i["name"]: TensorMeta(np.dtype(i["dtype"]), tuple(i["shape"])) for i in self.sidecar["inputs"]}
@@ -104,7 +157,7 @@ class TrtRunner(Runner):
         else:
             cuda = self.cuda_factory()
         try:
-            why = sidecar_mismatch(self.sidecar, str(trt.__version__), cuda.device_name())
+            why = sidecar_mismatch(self.sidecar, here_facts(str(trt.__version__), cuda))
             if why:
                 raise HrmEdgeError(why, self.engine_path)
             runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
@@ -114,7 +167,8 @@ class TrtRunner(Runner):
             inputs, outputs = trt_compat.io_tensors(trt, engine)
             self._state = {"trt": trt, "cuda": cuda, "runtime": runtime, "engine": engine,
                            "context": engine.create_execution_context(), "stream": cuda.stream(),
-                           "inputs": inputs, "outputs": outputs, "buffers": {}, "graphs": {}}
+                           "inputs": inputs, "outputs": outputs, "buffers": {}, "graphs": {},
+                           "batch_range": trt_compat.profile_batch_range(engine, "tokens")}
         except BaseException:
             cuda.close()
             self._state = {}
@@ -145,22 +199,54 @@ class TrtRunner(Runner):
 
     def _dtype(self, name: str) -> np.dtype:
         st = self._state
-        return np.dtype(st["trt"].nptype(st["engine"].get_tensor_dtype(name)))
+        return trt_compat.nptype(st["trt"], st["engine"].get_tensor_dtype(name))
 
+    def set_shape(self, name: str, shape: tuple[int, ...]) -> None:
+        """`set_input_shape`, refused shapes reported (TensorRT answers False outside the profile)."""
+        if not self._state["context"].set_input_shape(name, tuple(int(d) for d in shape)):
+            lo, hi = self.batch_range
+            raise HrmEdgeError(f"TensorRT refused shape {tuple(shape)} for input {name!r} (the engine's profile "
+                               f"takes batch {lo}-{hi}); rebuild with --max-batch", self.engine_path)
+
+    def set_address(self, name: str, ptr: int) -> None:
+        if not self._state["context"].set_tensor_address(name, int(ptr)):
+            raise HrmEdgeError(f"TensorRT refused the device address of tensor {name!r}", self.engine_path)
+
+    # -- batches larger than the profile ---------------------------------------------------------------
+    def run_act(self, tokens: np.ndarray, puzzle_emb: np.ndarray | None = None, halt: str = "max") -> ActResult:
+        """The shared ACT driver, in chunks of the profile's maximum batch when the batch is larger."""
+        lo, hi = self.batch_range
+        b = int(tokens.shape[0])
+        if b < lo:
+            raise HrmEdgeError(f"batch {b} is below the engine's profile minimum {lo}; rebuild with --min-batch {b}",
+                               self.engine_path)
+        if b <= hi:
+            return super().run_act(tokens, puzzle_emb, halt)
+        if halt == "batch-mean":
+            raise HrmEdgeError(f"batch {b} exceeds the engine's profile maximum {hi}, and batch-mean halting depends "
+                               f"on the whole batch; pass --batch {hi} or rebuild with --max-batch {b}",
+                               self.engine_path)
+        if b % hi and b % hi < lo:
+            raise HrmEdgeError(f"batch {b} in chunks of the profile maximum {hi} leaves {b % hi}, below the profile "
+                               f"minimum {lo}; pass --batch {hi}", self.engine_path)
+        parts = [super(TrtRunner, self).run_act(tokens[i:i + hi], None if puzzle_emb is None else
+                                                puzzle_emb[i:i + hi], halt) for i in range(0, b, hi)]
+        return ActResult(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                           ("logits", "q_halt", "q_continue", "steps")))
     # -- one call with host inputs and outputs (unrolled / loop graphs) ------------------------------
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         st = self._state
         cuda, context, stream = st["cuda"], st["context"], st["stream"]
         for name in st["inputs"]:
             arr = np.ascontiguousarray(feed[name].astype(self._dtype(name), copy=False))
-            context.set_input_shape(name, arr.shape)
+            self.set_shape(name, arr.shape)
             ptr = self._buffer(name, arr.nbytes)
             cuda.htod(ptr, arr, stream)
-            context.set_tensor_address(name, ptr)
+            self.set_address(name, ptr)
         outputs: dict[str, np.ndarray] = {}
         for name in st["outputs"]:
             host = np.empty(tuple(context.get_tensor_shape(name)), dtype=self._dtype(name))
-            context.set_tensor_address(name, self._buffer(name, host.nbytes))
+            self.set_address(name, self._buffer(name, host.nbytes))
             outputs[name] = host
         if not context.execute_async_v3(stream.handle):
             raise HrmEdgeError("TensorRT execution failed", self.engine_path)
@@ -193,7 +279,7 @@ class DeviceSteps(StepSession):
         self.ptr: dict[str, int] = {}
         for name in st["inputs"]:
             arr = np.ascontiguousarray(feed[name].astype(runner._dtype(name), copy=False))
-            self.context.set_input_shape(name, arr.shape)
+            runner.set_shape(name, arr.shape)
             if name in ("z_H", "z_L"):
                 for side in "AB":
                     self.ptr[name + side] = runner._buffer(f"{name}{side}/{b}", arr.nbytes)
@@ -217,7 +303,7 @@ class DeviceSteps(StepSession):
         addr = {"z_H": self.ptr["z_H" + src], "z_L": self.ptr["z_L" + src], "z_H_next": self.ptr["z_H" + dst],
                 "z_L_next": self.ptr["z_L" + dst], "halted": self.ptr["halted1" if self.first else "halted0"]}
         for name in self.r._state["inputs"] + self.r._state["outputs"]:
-            self.context.set_tensor_address(name, addr.get(name, self.ptr.get(name, 0)))
+            self.r.set_address(name, addr.get(name, self.ptr.get(name, 0)))
 
     def _enqueue(self) -> None:
         if not self.context.execute_async_v3(self.stream.handle):

@@ -1,12 +1,22 @@
 """`hrm-edge build-engine`: an export bundle's model.onnx -> `model.engine` + `model.engine.json`.
 
-One optimization profile over the batch axis; `--fp16` keeps the normalisation, softmax and reduction
-layers in fp32 with obeyed precision constraints (fp16 RMS/LayerNorm sums overflow); `--int8` takes
-only an explicitly quantized bundle (QuantizeLinear / DequantizeLinear nodes: the path TensorRT 10
-keeps) and refuses one without; the timing cache is read before and written after the build. Every
-TensorRT version difference goes through `trt_compat`. The sidecar records what a runner checks
-(TensorRT version, device) and what a person needs to reproduce the build, including the equivalent
-`trtexec` command line.
+One optimization profile over the batch axis. Two ways to say the precision, by TensorRT generation:
+- strongly typed (TensorRT 11, the only mode there; 10.x with `--strongly-typed`): the network's tensor
+  types are the bundle's, so the precision IS the bundle's (`export --precision fp16`: fp16 with fp32
+  norms / softmax / residual sums; `int8-qdq`: int8 from its Q/DQ pairs). `--fp16` / `--int8` are then
+  checks against the bundle, never flags.
+- weakly typed (8.5, 8.6, 10.x): `--fp16` lets TensorRT pick fp16 kernels, with the normalisation,
+  softmax and reduction layers pinned to fp32 through obeyed precision constraints (fp16 RMS/LayerNorm
+  sums overflow); `--int8` takes only an explicitly quantized bundle (QuantizeLinear / DequantizeLinear
+  nodes: the path TensorRT 10 keeps) and also allows fp16 for the layers outside the Q/DQ pairs (with
+  the same fp32 pins), unless the GPU has no fast fp16.
+fp32 engines clear TF32, so they are the reference they claim to be. On a Jetson the workspace defaults
+to a quarter of the board's memory (at most 4 GB): an 8 GB Orin Nano shares it with the CPU and runs out
+when TensorRT takes all free memory. DLA engines need a static batch (min = opt = max). The timing cache
+is read before and written after the build. Every TensorRT version difference goes through
+`trt_compat`. The sidecar records what a runner checks (TensorRT version, device, compute capability,
+board, L4T, the bundle's ONNX hash, the profile) and what a person needs to reproduce the build,
+including the equivalent `trtexec` command line for the TensorRT that built it.
 
 `trt` (the tensorrt module) and `cuda` (a `cuda_mem.PycudaBackend`) are parameters so the CPU tests can
 run this whole function against doubles spec'd from the real TensorRT classes.
@@ -38,7 +48,9 @@ FP32_OPS = frozenset({"ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceMax",
                       "ReduceLogSumExp", "Softmax", "LogSoftmax", "LayerNormalization"})
 _NORM_BEFORE = frozenset({"Mul", "Pow", "Sub"})
 _NORM_AFTER = frozenset({"Add", "Sub", "Sqrt", "Reciprocal", "Div", "Mul"})
-FP32_LAYER_TYPES = ("REDUCE", "SOFTMAX", "NORMALIZATION")  # trt.LayerType members, matched whatever their name
+# bundle precision -> what a strongly typed engine built from it runs
+STRONG_PRECISION = {"fp32": "fp32", "fp16": "fp16", "int8-qdq": "int8"}
+WORKSPACE_CAP_MB = 4096
 
 
 @dataclass
@@ -53,6 +65,7 @@ class EngineOptions:
     builder_level: int | None = None  # None: TensorRT's default (3)
     dla: int | None = None
     gpu_fallback: bool = False
+    strongly_typed: bool = False  # 10.x: build strongly typed (11.x always is)
 
     def validate(self) -> None:
         """Every option checked before any work (one clear line each)."""
@@ -70,6 +83,9 @@ class EngineOptions:
             raise HrmEdgeError(f"--dla takes a DLA core number (0 or 1), got {self.dla}")
         if self.dla is not None and not (self.fp16 or self.int8):
             raise HrmEdgeError("DLA runs fp16 or int8 only: add --fp16 or --int8 to --dla")
+        if self.dla is not None and not self.min_batch == self.opt == self.max_batch:
+            raise HrmEdgeError(f"DLA needs a static shape (min = opt = max batch), got {self.min_batch}/{self.opt}/"
+                               f"{self.max_batch}: pass --min-batch N --opt-batch N --max-batch N")
         if self.timing_cache is not None and self.timing_cache.is_dir():
             raise HrmEdgeError("--timing-cache is a folder, expected a file", self.timing_cache)
 
@@ -79,6 +95,7 @@ class EngineOptions:
 
     @property
     def precision(self) -> str:
+        """What was asked (weakly typed); the sidecar records what was built."""
         return "+".join(p for p, on in (("int8", self.int8), ("fp16", self.fp16)) if on) or "fp32"
 
 
@@ -143,34 +160,59 @@ def fp32_node_names(model: onnx.ModelProto) -> list[str]:
 # the build
 # --------------------------------------------------------------------------------------------------
 def trtexec_command(opts: EngineOptions, onnx_path: Path, out: Path, inputs: list[dict[str, Any]],
-                    fp32_layers: list[str]) -> str:
-    """The equivalent NVIDIA `trtexec` line, so the build can be reproduced with NVIDIA's own tool."""
+                    fp32_layers: list[str], *, version: str = "10.3", typing: str = "weak",
+                    fp16: bool | None = None, int8: bool | None = None, workspace_mb: int | None = None,
+                    tf32: bool | None = None) -> str:
+    """The equivalent NVIDIA `trtexec` line, valid for TensorRT `version`, to reproduce the build."""
     def shapes(b: int) -> str:
         return ",".join(f"{i['name']}:" + "x".join(str(b) if not isinstance(d, int) else str(d) for d in i["shape"])
                         for i in inputs if i["shape"] and not isinstance(i["shape"][0], int))
 
+    fp16 = opts.fp16 if fp16 is None else fp16
+    int8 = opts.int8 if int8 is None else int8
+    workspace_mb = opts.workspace_mb if workspace_mb is None else workspace_mb
     cmd = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={out}"]
     if shapes(1):
         cmd += [f"--minShapes={shapes(opts.min_batch)}", f"--optShapes={shapes(opts.opt)}",
                 f"--maxShapes={shapes(opts.max_batch)}"]
-    if opts.fp16:
-        cmd.append("--fp16")
-    if opts.int8:
-        cmd.append("--int8")
-    if opts.fp16 and fp32_layers:
-        cmd += ["--precisionConstraints=obey", "--layerPrecisions=" + ",".join(f"{n}:fp32" for n in fp32_layers),
-                "--layerOutputTypes=" + ",".join(f"{n}:fp32" for n in fp32_layers)]
-    if opts.workspace_mb:
-        cmd.append(f"--memPoolSize=workspace:{opts.workspace_mb}M")
+    cmd += trt_compat.trtexec_flags(trt_compat.parse_version(version), typing=typing, fp16=fp16, int8=int8,
+                                    fp32_layers=fp32_layers, tf32=(fp16 or int8) if tf32 is None else tf32,
+                                    builder_level=opts.builder_level)
+    if workspace_mb:
+        cmd.append(f"--memPoolSize=workspace:{workspace_mb}M")
     if opts.timing_cache:
         cmd.append(f"--timingCacheFile={opts.timing_cache}")
-    if opts.builder_level is not None:
-        cmd.append(f"--builderOptimizationLevel={opts.builder_level}")
     if opts.dla is not None:
         cmd.append(f"--useDLACore={opts.dla}")
         if opts.gpu_fallback:
             cmd.append("--allowGPUFallback")
     return shlex.join(cmd)
+
+
+def default_workspace_mb(total_bytes: int | None, integrated: bool) -> int | None:
+    """Workspace when --workspace is not given: on a shared-memory board (Jetson) a quarter of its memory,
+    at most 4 GB (TensorRT's own default, all free memory, starves the CPU side of an 8 GB Orin Nano);
+    None (TensorRT's default) on a discrete GPU."""
+    if not integrated or not total_bytes:
+        return None
+    return max(256, min(WORKSPACE_CAP_MB, int(total_bytes) // 4 >> 20))
+
+
+def strong_precision(manifest: dict[str, Any], opts: EngineOptions, bundle: Path) -> str:
+    """A strongly typed engine runs the bundle's own types; --fp16 / --int8 must agree with them."""
+    have = str(manifest.get("precision", "fp32"))
+    if have not in STRONG_PRECISION:
+        raise HrmEdgeError(f"a strongly typed build takes fp32, fp16 or int8-qdq bundles; this one is {have} "
+                           "(ONNX Runtime's dynamic int8): export with --precision int8-qdq or fp16", bundle)
+    got = STRONG_PRECISION[have]
+    if opts.fp16 and got not in ("fp16", "int8"):
+        raise HrmEdgeError(f"--fp16: strongly typed engines take their precision from the graph, and this bundle is "
+                           f"{have}; export with --precision fp16 (fp32 norms and softmax are kept) and build that",
+                           bundle)
+    if opts.int8 and got != "int8":
+        raise HrmEdgeError(f"--int8: strongly typed engines take int8 from Q/DQ nodes, and this bundle is {have}; "
+                           "export with --precision int8-qdq", bundle)
+    return got
 
 
 def check_bundle(bundle: Path, opts: EngineOptions) -> tuple[dict[str, Any], Path, onnx.ModelProto]:
@@ -207,10 +249,20 @@ def build_engine(bundle: str | Path, out: str | Path, opts: EngineOptions, *, tr
     bundle, out = Path(bundle), Path(out)
     opts.validate()
     manifest, onnx_path, model = check_bundle(bundle, opts)
+    facts = jetson_facts()
+    if opts.dla is not None and "orin nano" in str(facts.get("board") or "").lower():
+        raise HrmEdgeError(f"--dla: {facts['board']} has no DLA cores (Orin Nano); drop --dla")
     if trt is None:
         from hrm_edge.runtime.tensorrt import import_tensorrt
 
         trt = import_tensorrt()
+    version = trt_compat.version_tuple(trt)
+    typing = trt_compat.typing_for(version, opts.strongly_typed)
+    if typing == "strong":
+        precision = strong_precision(manifest, opts, bundle)
+        fp16 = int8 = False  # no flags: the graph's types decide
+    else:
+        precision, fp16, int8 = "", opts.fp16, opts.int8
     if cuda is None:
         from hrm_edge.runtime.cuda_mem import PycudaBackend
 
@@ -219,12 +271,22 @@ def build_engine(bundle: str | Path, out: str | Path, opts: EngineOptions, *, tr
     try:
         logger = trt.Logger(trt.Logger.WARNING)
         builder = trt.Builder(logger)
-        if opts.fp16 and not builder.platform_has_fast_fp16:
+        fast = trt_compat.fast_fp16(trt, builder)
+        if typing == "weak" and int8 and not fp16:
+            if fast:
+                fp16 = True  # layers outside the Q/DQ pairs would otherwise run fp32
+                say("note: --int8 also allows fp16 for the layers outside the Q/DQ pairs (norms and softmax stay "
+                    "fp32)")
+            else:
+                say("note: this GPU has no fast fp16, so the layers outside the Q/DQ pairs stay fp32")
+        elif fp16 and fast is False:
             say("note: this GPU has no fast fp16; the engine is built as asked but may not be faster")
+        if typing == "weak":
+            precision = "+".join(p for p, on in (("int8", int8), ("fp16", fp16)) if on) or "fp32"
         if opts.dla is not None and opts.dla >= builder.num_DLA_cores:
             raise HrmEdgeError(f"--dla {opts.dla}: this device has {builder.num_DLA_cores} DLA cores "
                                "(Orin Nano has none); drop --dla")
-        network = builder.create_network(trt_compat.network_flags(trt))
+        network = builder.create_network(trt_compat.network_flags(trt, typing == "strong"))
         parser = trt.OnnxParser(network, logger)
         say(f"parsing {onnx_path} ({len(model.graph.node)} nodes)")
         if not parser.parse_from_file(str(onnx_path)):
@@ -233,29 +295,26 @@ def build_engine(bundle: str | Path, out: str | Path, opts: EngineOptions, *, tr
                                onnx_path)
 
         config = builder.create_builder_config()
-        flags = []
-        if opts.workspace_mb:
-            trt_compat.set_workspace(trt, config, opts.workspace_mb << 20)
+        workspace = opts.workspace_mb or default_workspace_mb(cuda.total_memory(), cuda.integrated())
+        if workspace:
+            trt_compat.set_workspace(trt, config, workspace << 20)
         level_applied = None
         if opts.builder_level is not None:
             level_applied = trt_compat.set_builder_level(trt, config, opts.builder_level)
             if not level_applied:
                 say(f"note: TensorRT {trt.__version__} has no builder optimization level; --builder-level ignored")
-        if opts.fp16:
-            flags.append("FP16")
-        if opts.int8:
-            flags.append("INT8")
-        fp32_nodes = fp32_node_names(model) if opts.fp16 else []
-        constrained = _keep_fp32(trt, network, set(fp32_nodes)) if opts.fp16 else []
-        if constrained:
-            flags.append("OBEY_PRECISION_CONSTRAINTS")
+        fp32_nodes = fp32_node_names(model) if fp16 else []
+        constrained = _keep_fp32(trt, network, set(fp32_nodes)) if fp16 else []
+        flags = trt_compat.set_precision_flags(trt, config, fp16=fp16, int8=int8, obey=bool(constrained))
+        tf32 = precision != "fp32"
+        if not tf32:
+            trt_compat.clear_tf32(trt, config)
         if opts.dla is not None:
             config.default_device_type = trt.DeviceType.DLA
             config.DLA_core = opts.dla
             if opts.gpu_fallback:
+                config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
                 flags.append("GPU_FALLBACK")
-        for f in flags:
-            config.set_flag(getattr(trt.BuilderFlag, f))
 
         profiles = _add_profile(builder, config, network, opts)
 
@@ -268,7 +327,7 @@ def build_engine(bundle: str | Path, out: str | Path, opts: EngineOptions, *, tr
                 cache = config.create_timing_cache(b"")
                 config.set_timing_cache(cache, True)
 
-        say(f"building {opts.precision} engine for batch {opts.min_batch}-{opts.max_batch} "
+        say(f"building {precision} engine ({typing}ly typed) for batch {opts.min_batch}-{opts.max_batch} "
             f"(opt {opts.opt}); this takes minutes on a Jetson")
         plan = trt_compat.build_plan(builder, network, config)
         if plan is None:
@@ -279,13 +338,13 @@ def build_engine(bundle: str | Path, out: str | Path, opts: EngineOptions, *, tr
         if opts.timing_cache:
             data = bytes(memoryview(config.get_timing_cache().serialize()))
             atomic_write_bytes(opts.timing_cache, lambda f: f.write(data))
-        facts = jetson_facts()
         sidecar = {
             "format": "hrm-edge-engine", "hrm_edge_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "tensorrt_version": str(trt.__version__), "device_name": cuda.device_name(),
             "compute_capability": cuda.compute_capability(), "l4t": facts["l4t"], "jetpack": facts["jetpack"],
-            "board": facts["board"], "precision": opts.precision, "flags": flags, "profiles": profiles,
-            "workspace_mb": opts.workspace_mb, "builder_level": opts.builder_level,
+            "board": facts["board"], "precision": precision, "typing": typing,
+            "bundle_precision": manifest.get("precision", "fp32"), "flags": flags, "tf32": tf32,
+            "profiles": profiles, "workspace_mb": workspace, "builder_level": opts.builder_level,
             "builder_level_applied": level_applied, "dla_core": opts.dla, "gpu_fallback": opts.gpu_fallback,
             "timing_cache": str(opts.timing_cache) if opts.timing_cache else None,
             "fp32_layers": constrained, "bundle": str(bundle.resolve()),
@@ -293,7 +352,9 @@ def build_engine(bundle: str | Path, out: str | Path, opts: EngineOptions, *, tr
             "onnx_sha256": manifest["onnx"].get("sha256"), "build_seconds": round(build_s, 2),
             "spec": manifest["spec"], "act_mode": manifest["act"]["mode"], "halt": manifest["act"].get("halt"),
             "inputs": manifest["inputs"], "outputs": manifest["outputs"], "options": _opts_dict(opts),
-            "trtexec": trtexec_command(opts, onnx_path, out, manifest["inputs"], constrained),
+            "trtexec": trtexec_command(opts, onnx_path, out, manifest["inputs"], constrained,
+                                       version=str(trt.__version__), typing=typing, fp16=fp16, int8=int8,
+                                       workspace_mb=workspace, tf32=tf32),
         }
         atomic_write_bytes(out, lambda f: f.write(plan))
         atomic_write_json(sidecar_path(out), sidecar)
@@ -310,7 +371,7 @@ def _opts_dict(opts: EngineOptions) -> dict[str, Any]:
 
 def _keep_fp32(trt: Any, network: Any, node_names: set[str]) -> list[str]:
     """Pin the norm / softmax / reduction layers (and their float outputs) to fp32; returns their names."""
-    kinds = {getattr(trt.LayerType, k) for k in FP32_LAYER_TYPES if k in trt.LayerType.__members__}
+    kinds = trt_compat.fp32_layer_kinds(trt)
     floats = (trt.float32, trt.float16)
     pinned = []
     for i in range(network.num_layers):
@@ -320,9 +381,7 @@ def _keep_fp32(trt: Any, network: Any, node_names: set[str]) -> list[str]:
         outs = [j for j in range(layer.num_outputs) if layer.get_output(j).dtype in floats]
         if not outs:
             continue
-        layer.precision = trt.float32
-        for j in outs:
-            layer.set_output_type(j, trt.float32)
+        trt_compat.pin_fp32(trt, layer, outs)
         pinned.append(layer.name)
     return pinned
 

@@ -1,46 +1,171 @@
-"""Every difference between TensorRT 8.5 (JetPack 5), 8.6 (JetPack 6.0) and 10.x (JetPack 6.1/6.2), in one place.
+"""Every difference between the TensorRT generations hrm-edge builds for, in one place.
 
-The rest of hrm-edge calls these helpers and never branches on the TensorRT version itself. What
-differs, and what this module does about it:
+8.5 (JetPack 5), 8.6 (JetPack 6.0), 10.x (JetPack 6.1/6.2, JetPack 7.0/7.1 on Thor) and 11.x (JetPack
+7.2.2 and later, AGX Orin and Thor). The rest of hrm-edge calls these helpers and never branches on the
+TensorRT version itself. What differs, and what this module does about it:
 
-- network creation: 8.x needs the EXPLICIT_BATCH flag; 10.x is always explicit batch (flag deprecated).
-- building: `build_engine` and `max_workspace_size` are gone in 10.x; `build_serialized_network` and
-  `set_memory_pool_limit(WORKSPACE, ...)` exist in all three, so only those are used.
-- builder optimization level: a config property from 8.6; 8.5 has none (the level is then reported
-  as not applied).
+- typing: 11.x is strongly typed only (NVIDIA's 10.x -> 11.x migration guide): no `BuilderFlag.FP16` /
+  `INT8` / `OBEY_PRECISION_CONSTRAINTS`, no `platform_has_fast_fp16`, no `ILayer.precision` /
+  `set_output_type`, no INT8 calibrators. Precision is the ONNX graph's own tensor types and int8 comes
+  from Q/DQ nodes. 10.x offers the same as an opt-in (`NetworkDefinitionCreationFlag.STRONGLY_TYPED`,
+  trtexec `--stronglyTyped`); 8.x has no strongly typed networks.
+- network creation: 8.x needs the EXPLICIT_BATCH flag; 10.x / 11.x are always explicit batch.
+- building: `build_serialized_network` and `set_memory_pool_limit(WORKSPACE, ...)` exist in every
+  generation, so only those are used.
+- builder optimization level: a config property from 8.6; 8.5 has none (reported as not applied), and
+  its trtexec has no `--builderOptimizationLevel`.
 - parser errors: 10.x names the failing node (`node_name()`, `node_operator()`); 8.x only gives its
   index (`node()`), which is mapped back to the ONNX node's name here.
+- numpy types: `trt.nptype` of 8.5 builds its table with `np.bool`, removed in numpy 1.24, so every
+  lookup raises there; `nptype` below maps `DataType` names itself.
 - I/O: the name-based API (`num_io_tensors`, `get_tensor_name`, `get_tensor_mode`, `set_input_shape`,
-  `set_tensor_address`, `execute_async_v3`) exists from 8.5, so the binding-index API (removed in 10) is
-  never used.
+  `set_tensor_address`, `get_tensor_profile_shape`, `execute_async_v3`) exists from 8.5, so the
+  binding-index API (removed in 10) is never used.
+
+Functions taking `v` accept a (major, minor) tuple, so the sidecar's recorded version can be judged
+without TensorRT installed (the trtexec line, the engine cache key).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 
-def version_tuple(trt: Any) -> tuple[int, int]:
-    """(major, minor) of the imported TensorRT, e.g. (8, 5) for "8.5.2.2"."""
-    parts = str(trt.__version__).split(".")
-    return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+from hrm_edge.errors import HrmEdgeError
+
+Version = tuple[int, int]
+
+# DataType member name -> numpy dtype (trt.nptype of 8.5 raises under numpy >= 1.24).
+_NP = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32, "INT64": np.int64,
+       "BOOL": np.bool_, "UINT8": np.uint8}
 
 
-def network_flags(trt: Any) -> int:
-    """Flags for `Builder.create_network`: explicit batch (required in 8.x, implied in 10.x)."""
-    if version_tuple(trt) >= (10, 0):
-        return 0
-    return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+def parse_version(text: str) -> Version:
+    """(major, minor) of a version string, e.g. (8, 5) for "8.5.2.2"."""
+    parts = str(text).split(".")
+    return int(parts[0]), int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+
+def version_tuple(trt: Any) -> Version:
+    """(major, minor) of the imported TensorRT."""
+    return parse_version(trt.__version__)
+
+
+# --------------------------------------------------------------------------------------------------
+# what a generation can do (from a version tuple: usable without TensorRT)
+# --------------------------------------------------------------------------------------------------
+def strongly_typed_only(v: Version) -> bool:
+    """11.x removed weak typing: every network is strongly typed."""
+    return v >= (11, 0)
+
+
+def strong_typing_available(v: Version) -> bool:
+    """10.x can build strongly typed networks when asked (the flag exists from 9.x; JetPack has none)."""
+    return v >= (10, 0)
+
+
+def has_builder_level(v: Version) -> bool:
+    return v >= (8, 6)
+
+
+def typing_for(v: Version, strongly_typed: bool) -> str:
+    """"strong" or "weak" for a build with this TensorRT; refuses strong typing on 8.x."""
+    if strongly_typed_only(v):
+        return "strong"
+    if strongly_typed and not strong_typing_available(v):
+        raise HrmEdgeError(f"--strongly-typed needs TensorRT 10 or later; this is TensorRT {v[0]}.{v[1]} "
+                           "(drop the flag: weakly typed builds take --fp16 / --int8)")
+    return "strong" if strongly_typed else "weak"
+
+
+def trtexec_flags(v: Version, *, typing: str, fp16: bool, int8: bool, fp32_layers: list[str], tf32: bool,
+                  builder_level: int | None) -> list[str]:
+    """The precision / typing / level flags of the equivalent trtexec line for TensorRT `v`."""
+    out: list[str] = []
+    if typing == "strong":
+        if not strongly_typed_only(v):
+            out.append("--stronglyTyped")  # the default (and the only mode) of trtexec 11
+    else:
+        out += ["--fp16"] if fp16 else []
+        out += ["--int8"] if int8 else []
+        if fp16 and fp32_layers:
+            out += ["--precisionConstraints=obey",
+                    "--layerPrecisions=" + ",".join(f"{n}:fp32" for n in fp32_layers),
+                    "--layerOutputTypes=" + ",".join(f"{n}:fp32" for n in fp32_layers)]
+    if not tf32:
+        out.append("--noTF32")
+    if builder_level is not None and has_builder_level(v):
+        out.append(f"--builderOptimizationLevel={builder_level}")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# building
+# --------------------------------------------------------------------------------------------------
+def network_flags(trt: Any, strongly_typed: bool = False) -> int:
+    """Flags for `Builder.create_network`: explicit batch on 8.x; STRONGLY_TYPED where asked (always on 11.x)."""
+    v = version_tuple(trt)
+    if v < (10, 0):
+        if strongly_typed:
+            raise HrmEdgeError(f"TensorRT {trt.__version__} has no strongly typed networks")
+        return 1 << int(_member(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"))
+    if strongly_typed or strongly_typed_only(v):
+        return 1 << int(_member(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"))
+    return 0
+
+
+def _member(enum: Any, name: str) -> Any:
+    """An enum member that only some generations have (EXPLICIT_BATCH: gone in 11; STRONGLY_TYPED: from 10),
+    looked up by name so the static name check of each version sees only what every version has."""
+    return enum.__members__[name]
+
+
+def fast_fp16(trt: Any, builder: Any) -> bool | None:
+    """Whether the GPU has fast fp16 (None on 11.x, which no longer answers: precision is the graph's)."""
+    if strongly_typed_only(version_tuple(trt)):
+        return None
+    return bool(builder.platform_has_fast_fp16)
+
+
+def set_precision_flags(trt: Any, config: Any, *, fp16: bool, int8: bool, obey: bool) -> list[str]:
+    """Weakly typed precision flags (8.x / 10.x); refuses on 11.x, where they were removed."""
+    names = [n for n, on in (("FP16", fp16), ("INT8", int8), ("OBEY_PRECISION_CONSTRAINTS", obey)) if on]
+    if names and strongly_typed_only(version_tuple(trt)):
+        raise HrmEdgeError(f"TensorRT {trt.__version__} is strongly typed only: no {', '.join(names)} flags")
+    for n in names:
+        config.set_flag(getattr(trt.BuilderFlag, n))
+    return names
+
+
+def clear_tf32(trt: Any, config: Any) -> None:
+    """fp32 reference engines: no TF32 matmuls (on by default on Ampere and later, Orin included)."""
+    config.clear_flag(trt.BuilderFlag.TF32)
+
+
+def pin_fp32(trt: Any, layer: Any, outputs: list[int]) -> None:
+    """Weakly typed only: run `layer` in fp32 and keep these outputs fp32."""
+    if strongly_typed_only(version_tuple(trt)):
+        raise HrmEdgeError(f"TensorRT {trt.__version__} has no per-layer precision (strongly typed only)")
+    layer.precision = trt.float32
+    for j in outputs:
+        layer.set_output_type(j, trt.float32)
+
+
+def fp32_layer_kinds(trt: Any) -> set[Any]:
+    """LayerType members of reductions, softmax and normalization (NORMALIZATION exists from 8.6 only)."""
+    members = trt.LayerType.__members__
+    return {members[k] for k in ("REDUCE", "SOFTMAX", "NORMALIZATION") if k in members}
 
 
 def set_workspace(trt: Any, config: Any, nbytes: int) -> None:
-    """Builder scratch memory limit (the one call present in 8.5, 8.6 and 10.x)."""
+    """Builder scratch memory limit (the one call present in every generation)."""
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(nbytes))
 
 
 def set_builder_level(trt: Any, config: Any, level: int) -> bool:
     """Set the builder optimization level (0-5); False where this TensorRT has none (8.5)."""
-    if version_tuple(trt) < (8, 6):
+    if not has_builder_level(version_tuple(trt)):
         return False
     config.builder_optimization_level = int(level)
     return True
@@ -68,8 +193,25 @@ def parser_errors(parser: Any, trt: Any, node_names: list[str]) -> list[str]:
     return out
 
 
+# --------------------------------------------------------------------------------------------------
+# running
+# --------------------------------------------------------------------------------------------------
 def io_tensors(trt: Any, engine: Any) -> tuple[list[str], list[str]]:
     """Input and output tensor names of an engine, in engine order."""
     names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
     inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
     return inputs, [n for n in names if n not in inputs]
+
+
+def nptype(trt: Any, dtype: Any) -> np.dtype:
+    """numpy dtype of a TensorRT DataType (not `trt.nptype`: 8.5's raises under numpy >= 1.24)."""
+    name = getattr(dtype, "name", str(dtype).rsplit(".", 1)[-1])
+    if name not in _NP:
+        raise HrmEdgeError(f"engine tensor type {name} has no numpy equivalent here")
+    return np.dtype(_NP[name])
+
+
+def profile_batch_range(engine: Any, input_name: str, profile: int = 0) -> tuple[int, int]:
+    """(min, max) of the batch axis of an input under an optimization profile."""
+    lo, _opt, hi = engine.get_tensor_profile_shape(input_name, profile)
+    return int(list(lo)[0]), int(list(hi)[0])

@@ -214,7 +214,7 @@ def _open_tensorrt(path: Path, device: str | None, identifiers: str | Path | Non
     if not path.exists():
         raise HrmEdgeError("no such engine file", path)
     runner = trt_mod.TrtRunner.from_engine(path, cuda_graph=device == "cuda-graph")
-    bundle_dir = path.parent  # the engine is built beside its export bundle (puzzle table, index)
+    bundle_dir = trt_mod.engine_bundle_dir(path, runner.sidecar)  # the bundle's puzzle table and index
     manifest = read_manifest(bundle_dir) if (bundle_dir / "manifest.json").is_file() else {}
     table = _bundle_puzzle_table(runner, bundle_dir, manifest, identifiers)
     return Runtime("tensorrt", path, f"tensorrt {path.name}", runner, table, artifact_size(path), "cuda")
