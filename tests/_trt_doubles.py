@@ -12,6 +12,7 @@ execution: no engine is built or run.
     python tests/_trt_doubles.py names
     python tests/_trt_doubles.py build BUNDLE OUT OPTIONS_JSON [--parse-fails] [--as-8.5] [--dla-cores N]
     python tests/_trt_doubles.py run ENGINE BUNDLE TOKENS_NPY HALT [--cuda-graph]
+    python tests/_trt_doubles.py schedule ENGINE BUNDLE INPUTS_NPZ HALT SLOTS [--cuda-graph]
 """
 
 from __future__ import annotations
@@ -489,10 +490,36 @@ class FakeMem:
 
 
 def mode_run(engine: str, bundle: str, tokens_npy: str, halt: str, flags: list[str]) -> dict[str, Any]:
-    import onnxruntime as ort
-
     from hrm_edge.runtime.onnxruntime import OrtRunner
     from hrm_edge.runtime.tensorrt import TrtRunner
+
+    sess, mem, state, fake = _fake_engine(bundle)
+    tokens = np.load(tokens_npy)
+    runner = TrtRunner.from_engine(engine, trt_module=fake, cuda_factory=lambda: mem,
+                                   cuda_graph="--cuda-graph" in flags)
+    with runner:
+        got = runner.run_act(tokens, None, halt=halt)
+        got2 = runner.run_act(tokens, None, halt=halt)  # a second batch reuses buffers (and graphs)
+    ref_runner = OrtRunner.from_bundle(bundle)
+    ref_runner.fusions = False  # the double's "engine" runs the bundle's graph as written, so must the reference
+    with ref_runner:
+        ref = ref_runner.run_act(tokens, None, halt=halt)
+    return {"version": trt.__version__, "executions": state["executions"], "graph_launches": mem.launches,
+            "closed": mem.closed, "live_allocations": len(mem.mem), "freed": mem.freed,
+            "dtoh_bytes": mem.dtoh_bytes, "htod_bytes": mem.htod_bytes,
+            "logits_bytes_per_sample": int(np.prod(got.logits.shape[1:])) * 4,
+            "carry_bytes_per_sample": runner.spec.carry_len * runner.spec.hidden_size * 4 * 2,
+            "steps": got.steps.tolist(), "ref_steps": ref.steps.tolist(),
+            "grids_equal": bool((got.predictions == ref.predictions).all()),
+            "second_equal": bool((got2.predictions == ref.predictions).all()),
+            "max_logit_diff": float(np.abs(got.logits - ref.logits).max()),
+            "q_halt_diff": float(np.abs(got.q_halt - ref.q_halt).max()),
+            "problems": PROBLEMS}
+
+
+def _fake_engine(bundle: str) -> tuple[Any, FakeMem, dict[str, Any], FakeTrt]:
+    """A TensorRT module double whose engine "executes" the bundle's graph with ONNX Runtime on FakeMem."""
+    import onnxruntime as ort
 
     sess = ort.InferenceSession(str(Path(bundle) / "model.onnx"), providers=["CPUExecutionProvider"])
     ins = {i.name: i for i in sess.get_inputs()}
@@ -535,28 +562,47 @@ def mode_run(engine: str, bundle: str, tokens_npy: str, halt: str, flags: list[s
                  get_tensor_mode=lambda n: trt.TensorIOMode.INPUT if n in ins else trt.TensorIOMode.OUTPUT,
                  get_tensor_dtype=lambda n: dtypes[n], create_execution_context=lambda: context)
     runtime = double(trt.Runtime, deserialize_cuda_engine=lambda data: eng)
-    fake = FakeTrt({"Runtime": lambda logger: runtime})
-    tokens = np.load(tokens_npy)
+    return sess, mem, state, FakeTrt({"Runtime": lambda logger: runtime})
+
+
+def mode_schedule(engine: str, bundle: str, inputs_npz: str, halt: str, slots: str, flags: list[str]) -> dict[str, Any]:
+    """Continuous vs static batching through the TensorRT runner (carry on the "device") at equal slots."""
+    from hrm_edge.runtime.onnxruntime import OrtRunner
+    from hrm_edge.runtime.scheduler import ContinuousScheduler, Puzzle, StaticScheduler
+    from hrm_edge.runtime.tensorrt import TrtRunner
+
+    sess, mem, state, fake = _fake_engine(bundle)
+    data = np.load(inputs_npz)
+    tokens, pe = data["tokens"], data["puzzle_emb"] if "puzzle_emb" in data else None
+    n, width = int(tokens.shape[0]), int(slots)
+
+    def puzzles() -> list[Puzzle]:
+        return [Puzzle(tokens[i], None if pe is None else pe[i], i) for i in range(n)]
+
     runner = TrtRunner.from_engine(engine, trt_module=fake, cuda_factory=lambda: mem,
                                    cuda_graph="--cuda-graph" in flags)
     with runner:
-        got = runner.run_act(tokens, None, halt=halt)
-        got2 = runner.run_act(tokens, None, halt=halt)  # a second batch reuses buffers (and graphs)
+        static = StaticScheduler(runner, width, halt).run(puzzles())
+        before = {"executions": state["executions"], "dtoh": mem.dtoh_bytes, "htod": mem.htod_bytes,
+                  "launches": mem.launches}
+        sched = ContinuousScheduler(runner, width, halt)
+        cont = sched.run(puzzles())
+        segments = sched.stats.segments
     ref_runner = OrtRunner.from_bundle(bundle)
     ref_runner.fusions = False  # the double's "engine" runs the bundle's graph as written, so must the reference
     with ref_runner:
-        ref = ref_runner.run_act(tokens, None, halt=halt)
-    return {"version": trt.__version__, "executions": state["executions"], "graph_launches": mem.launches,
-            "closed": mem.closed, "live_allocations": len(mem.mem), "freed": mem.freed,
-            "dtoh_bytes": mem.dtoh_bytes, "htod_bytes": mem.htod_bytes,
-            "logits_bytes_per_sample": int(np.prod(got.logits.shape[1:])) * 4,
-            "carry_bytes_per_sample": runner.spec.carry_len * runner.spec.hidden_size * 4 * 2,
-            "steps": got.steps.tolist(), "ref_steps": ref.steps.tolist(),
-            "grids_equal": bool((got.predictions == ref.predictions).all()),
-            "second_equal": bool((got2.predictions == ref.predictions).all()),
-            "max_logit_diff": float(np.abs(got.logits - ref.logits).max()),
-            "q_halt_diff": float(np.abs(got.q_halt - ref.q_halt).max()),
-            "problems": PROBLEMS}
+        ref = ref_runner.run_act(tokens, pe, halt=halt) if halt != "batch-mean" else None
+    pred = [f.logits.argmax(-1) for f in cont]
+    return {"steps": [f.steps for f in cont], "static_steps": [f.steps for f in static],
+            "ref_steps": None if ref is None else ref.steps.tolist(),
+            "grids_equal_static": all(np.array_equal(a, f.logits.argmax(-1)) for a, f in zip(pred, static)),
+            "grids_equal_ref": None if ref is None else all(map(np.array_equal, pred, ref.predictions)),
+            "max_logit_diff_static": max(float(np.abs(a.logits - b.logits).max()) for a, b in zip(cont, static)),
+            "segments": segments, "executions": state["executions"] - before["executions"],
+            "graph_launches": mem.launches - before["launches"],
+            "dtoh_bytes": mem.dtoh_bytes - before["dtoh"], "htod_bytes": mem.htod_bytes - before["htod"],
+            "logits_bytes_per_sample": int(np.prod(cont[0].logits.shape)) * 4,
+            "closed": mem.closed, "live_allocations": len(mem.mem), "problems": PROBLEMS}
 
 
 def main() -> None:
@@ -568,6 +614,8 @@ def main() -> None:
         out = mode_build(pos[0], pos[1], pos[2], args)
     elif mode == "run":
         out = mode_run(pos[0], pos[1], pos[2], pos[3], args)
+    elif mode == "schedule":
+        out = mode_schedule(pos[0], pos[1], pos[2], pos[3], pos[4], args)
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps(out, default=_j))
