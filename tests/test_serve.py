@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _spread import spread_for_tasks
 from conftest import ROOT, run_inprocess
 
 from hrm_edge.data.arc import load_tasks
@@ -80,19 +81,25 @@ def tasks(tasks_dir: Path) -> list:
 
 
 @pytest.fixture(scope="module")
-def local_submission(tiny_ckpt: Path, tasks_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def spread_ckpt(tasks: list, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The kit's tiny model with its halting spread over segments 1..4 on these tasks (tests/_spread.py)."""
+    return spread_for_tasks(tmp_path_factory.mktemp("spread") / "spread.pt", tasks, 4)
+
+
+@pytest.fixture(scope="module")
+def local_submission(spread_ckpt: Path, tasks_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """What `hrm-edge solve` writes for the kit's tasks with the served options (static batches of 16)."""
     out = tmp_path_factory.mktemp("local") / "sub.json"
-    r = run_inprocess("solve", str(tasks_dir), "--ckpt", str(tiny_ckpt), "--augment", "4", "--halt", "adaptive",
+    r = run_inprocess("solve", str(tasks_dir), "--ckpt", str(spread_ckpt), "--augment", "4", "--halt", "adaptive",
                       "--out", str(out))
     assert r.returncode == 0, r.stderr
     return json.loads(out.read_text())
 
 
 @pytest.fixture(scope="module")
-def served(tiny_ckpt: Path) -> Iterator[Server]:
-    """The kit's model, continuous batching over 4 slots, adaptive halting, token from the environment."""
-    s = Server("--ckpt", str(tiny_ckpt), "--slots", "4", "--halt", "adaptive", "--augment", "4",
+def served(spread_ckpt: Path) -> Iterator[Server]:
+    """Continuous batching over 4 slots, adaptive halting (spread over the segments), token from the environment."""
+    s = Server("--ckpt", str(spread_ckpt), "--slots", "4", "--halt", "adaptive", "--augment", "4",
                "--max-queue", "200", env={"HRM_EDGE_SERVE_TOKEN": TOKEN})
     yield s
     s.stop()
@@ -152,6 +159,8 @@ def test_client_submission_equals_local_solve(served: Server, tasks: list, local
         ans = got.answers[t.id]
         assert len(ans["tests"]) == len(t.test) and ans["puzzles"] == 4 * len(t.test)
         assert all(1 <= s <= 4 for test in ans["tests"] for s in test["steps"])
+    steps = [s for a in got.answers.values() for test in a["tests"] for s in test["steps"]]
+    assert len(set(steps)) > 1  # puzzles left their slots at different segments
 
 
 def test_concurrent_clients_get_the_local_answers(served: Server, tasks: list, local_submission: dict) -> None:
@@ -174,7 +183,7 @@ def test_concurrent_clients_get_the_local_answers(served: Server, tasks: list, l
         assert attempts == local_submission[tid]
 
 
-def test_bad_requests_refused_while_a_good_one_completes(served: Server, tasks: list, tiny_ckpt: Path,
+def test_bad_requests_refused_while_a_good_one_completes(served: Server, tasks: list, spread_ckpt: Path,
                                                          tmp_path: Path) -> None:
     big = _big(tasks[0], 45)  # 180 puzzles
     good: dict[str, httpx.Response] = {}
@@ -201,7 +210,7 @@ def test_bad_requests_refused_while_a_good_one_completes(served: Server, tasks: 
     th.join(HTTP_TIMEOUT)
     r = good["r"]
     assert r.status_code == 200, r.text
-    local = run_inprocess("solve", str(_write(tmp_path, tasks[0].id, big)), "--ckpt", str(tiny_ckpt), "--augment",
+    local = run_inprocess("solve", str(_write(tmp_path, tasks[0].id, big)), "--ckpt", str(spread_ckpt), "--augment",
                           "4", "--halt", "adaptive", "--out", str(tmp_path / "sub.json"))
     assert local.returncode == 0, local.stderr
     assert r.json()["attempts"] == json.loads((tmp_path / "sub.json").read_text())[tasks[0].id]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _spread import spread_for_tasks
 
 from hrm_edge.data.arc import load_tasks
 from hrm_edge.errors import HrmEdgeError
@@ -15,9 +16,14 @@ from hrm_edge.solve.schedule import run_batches_scheduled
 from hrm_edge.solve.solver import SolveOptions, decide, make_batches, plan_tasks
 
 
+@pytest.fixture(scope="module")
+def spread_ckpt(tasks_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return spread_for_tasks(tmp_path_factory.mktemp("spread") / "spread.pt", load_tasks(tasks_dir).tasks, 5)
+
+
 @pytest.mark.parametrize("halt", ["adaptive", "max"])
-def test_continuous_record_and_submission_equal_static(tiny_ckpt: Path, tasks_dir: Path, halt: str) -> None:
-    rt = open_runtime("torch", tiny_ckpt)
+def test_continuous_record_and_submission_equal_static(spread_ckpt: Path, tasks_dir: Path, halt: str) -> None:
+    rt = open_runtime("torch", spread_ckpt)
     tasks = load_tasks(tasks_dir).tasks
     plan = plan_tasks(tasks, SolveOptions(augment=5, halt=halt, batch=6), rt.runner.spec.canvas, rt.puzzles)
     batches = make_batches(plan, rt.puzzles).batches
