@@ -148,10 +148,13 @@ def _wait_busy(url: str, deadline_s: float = 30.0) -> None:
 
 # --------------------------------------------------------------------------------------------------
 def test_client_submission_equals_local_solve(served: Server, tasks: list, local_submission: dict) -> None:
-    from hrm_edge.serve.client import server_info, solve_remote
+    from hrm_edge.serve.client import option_mismatches, server_info, solve_remote
 
     info = server_info(served.url)
     assert (info["status"], info["canvas"], info["augment"], info["halt"]) == ("ok", 10, 4, "adaptive")
+    assert option_mismatches(info, augment=4, attempts=2, halt="adaptive", seed=0) == []
+    assert option_mismatches(info, augment=8, halt="max") == ["--augment 8 (the server uses 4)",
+                                                              "--halt max (the server uses 'adaptive')"]
     got = solve_remote(served.url, tasks, token=TOKEN, concurrency=3)
     assert got.submission == local_submission
     assert list(got.submission) == [t.id for t in tasks]
@@ -290,6 +293,16 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(tiny_ckpt: Path, tasks: l
     assert got["r"].json()["attempts"] == want * 6
     assert s.proc.wait(timeout=60) == 0
     assert any("stopped" in ln for ln in s.lines)
+
+
+def test_client_errors_are_one_line(served: Server, tasks: list) -> None:
+    from hrm_edge.errors import HrmEdgeError
+    from hrm_edge.serve.client import solve_remote
+
+    with pytest.raises(HrmEdgeError, match="server answered 401: missing or wrong bearer token"):
+        solve_remote(served.url, tasks[:1], token="wrong")
+    with pytest.raises(HrmEdgeError, match="cannot reach the server"):
+        solve_remote("http://127.0.0.1:9", tasks[:1], timeout=5)
 
 
 def test_bad_options_are_one_error_line(tiny_ckpt: Path) -> None:

@@ -63,6 +63,13 @@ def server_info(url: str, *, token: str | None = None, timeout: float = 10.0) ->
     return json.loads(data)
 
 
+def option_mismatches(info: dict[str, Any], **wanted: Any) -> list[str]:
+    """Which of the caller's solve options (augment, attempts, halt, seed) the server does not use: the server
+    solves with its own, so `solve --server` names each difference instead of silently ignoring a flag."""
+    return [f"--{k} {v} (the server uses {info.get(k)!r})" for k, v in wanted.items()
+            if v is not None and info.get(k) != v]
+
+
 def solve_task(url: str, task: ArcTask, *, token: str | None = None, timeout: float = 300.0, retries: int = 20
                ) -> tuple[dict[str, Any], int]:
     """One task through POST /solve; returns the answer and how many 503s were waited out."""
