@@ -18,6 +18,7 @@ as 8.5's does under numpy >= 1.24 (its table names `np.bool`).
     python tests/_trt_doubles.py build BUNDLE OUT OPTIONS_JSON [--parse-fails] [--as-8.5] [--dla-cores N]
         [--jetson-memory BYTES]
     python tests/_trt_doubles.py run ENGINE BUNDLE TOKENS_NPY HALT [--cuda-graph] [--as-8.5] [--refuse-address]
+    python tests/_trt_doubles.py schedule ENGINE BUNDLE INPUTS_NPZ HALT SLOTS [--cuda-graph]
     python tests/_trt_doubles.py cli ENGINE|- BUNDLE [--board NAME --l4t X] -- HRM-EDGE ARGS...
     python tests/_trt_doubles.py probe85
 """
@@ -773,6 +774,46 @@ def mode_probe85() -> dict[str, Any]:
     return {"reachable": reachable, "checked": checked, "fp32_kinds_85": kinds85, "fp32_kinds_86": kinds86}
 
 
+def mode_schedule(engine: str, bundle: str, inputs_npz: str, halt: str, slots: str, flags: list[str]) -> dict[str, Any]:
+    """Continuous vs static batching through the TensorRT runner (carry on the "device") at equal slots."""
+    from hrm_edge.runtime.onnxruntime import OrtRunner
+    from hrm_edge.runtime.scheduler import ContinuousScheduler, Puzzle, StaticScheduler
+    from hrm_edge.runtime.tensorrt import TrtRunner
+
+    fake, mem, state = fake_device(engine, bundle, flags)
+    data = np.load(inputs_npz)
+    tokens, pe = data["tokens"], data["puzzle_emb"] if "puzzle_emb" in data else None
+    n, width = int(tokens.shape[0]), int(slots)
+
+    def puzzles() -> list[Puzzle]:
+        return [Puzzle(tokens[i], None if pe is None else pe[i], i) for i in range(n)]
+
+    runner = TrtRunner.from_engine(engine, trt_module=fake, cuda_factory=lambda: mem,
+                                   cuda_graph="--cuda-graph" in flags)
+    with runner:
+        static = StaticScheduler(runner, width, halt).run(puzzles())
+        before = {"executions": state["executions"], "dtoh": mem.dtoh_bytes, "htod": mem.htod_bytes,
+                  "launches": mem.launches}
+        sched = ContinuousScheduler(runner, width, halt)
+        cont = sched.run(puzzles())
+        segments = sched.stats.segments
+    ref_runner = OrtRunner.from_bundle(bundle)
+    ref_runner.fusions = False  # the double's "engine" runs the bundle's graph as written, so must the reference
+    with ref_runner:
+        ref = ref_runner.run_act(tokens, pe, halt=halt) if halt != "batch-mean" else None
+    pred = [f.logits.argmax(-1) for f in cont]
+    return {"steps": [f.steps for f in cont], "static_steps": [f.steps for f in static],
+            "ref_steps": None if ref is None else ref.steps.tolist(),
+            "grids_equal_static": all(np.array_equal(a, f.logits.argmax(-1)) for a, f in zip(pred, static)),
+            "grids_equal_ref": None if ref is None else all(map(np.array_equal, pred, ref.predictions)),
+            "max_logit_diff_static": max(float(np.abs(a.logits - b.logits).max()) for a, b in zip(cont, static)),
+            "segments": segments, "executions": state["executions"] - before["executions"],
+            "graph_launches": mem.launches - before["launches"],
+            "dtoh_bytes": mem.dtoh_bytes - before["dtoh"], "htod_bytes": mem.htod_bytes - before["htod"],
+            "logits_bytes_per_sample": int(np.prod(cont[0].logits.shape)) * 4,
+            "closed": mem.closed, "live_allocations": len(mem.mem), "problems": PROBLEMS}
+
+
 def main() -> None:
     mode, args = sys.argv[1], sys.argv[2:]
     pos = [a for a in args if not a.startswith("--")]
@@ -788,6 +829,8 @@ def main() -> None:
         out = mode_build(pos[0], pos[1], pos[2], args)
     elif mode == "run":
         out = mode_run(pos[0], pos[1], pos[2], pos[3], args)
+    elif mode == "schedule":
+        out = mode_schedule(pos[0], pos[1], pos[2], pos[3], pos[4], args)
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps(out, default=_j))

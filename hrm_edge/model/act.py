@@ -44,7 +44,8 @@ def halt_mask(mode: str, steps_done: Any, q_halt: Any, q_continue: Any, max_step
     """Which samples halt after `steps_done` segments (1-based): last | (ready & wants_to_halt).
 
     Works on numpy arrays (the host driver) and torch tensors; returns a boolean array shaped like
-    q_halt. `steps_done` is an int on the host, or a 0-d tensor (the segment counter inside an
+    q_halt. `steps_done` is an int on the host (or, with numpy, one count per sample: the continuous
+    scheduler's slots are at different segments), or a 0-d tensor (the segment counter inside an
     exported unrolled / loop graph), so the rule has no Python branch on its value and traces.
     Samples that halted earlier are the caller's business (the driver freezes them).
     """
@@ -56,8 +57,8 @@ def halt_mask(mode: str, steps_done: Any, q_halt: Any, q_continue: Any, max_step
         def sigmoid(x: Any) -> Any:
             return torch.sigmoid(x.float())
     else:
-        def like(v: Any) -> Any:
-            return np.full(np.shape(q_halt), bool(v))
+        def like(v: Any) -> Any:  # a bool, or per-sample bools (the continuous scheduler's own counters)
+            return np.broadcast_to(np.asarray(v, dtype=bool), np.shape(q_halt)).copy()
 
         def sigmoid(x: Any) -> Any:
             return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))

@@ -107,8 +107,10 @@ class TensorMeta:
 
 class StepSession:
     """One batch of a `step` graph, segment after segment: `run` a segment and get its q values,
-    fetch the `logits` of chosen samples, `advance` the carry. The ACT driver only talks to this, so a
-    runtime may keep the carry wherever it likes (TensorRT keeps it on the device)."""
+    fetch the `logits` of chosen samples, `advance` the carry, and (continuous batching,
+    runtime/scheduler.py) `restart` chosen rows with new puzzles. The ACT driver and the scheduler only
+    talk to this, so a runtime may keep the carry wherever it likes (TensorRT keeps it on the device).
+    The session owns its feed arrays: `restart` writes into them."""
 
     def __init__(self, runner: Runner, feed: dict[str, np.ndarray]) -> None:
         self.runner, self.feed = runner, feed
@@ -124,6 +126,14 @@ class StepSession:
     def advance(self) -> None:
         self.feed["z_H"], self.feed["z_L"] = self.out["z_H_next"], self.out["z_L_next"]
         self.feed["halted"] = np.zeros_like(self.feed["halted"])
+
+    def restart(self, rows: np.ndarray, tokens: np.ndarray, puzzle_emb: np.ndarray | None) -> None:
+        """Before the next `run`: `rows` hold new puzzles and start from the initial carry (their
+        `halted` input is set, which is how the step graph restarts a row); other rows continue."""
+        self.feed["tokens"][rows] = tokens
+        if "puzzle_emb" in self.feed and puzzle_emb is not None:
+            self.feed["puzzle_emb"][rows] = puzzle_emb
+        self.feed["halted"][rows] = True
 
 
 @dataclass
@@ -190,14 +200,8 @@ class Runner(ABC):
         """Full ACT inference on a batch; identical halting on every runtime."""
         spec = self.spec
         spec.check_halt(halt)
-        tokens = np.ascontiguousarray(tokens, dtype=np.int32)
-        b = tokens.shape[0]
-        meta = self.input_metadata()
-        feed: dict[str, np.ndarray] = {"tokens": tokens}
-        if "puzzle_emb" in meta:
-            if puzzle_emb is None:
-                puzzle_emb = np.zeros((b, spec.puzzle_emb_ndim), np.float32)
-            feed["puzzle_emb"] = np.ascontiguousarray(puzzle_emb, dtype=meta["puzzle_emb"].dtype)
+        feed = self.act_feed(tokens, puzzle_emb)
+        b = feed["tokens"].shape[0]
         if self.act_mode != "step":
             if self.baked_halt is not None and halt != self.baked_halt:
                 raise HrmEdgeError(f"{self.name}: this {self.act_mode} graph was exported with halt "
@@ -205,13 +209,8 @@ class Runner(ABC):
             out = self.infer(feed)
             return ActResult(out["logits"].astype(np.float32, copy=False), out["q_halt"], out["q_continue"],
                              out["steps"].astype(np.int32))
-        carry_dtype = meta["z_H"].dtype
-        z_shape = (b, spec.carry_len, spec.hidden_size)
-        feed["z_H"] = np.zeros(z_shape, carry_dtype)
-        feed["z_L"] = np.zeros(z_shape, carry_dtype)
-        feed["halted"] = np.ones(b, dtype=bool)
         tracker = HaltTracker.for_spec(b, halt, spec)
-        session = self.step_session(feed)
+        session = self.step_session(self.step_feed(feed))
         logits: np.ndarray | None = None
         q_halt, q_cont = np.zeros(b, np.float32), np.zeros(b, np.float32)
         for n in range(1, spec.max_steps + 1):
@@ -229,6 +228,25 @@ class Runner(ABC):
             session.advance()
         assert logits is not None
         return ActResult(logits, q_halt, q_cont, tracker.steps)
+
+    def act_feed(self, tokens: np.ndarray, puzzle_emb: np.ndarray | None) -> dict[str, np.ndarray]:
+        """The model inputs of a batch in the graph's dtypes (zero puzzle vectors where none are given)."""
+        tokens = np.ascontiguousarray(tokens, dtype=np.int32)
+        meta = self.input_metadata()
+        feed: dict[str, np.ndarray] = {"tokens": tokens}
+        if "puzzle_emb" in meta:
+            if puzzle_emb is None:
+                puzzle_emb = np.zeros((tokens.shape[0], self.spec.puzzle_emb_ndim), np.float32)
+            feed["puzzle_emb"] = np.ascontiguousarray(puzzle_emb, dtype=meta["puzzle_emb"].dtype)
+        return feed
+
+    def step_feed(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """`feed` plus a step graph's first-segment carry: zero z_H / z_L and every row `halted` (restart)."""
+        b = feed["tokens"].shape[0]
+        carry_dtype = self.input_metadata()["z_H"].dtype
+        z_shape = (b, self.spec.carry_len, self.spec.hidden_size)
+        return dict(feed, z_H=np.zeros(z_shape, carry_dtype), z_L=np.zeros(z_shape, carry_dtype),
+                    halted=np.ones(b, dtype=bool))
 
     def step_session(self, feed: dict[str, np.ndarray]) -> StepSession:
         """How one batch's segments run; the default keeps the carry on the host (TensorRT overrides it)."""

@@ -314,12 +314,12 @@ class _BoundStepSession(StepSession):
         z_shape, z_type = feed["z_H"].shape, feed["z_H"].dtype
         self.pairs = [tuple(ort.OrtValue.ortvalue_from_numpy(feed[k], device) for k in ("z_H", "z_L")),
                       tuple(ort.OrtValue.ortvalue_from_shape_and_type(z_shape, z_type, device) for _ in range(2))]
-        self.halted = [feed["halted"], np.zeros_like(feed["halted"])]
+        self.halted = np.array(feed["halted"], dtype=bool)  # the next segment's `halted` input
         self.k = 0
 
     def run(self) -> tuple[np.ndarray, np.ndarray]:
         (h_in, l_in), (h_out, l_out) = self.pairs[self.k % 2], self.pairs[(self.k + 1) % 2]
-        self.io.bind_cpu_input("halted", self.halted[min(self.k, 1)])
+        self.io.bind_cpu_input("halted", self.halted)
         self.io.bind_ortvalue_input("z_H", h_in)
         self.io.bind_ortvalue_input("z_L", l_in)
         self.io.bind_ortvalue_output("z_H_next", h_out)
@@ -334,3 +334,12 @@ class _BoundStepSession(StepSession):
 
     def advance(self) -> None:
         self.k += 1
+        self.halted = np.zeros_like(self.halted)
+
+    def restart(self, rows: np.ndarray, tokens: np.ndarray, puzzle_emb: np.ndarray | None) -> None:
+        """New puzzles in `rows`: their inputs are rewritten and bound again, their `halted` set."""
+        super().restart(rows, tokens, puzzle_emb)
+        for name in ("tokens", "puzzle_emb"):
+            if name in self.feed:
+                self.io.bind_cpu_input(name, self.feed[name])
+        self.halted[rows] = True

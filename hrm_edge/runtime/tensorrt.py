@@ -297,11 +297,17 @@ class DeviceSteps(StepSession):
             self.ptr[name] = runner._buffer(f"{name}/{b}", nbytes)
         self.q = {n: self.cuda.pinned(self.out_shape[n], runner._dtype(n)) for n in ("q_halt", "q_continue")}
         self.parity, self.first = 0, True
+        self.mixed: np.ndarray | None = None  # per-row `halted` of the next segment after `restart`
+        self.staged: list[np.ndarray] = []  # host sources of pending copies, alive until the next sync
+
+    def _halted_buffer(self) -> str:
+        """All rows restart (segment 1), some rows restart (after `restart`), or none."""
+        return "halted1" if self.first else ("haltedM" if self.mixed is not None else "halted0")
 
     def _bind(self) -> None:
         src, dst = "AB"[self.parity], "BA"[self.parity]
         addr = {"z_H": self.ptr["z_H" + src], "z_L": self.ptr["z_L" + src], "z_H_next": self.ptr["z_H" + dst],
-                "z_L_next": self.ptr["z_L" + dst], "halted": self.ptr["halted1" if self.first else "halted0"]}
+                "z_L_next": self.ptr["z_L" + dst], "halted": self.ptr[self._halted_buffer()]}
         for name in self.r._state["inputs"] + self.r._state["outputs"]:
             self.r.set_address(name, addr.get(name, self.ptr.get(name, 0)))
 
@@ -314,7 +320,7 @@ class DeviceSteps(StepSession):
         self._bind()
         if self.r.cuda_graph and not self.first:
             graphs = self.r._state["graphs"]
-            key = (self.b, self.parity)
+            key = (self.b, self.parity, self._halted_buffer())
             if key not in graphs:
                 graphs[key] = self.cuda.graphs().capture(self.stream.handle, self._enqueue)
             self.cuda.graphs().launch(graphs[key], self.stream.handle)
@@ -323,6 +329,7 @@ class DeviceSteps(StepSession):
         for n, host in self.q.items():
             self.cuda.dtoh(host, self.ptr[n], self.stream)
         self.stream.synchronize()
+        self.staged.clear()
         self.r.inference_times.append(time.perf_counter() - t0)
         return self.q["q_halt"].copy(), self.q["q_continue"].copy()
 
@@ -343,3 +350,27 @@ class DeviceSteps(StepSession):
     def advance(self) -> None:
         self.parity ^= 1
         self.first = False
+        self.mixed = None
+
+    def restart(self, rows: np.ndarray, tokens: np.ndarray, puzzle_emb: np.ndarray | None) -> None:
+        """New puzzles in `rows`: only their token / puzzle-vector rows are copied to the device, and the
+        next segment reads a per-row `halted` buffer (its address is fixed, so a captured graph replays)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        news = {"tokens": tokens, "puzzle_emb": puzzle_emb}
+        for name in self.r._state["inputs"]:
+            if name not in news or news[name] is None:
+                continue
+            arr = np.ascontiguousarray(np.asarray(news[name]).astype(self.r._dtype(name), copy=False))
+            row_bytes = arr[0].nbytes if arr.shape[0] else 0
+            for k, r in enumerate(rows):
+                self.staged.append(arr)
+                self.cuda.htod(self.ptr[name] + int(r) * row_bytes, arr[k], self.stream)
+        if self.first:
+            return  # segment 1 restarts every row anyway
+        if self.mixed is None:
+            self.mixed = np.zeros(self.b, self.r._dtype("halted"))
+            if "haltedM" not in self.ptr:
+                self.ptr["haltedM"] = self.r._buffer(f"haltedM/{self.b}", self.mixed.nbytes)
+        self.mixed[rows] = 1
+        self.staged.append(self.mixed)
+        self.cuda.htod(self.ptr["haltedM"], self.mixed, self.stream)
