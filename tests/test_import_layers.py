@@ -30,11 +30,7 @@ def _load_rooms():  # scripts/ is not a package: load the generator by path
 rooms = _load_rooms()
 
 #: circles known and owned elsewhere; each entry says when it goes
-KNOWN_CYCLES = [
-    # train/lite.py takes _StopFlag, best_key, data_fingerprint, eval_subset from train/trainer.py, which hands
-    # lite-family runs to train_lite: removed when the train split lands (issue 21 splits train/trainer.py)
-    ["hrm_edge.train.lite", "hrm_edge.train.trainer"],
-]
+KNOWN_CYCLES: list[list[str]] = []  # none left; an entry needs a comment saying why and when it goes
 
 #: package faces that still do work of their own; each entry says why and when it goes
 FACES_WITH_CODE = {

@@ -133,7 +133,7 @@ def package_asset(ckpt: str | Path, data_dir: str | Path, out: str | Path = ASSE
     from hrm_edge.fileio import StagedDir, check_output
     from hrm_edge.model.checkpoint import load_checkpoint, save_checkpoint
     from hrm_edge.model.checkpoint_file import sidecar_path
-    from hrm_edge.train.trainer import data_fingerprint
+    from hrm_edge.train.shared import data_fingerprint
 
     ckpt, data_dir, out = Path(ckpt), Path(data_dir), Path(out)
     check_output(out, "dir", "demo model folder")

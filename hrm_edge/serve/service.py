@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from hrm_edge.bench.harness import RunRecord
+from hrm_edge.runtime.batches import RunRecord
 from hrm_edge.data.arc import validate_task
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.runtime.scheduler import Finished, Puzzle, Scheduler, make_scheduler
