@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from hrm_edge.runtime.batches import RunRecord
 from hrm_edge.data.arc import validate_task
 from hrm_edge.errors import HrmEdgeError
+from hrm_edge.runtime.batches import RunRecord
 from hrm_edge.runtime.scheduler import Finished, Puzzle, Scheduler, make_scheduler
 from hrm_edge.solve.runners import Runtime
 from hrm_edge.solve.solver import SolveOptions, decide, plan_tasks

@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from hrm_edge.runtime.batches import Batch, RunRecord, run_batches
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.runtime.base import Runner
+from hrm_edge.runtime.batches import Batch, RunRecord, run_batches
 from hrm_edge.runtime.scheduler import SCHEDULES, ContinuousScheduler, Puzzle
 
 
