@@ -305,6 +305,25 @@ def test_client_errors_are_one_line(served: Server, tasks: list) -> None:
         solve_remote("http://127.0.0.1:9", tasks[:1], timeout=5)
 
 
+def test_timeout_answers_504_and_drops_the_waiting_puzzles(tiny_ckpt: Path, tasks: list, server_factory) -> None:
+    s = server_factory("--ckpt", str(tiny_ckpt), "--slots", "1", "--halt", "max", "--augment", "8",
+                       "--timeout", "2", "--max-queue", "1000", "--token", TOKEN)
+    r = _post(s.url, _big(tasks[0], 60), tasks[0].id)  # 480 puzzles x 4 segments on one slot: well over 2 s
+    assert r.status_code == 504 and "not answered within --timeout 2 s" in r.json()["error"]
+    assert _metrics(s.url)["hrm_edge_queue_depth"] == 0  # its waiting puzzles were dropped
+    ok = _post(s.url, tasks[1].to_json(), tasks[1].id)  # 8 puzzles x 4 segments: answered in time
+    assert ok.status_code == 200 and len(ok.json()["attempts"]) == len(tasks[1].test)
+
+
+def test_command_restates_the_rooms_choices() -> None:
+    from hrm_edge.commands import serve as cmd
+    from hrm_edge.runtime.scheduler import SCHEDULES
+    from hrm_edge.serve.app import TOKEN_ENV
+    from hrm_edge.serve.service import SERVE_HALT_MODES
+
+    assert (cmd.SERVE_HALT, cmd.SCHEDULES, cmd.TOKEN_ENV) == (SERVE_HALT_MODES, SCHEDULES, TOKEN_ENV)
+
+
 def test_bad_options_are_one_error_line(tiny_ckpt: Path) -> None:
     r = run_inprocess("serve", "--ckpt", str(tiny_ckpt), "--halt", "batch-mean")
     assert r.returncode == 2 and "--halt must be one of max, adaptive" in r.stderr
