@@ -76,10 +76,12 @@ def test_restated_choices_equal_the_code_that_acts_on_them() -> None:
     from hrm_edge.export.precision import PRECISIONS
     from hrm_edge.export.trt_ops import TARGETS
     from hrm_edge.model.act import HALT_MODES
+    from hrm_edge.runtime.scheduler import SCHEDULES
     from hrm_edge.solve.runners import RUNTIMES
 
     assert options.ACT_MODES == ACT_MODES and options.PRECISIONS == PRECISIONS and options.TARGETS == TARGETS
     assert options.HALT_MODES == HALT_MODES and options.RUNTIMES == RUNTIMES
+    assert options.SCHEDULES == SCHEDULES
     assert options.OPSET_RANGE == (MIN_OPSET, MAX_OPSET)
     text = _flat(_help("export"))
     assert f"Default: {DEFAULT_OPSET}" in text and f"Default: {DEFAULT_L4_PUZZLES}." in text

@@ -331,3 +331,35 @@ def test_bad_options_are_one_error_line(tiny_ckpt: Path) -> None:
     assert r.returncode == 2 and "--schedule must be one of static, continuous" in r.stderr
     r = run_inprocess("serve")
     assert r.returncode == 2 and "give exactly one of --ckpt, --bundle, --engine" in r.stderr
+
+
+def test_solve_cli_on_server_writes_the_local_submission(served: Server, tasks_dir: Path, local_submission: dict,
+                                                         tmp_path: Path) -> None:
+    """`hrm-edge solve TASKS --server URL`: the same submission file as local solving, scores beside it; a flag
+    the server does not use, given explicitly, is refused in one line before any request is made."""
+    out = tmp_path / "remote.json"
+    r = run_inprocess("solve", str(tasks_dir), "--server", served.url, "--token", TOKEN, "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text()) == local_submission
+    scores = json.loads((tmp_path / "remote_scores.json").read_text())
+    assert scores["server"]["halt"] == "adaptive" and scores["summary"]["tasks"] == len(local_submission)
+    refused = tmp_path / "refused.json"
+    r = run_inprocess("solve", str(tasks_dir), "--server", served.url, "--token", TOKEN, "--augment", "8",
+                      "--out", str(refused))
+    assert r.returncode == 2 and not refused.exists()
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--augment 8 (the server uses 4)" in lines[0], r.stderr
+    r = run_inprocess("solve", str(tasks_dir), "--server", served.url, "--ckpt", "x.pt", "--out", str(refused))
+    assert r.returncode == 2 and "drop --ckpt" in r.stderr and not refused.exists()
+
+
+def test_solve_cli_continuous_schedule_equals_static(spread_ckpt: Path, tasks_dir: Path, local_submission: dict,
+                                                    tmp_path: Path) -> None:
+    """`solve --schedule continuous` (halted slots take the next puzzle) writes exactly the static submission,
+    with the same segments per puzzle in the scores file."""
+    out = tmp_path / "cont.json"
+    r = run_inprocess("solve", str(tasks_dir), "--ckpt", str(spread_ckpt), "--augment", "4", "--halt", "adaptive",
+                      "--schedule", "continuous", "--batch", "4", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text()) == local_submission
+    assert json.loads((tmp_path / "cont_scores.json").read_text())["options"]["schedule"] == "continuous"

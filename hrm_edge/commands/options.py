@@ -4,7 +4,8 @@ Enum-like options stay plain strings in the signatures (an export profile may su
 "not given" must stay distinguishable from a default), and are checked here with one message
 shape: `--act must be one of step, unrolled, loop, got 'bogus'`. The tuples below are restated
 from the rooms that act on them (export.onnx.ACT_MODES, export.precision.PRECISIONS,
-export.trt_ops.TARGETS, export.onnx.MIN_OPSET/MAX_OPSET, model.act.HALT_MODES, solve.runners.RUNTIMES)
+export.trt_ops.TARGETS, export.onnx.MIN_OPSET/MAX_OPSET, model.act.HALT_MODES, solve.runners.RUNTIMES,
+runtime.scheduler.SCHEDULES)
 only so that `--help` and these checks need no torch/onnx import (a bad option fails in a fraction of
 a second); tests/test_cli_help.py fails if they drift apart.
 """
@@ -20,6 +21,7 @@ PRECISIONS = ("fp32", "fp16", "int8", "int8-qdq")
 TARGETS = ("trt-8.5", "trt-10", "ort")
 HALT_MODES = ("max", "adaptive", "batch-mean")
 RUNTIMES = ("torch", "onnxruntime", "tensorrt")
+SCHEDULES = ("static", "continuous")
 PUZZLE_DTYPES = ("fp16", "fp32")
 OPSET_RANGE = (13, 20)
 

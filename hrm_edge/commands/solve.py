@@ -14,7 +14,7 @@ from rich.table import Table
 
 from hrm_edge import interrupt
 from hrm_edge.commands.consoles import say, stdout_console
-from hrm_edge.commands.options import HALT_MODES, RUNTIMES, check_choice, check_device
+from hrm_edge.commands.options import HALT_MODES, RUNTIMES, SCHEDULES, check_choice, check_device
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.fileio import check_output
 
@@ -105,10 +105,53 @@ def _blank_note(n_blank: int, n: int, table: Any) -> str:
             f"that task+augmentation ({where}); answers for unseen tasks are expected to be poor")
 
 
+SCHEDULE_HELP = ("static: fixed batches of --batch puzzles, each batch runs until its last puzzle halts; continuous: "
+                 "--batch slots, and after every ACT segment a halted puzzle's slot takes the next waiting one (same "
+                 "answers and segments per puzzle; faster with --halt adaptive; step bundles and engines only).")
+SERVE_TOKEN_ENV = "HRM_EDGE_SERVE_TOKEN"  # restates serve.app.TOKEN_ENV
+
+
+def _solve_on_server(ctx: typer.Context, server: str, token: str | None, tasks: str, out: Path, limit: int | None,
+                     **local: Any) -> None:
+    """`solve --server URL`: the options the user gave explicitly and the server does not use are refused."""
+    import os
+
+    given = [f"--{k}" for k, v in local.items() if v]
+    if given:
+        raise HrmEdgeError(f"--server solves with the server's model; drop {', '.join(given)}")
+    check_output(out, "file", "submission")
+    scores_path = out.with_name(out.stem + "_scores.json")
+    check_output(scores_path, "file", "scores file")
+    wanted = {k: ctx.params[k] for k in ("augment", "attempts", "halt", "seed")
+              if getattr(ctx.get_parameter_source(k), "name", "DEFAULT") != "DEFAULT"}
+    from hrm_edge.serve.remote import solve_on_server
+
+    res = solve_on_server(server, tasks, out, scores_path, token=token or os.environ.get(SERVE_TOKEN_ENV) or None,
+                          wanted=wanted, limit=limit, say=_say)
+    st = Table(title="solve (server)", show_header=False)
+    st.add_column("key", style="bold")
+    st.add_column("value")
+    st.add_row("server", f"{server} ({res.info.get('runtime', '?')}, halt {res.info.get('halt')}, "
+                         f"augment {res.info.get('augment')})")
+    st.add_row("tasks", f"{res.n_tasks} answered, {len(res.problems)} skipped")
+    if res.summary.get("tasks"):
+        st.add_row("pass@1", f"{100 * res.summary['pass@1']:.2f}%")
+        st.add_row("pass@2", f"{100 * res.summary['pass@2']:.2f}%")
+    else:
+        st.add_row("score", "no solutions known for these tasks")
+    st.add_row("wall", f"{res.wall_s:.1f} s")
+    st.add_row("submission", str(out))
+    _out().print(st)
+    if res.problems:
+        _say(f"{len(res.problems)} task(s) skipped; exit code 1")
+        raise typer.Exit(1)
+
+
 # --------------------------------------------------------------------------------------------------
 # solve
 # --------------------------------------------------------------------------------------------------
 def solve(
+    ctx: typer.Context,
     tasks: str = typer.Argument(..., metavar="TASKS", help=TASKS_HELP),
     runtime: Optional[str] = typer.Option(None, "--runtime", "-r", metavar="NAME", help="torch, onnxruntime or "
                                           "tensorrt. Default: implied by the artifact given."),
@@ -136,9 +179,19 @@ def solve(
                                                help="Puzzle identifier index (the dataset's identifiers.json) if "
                                                     "not found beside the artifact or in the bundle."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Solve only the first N tasks."),
+    schedule: str = typer.Option("static", "--schedule", metavar="MODE", help=SCHEDULE_HELP),
+    server: Optional[str] = typer.Option(None, "--server", metavar="URL", help="Solve on a running `hrm-edge serve` "
+                                         "(e.g. http://127.0.0.1:8000) instead of a local model: same submission and "
+                                         "scores files; the server's model and solving options are used."),
+    token: Optional[str] = typer.Option(None, "--token", metavar="TOKEN", help="Bearer token for --server. Default: "
+                                        f"${SERVE_TOKEN_ENV} when set."),
 ) -> None:
     """Solve ARC tasks: augment, infer, invert, vote; write a submission and score it where solutions are known."""
     _check_halt(halt)
+    check_choice("--schedule", schedule, SCHEDULES)
+    if server is not None:
+        _solve_on_server(ctx, server, token, tasks, out, limit, ckpt=ckpt, bundle=bundle, engine=engine, trt=trt)
+        return None
     check_choice("--runtime", runtime, RUNTIMES)
     check_device("--device", device)
     _check_provider(provider)
@@ -162,7 +215,7 @@ def solve(
     rt = open_runtime(kind, artifact, device=provider if kind == "onnxruntime" else device, identifiers=identifiers,
                       threads=threads)
     rt.runner.spec.check_halt(halt)
-    opts = SolveOptions(augment=augment, attempts=attempts, halt=halt, batch=batch, seed=seed)
+    opts = SolveOptions(augment=augment, attempts=attempts, halt=halt, batch=batch, seed=seed, schedule=schedule)
     with _progress() as start:
         res = solve_tasks(rt, artifact, tasks, opts, out, scores_path, limit=limit, render=render, say=_say,
                           progress=start, timings=run_latency)

@@ -17,9 +17,10 @@ from typing import Any
 from hrm_edge import interrupt
 from hrm_edge.data.arc import ArcTask
 from hrm_edge.errors import HrmEdgeError
-from hrm_edge.runtime.batches import RunRecord, run_batches
+from hrm_edge.runtime.batches import RunRecord
 from hrm_edge.solve.answers import TestAnswer
 from hrm_edge.solve.runners import PuzzleTable, Runtime
+from hrm_edge.solve.schedule import run_batches_scheduled
 from hrm_edge.solve.solver import (
     Decision,
     Plan,
@@ -106,8 +107,9 @@ def solve_tasks(rt: Runtime, artifact: Path, tasks: str, options: SolveOptions, 
         f"{len(plan.jobs)} puzzles in {len(plan.batches)} batches (halt {options.halt})")
     t0 = time.perf_counter()
     with rt.runner:
-        rec = run_batches(rt.runner, bs.batches, options.halt, warmup=False,
-                          on_batch=progress("solving", len(plan.jobs)) if progress else None)
+        rec = run_batches_scheduled(rt.runner, bs.batches, options.halt, schedule=options.schedule,
+                                    slots=options.batch, warmup=False,
+                                    on_batch=progress("solving", len(plan.jobs)) if progress else None)
     wall = time.perf_counter() - t0
     dec = decide(plan, rec)
     sub = dec.submission()

@@ -39,6 +39,7 @@ class SolveOptions:
     halt: str = "max"
     batch: int = 16
     seed: int = 0
+    schedule: str = "static"  # static batches, or continuous (halted slots take the next puzzle)
 
 
 @dataclass
