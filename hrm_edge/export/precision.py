@@ -5,9 +5,13 @@
   the elementwise arithmetic around them, and the Add that builds the residual). Matmuls, RoPE,
   SwiGLU and the weights go to fp16; graph inputs and outputs stay fp32 (`keep_io_types`), so a
   runtime feeds the same arrays as for fp32 and the carry crosses segments in fp32.
-- int8: `onnxruntime.quantization.quantize_dynamic` (per-tensor int8 weights, activations quantized
-  on the fly) on MatMul/Gemm with constant weights. An ONNX Runtime CPU format: TensorRT does
-  not parse DynamicQuantizeLinear / MatMulInteger, and the lint says so.
+- int8: `onnxruntime.quantization.quantize_dynamic` (per-tensor int8 weights in a 7-bit range,
+  activations quantized to u8 on the fly) on MatMul/Gemm with constant weights. An ONNX Runtime CPU
+  format: TensorRT does not parse DynamicQuantizeLinear / MatMulInteger, and the lint says so. The
+  7-bit range (`reduce_range`) keeps u8 x s8 exact on x86 CPUs without VNNI, where ONNX Runtime's
+  kernel sums pairs of products in a saturating int16 (runtime/cpu_isa.py): full 8-bit weights lost
+  a third to a half of the tiny models' grid cells there, and a bundle must not depend on which CPU
+  exported it or runs it.
 
 Both transform the *segment* graph (step or ACT body) before the unrolled / loop assembly, so
 every weight is still stored once.
@@ -106,6 +110,7 @@ def _quiet_quantizer() -> Iterator[None]:
 
 
 def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Dynamic int8 (ONNX Runtime CPU): weights int8 per-tensor in [-64, 64], u8 activations quantized at run time."""
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:  # pragma: no cover
@@ -115,7 +120,7 @@ def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
         onnx.save(model, src)
         with _quiet_quantizer():
             quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
-                             extra_options={"MatMulConstBOnly": True})
+                             reduce_range=True, extra_options={"MatMulConstBOnly": True})
         out = onnx.load(dst)
     return out
 
