@@ -146,3 +146,28 @@ def test_u8s8_saturation_follows_the_cpu_flags(machine: str, flags: set[str] | N
 def test_cpuinfo_parse_reads_the_first_processor() -> None:
     text = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 fma\n\nprocessor\t: 1\nflags\t: avx512_vnni\n"
     assert parse_cpuinfo(text) == ("AMD EPYC", {"fpu", "avx2", "fma"})
+
+
+def test_fp16_graph_is_ssa_when_one_tensor_feeds_two_fp32_nodes() -> None:
+    """onnxruntime < 1.32's float16 converter writes one `<x>_cast_to_fp32` Cast per fp32 consumer, under one
+    name (TRM's fp16 export failed L1 on 1.31); to_fp16 must give a valid graph with any of them."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from hrm_edge.export.precision import _drop_repeated_nodes
+
+    w = numpy_helper.from_array(np.ones((8, 8), np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["t"], name="mm"),
+             helper.make_node("ReduceMean", ["t"], ["a"], name="r1", axes=[-1]),
+             helper.make_node("ReduceMean", ["t"], ["b"], name="r2", axes=[0])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+                          [helper.make_tensor_value_info("a", TensorProto.FLOAT, None),
+                           helper.make_tensor_value_info("b", TensorProto.FLOAT, None)], [w])
+    half = to_fp16(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    outs = [o for n in half.graph.node for o in n.output]  # (the converter appends its Casts: sorted later)
+    assert len(outs) == len(set(outs)) and "t_cast_to_fp32" in outs
+    # what the old converter wrote: the same Cast twice; the repeat goes, a different writer of a name stays
+    cast = helper.make_node("Cast", ["t"], ["t32"], to=1, name="c")
+    other = helper.make_node("Cast", ["t"], ["t32"], to=10, name="c")
+    dup = helper.make_graph([nodes[0], cast, cast, other], "d", g.input, g.output, [w])
+    assert _drop_repeated_nodes(dup) == 1
+    assert [n.attribute[0].i for n in dup.node[1:]] == [1, 10]

@@ -86,6 +86,40 @@ def _name_nodes(graph: onnx.GraphProto) -> None:
         seen.add(n.name)
 
 
+def _drop_repeated_nodes(graph: onnx.GraphProto) -> int:
+    """Remove nodes that repeat an earlier node exactly (same op, inputs, outputs, attributes), and repeated
+    value_info entries; returns how many nodes went.
+
+    onnxruntime < 1.32's float16 converter adds one `<x>_cast_to_fp32` Cast per *use* of an fp16 tensor by
+    an fp32 island, all writing the same name: a graph the checker rejects (not SSA) wherever one tensor
+    feeds two kept nodes (TRM's fp16 export; 1.32 shares the Cast). The repeats are identical, so dropping
+    them is exact, and Jetson images that ship an older onnxruntime export the same graph."""
+    seen: dict[str, bytes] = {}
+    keep, dropped = [], 0
+    for n in graph.node:
+        for a in n.attribute:
+            for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                dropped += _drop_repeated_nodes(g)
+        key = n.SerializeToString()
+        if n.output and all(seen.get(o) == key for o in n.output):
+            dropped += 1
+            continue
+        seen.update((o, key) for o in n.output)
+        keep.append(n)
+    if dropped:
+        del graph.node[:]
+        graph.node.extend(keep)
+    infos, names = [], set()
+    for v in graph.value_info:
+        if v.name not in names:
+            names.add(v.name)
+            infos.append(v)
+    if len(infos) != len(graph.value_info):
+        del graph.value_info[:]
+        graph.value_info.extend(infos)
+    return dropped
+
+
 def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -94,6 +128,7 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     _name_nodes(model.graph)
     keep = sorted(fp32_islands(model.graph))
     out = convert_float_to_float16(model, keep_io_types=True, node_block_list=keep, disable_shape_infer=False)
+    _drop_repeated_nodes(out.graph)
     out.graph.doc_string = f"fp16 with {len(keep)} fp32 nodes (softmax, normalisation, residual sums)"
     return out
 
