@@ -117,7 +117,7 @@ def test_int8_matmul_is_exact_on_a_saturating_worst_case() -> None:
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, k])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, n])],
                           [numpy_helper.from_array(w, "w")])
-    q = to_int8(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    q = to_int8(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8))  # any ORT loads IR 8
     assert "MatMulInteger" in {nd.op_type for nd in q.graph.node}
     inits = {t.name: numpy_helper.to_array(t) for t in q.graph.initializer}
     wq = next(a for a in inits.values() if a.dtype == np.int8 and a.shape == (k, n))
