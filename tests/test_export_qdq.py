@@ -22,6 +22,7 @@ from hrm_edge.export.calib import calibration_puzzles, segment_feeds
 from hrm_edge.export.onnx import ExportOptions, export_onnx
 from hrm_edge.export.precision import matmul_groups
 from hrm_edge.graph.qdq_uint8 import activations_to_uint8
+from hrm_edge.runtime.cpu_isa import u8s8_exact
 from hrm_edge.runtime.onnxruntime import OrtRunner
 
 QDQ = QdqOptions(puzzles=4, augment=2)
@@ -69,10 +70,20 @@ def test_qdq_is_symmetric_int8_and_leaves_attention_in_fp32(tmp_path: Path) -> N
                  and any(i in producer and producer[i].op_type == "DequantizeLinear" for i in n.input)}
     kept = set(groups["down"]) | set(groups["o_proj"])  # default: the unnormalised-input projections stay fp32
     assert kept and quantized == set(groups["weights"]) - kept
-    with OrtRunner.from_bundle(r.path) as o:  # runs (activations as u8) and gives finite logits
-        tok = np.full((2, m.config.seq_len), 2, np.int32)
-        pe = np.zeros((2, m.config.puzzle_emb_ndim), np.float32)
-        assert np.isfinite(o.run_act(tok, pe).logits).all()
+    tok = np.full((2, m.config.seq_len), 2, np.int32)
+    pe = np.zeros((2, m.config.puzzle_emb_ndim), np.float32)
+    runner = OrtRunner.from_bundle(r.path)
+    # activations as u8 only where ORT's u8 x s8 kernels are exact (VNNI); on an AVX2-only x86 they clip
+    assert runner.uint8_activations is u8s8_exact()
+    with runner as o:  # runs and gives finite logits
+        logits = o.run_act(tok, pe, halt="max").logits
+    assert np.isfinite(logits).all()
+    s8 = OrtRunner.from_bundle(r.path)
+    s8.uint8_activations = False  # the bundle as written: s8 x s8, exact on every CPU
+    with s8 as o:
+        want = o.run_act(tok, pe, halt="max").logits
+    # the same numbers up to float summation order (measured: u8 forced on an AVX2-only CPU is off by O(1))
+    np.testing.assert_allclose(logits, want, atol=1e-3 * np.abs(want).max())
 
 
 def test_matmul_groups_of_a_step_graph() -> None:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from hrm_edge.runtime.cpu_isa import parse_cpuinfo, u8s8_saturates
+
 DEFAULT_N = 1536  # 7.2 GFLOP per product: ~40 ms at the fp32 peak of 2 cores, long enough to time
 
 
@@ -112,19 +114,15 @@ def cpu_info() -> dict[str, Any]:
     """CPU model, cores and the ISA flags that decide which kernels run (AVX-512, VNNI, bf16, AMX)."""
     info: dict[str, Any] = {"machine": platform.machine(), "cpus": os.cpu_count(), "model": platform.processor()}
     try:
-        text = open("/proc/cpuinfo").read()
+        with open("/proc/cpuinfo") as f:
+            model, flags = parse_cpuinfo(f.read())
     except OSError:
         return info
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        if ":" in line:
-            k, v = (s.strip() for s in line.split(":", 1))
-            fields.setdefault(k, v)
-    info["model"] = fields.get("model name", info["model"])
-    flags = set(fields.get("flags", "").split())
+    info["model"] = model or info["model"]
     wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16",
               "amx_int8", "f16c")
     info["flags"] = [f for f in wanted if f in flags]
+    info["ort_u8s8_exact"] = not u8s8_saturates(info["machine"], flags)  # runtime/cpu_isa.py: int8 kernels clip?
     return info
 
 

@@ -172,6 +172,10 @@ def export_model(model: Any, out: str | Path, *, act: str = "step", segments: in
                                         "weights": f"int8 symmetric {'per-channel' if q.per_channel else 'per-tensor'}",
                                         "activations": "int8 symmetric per-tensor (MinMax)",
                                         "fp32_matmuls": list(q.keep_fp32)}
+        elif precision == "int8":
+            manifest["quantization"] = {"format": "dynamic (MatMulInteger)",
+                                        "weights": "int8 per-tensor, 7-bit range (exact on CPUs without VNNI)",
+                                        "activations": "uint8 per-tensor, quantized at run time"}
         manifest["timing"] = {"export_seconds": round(graph.seconds, 2),
                               "total_seconds": round(time.perf_counter() - t0, 2)}
         bd.write_manifest(staged.dir, manifest)

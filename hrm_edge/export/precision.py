@@ -5,9 +5,13 @@
   the elementwise arithmetic around them, and the Add that builds the residual). Matmuls, RoPE,
   SwiGLU and the weights go to fp16; graph inputs and outputs stay fp32 (`keep_io_types`), so a
   runtime feeds the same arrays as for fp32 and the carry crosses segments in fp32.
-- int8: `onnxruntime.quantization.quantize_dynamic` (per-tensor int8 weights, activations quantized
-  on the fly) on MatMul/Gemm with constant weights. An ONNX Runtime CPU format: TensorRT does
-  not parse DynamicQuantizeLinear / MatMulInteger, and the lint says so.
+- int8: `onnxruntime.quantization.quantize_dynamic` (per-tensor int8 weights in a 7-bit range,
+  activations quantized to u8 on the fly) on MatMul/Gemm with constant weights. An ONNX Runtime CPU
+  format: TensorRT does not parse DynamicQuantizeLinear / MatMulInteger, and the lint says so. The
+  7-bit range (`reduce_range`) keeps u8 x s8 exact on x86 CPUs without VNNI, where ONNX Runtime's
+  kernel sums pairs of products in a saturating int16 (runtime/cpu_isa.py): full 8-bit weights lost
+  a third to a half of the tiny models' grid cells there, and a bundle must not depend on which CPU
+  exported it or runs it.
 
 Both transform the *segment* graph (step or ACT body) before the unrolled / loop assembly, so
 every weight is still stored once.
@@ -82,6 +86,40 @@ def _name_nodes(graph: onnx.GraphProto) -> None:
         seen.add(n.name)
 
 
+def _drop_repeated_nodes(graph: onnx.GraphProto) -> int:
+    """Remove nodes that repeat an earlier node exactly (same op, inputs, outputs, attributes), and repeated
+    value_info entries; returns how many nodes went.
+
+    onnxruntime < 1.32's float16 converter adds one `<x>_cast_to_fp32` Cast per *use* of an fp16 tensor by
+    an fp32 island, all writing the same name: a graph the checker rejects (not SSA) wherever one tensor
+    feeds two kept nodes (TRM's fp16 export; 1.32 shares the Cast). The repeats are identical, so dropping
+    them is exact, and Jetson images that ship an older onnxruntime export the same graph."""
+    seen: dict[str, bytes] = {}
+    keep, dropped = [], 0
+    for n in graph.node:
+        for a in n.attribute:
+            for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                dropped += _drop_repeated_nodes(g)
+        key = n.SerializeToString()
+        if n.output and all(seen.get(o) == key for o in n.output):
+            dropped += 1
+            continue
+        seen.update((o, key) for o in n.output)
+        keep.append(n)
+    if dropped:
+        del graph.node[:]
+        graph.node.extend(keep)
+    infos, names = [], set()
+    for v in graph.value_info:
+        if v.name not in names:
+            names.add(v.name)
+            infos.append(v)
+    if len(infos) != len(graph.value_info):
+        del graph.value_info[:]
+        graph.value_info.extend(infos)
+    return dropped
+
+
 def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -90,6 +128,7 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     _name_nodes(model.graph)
     keep = sorted(fp32_islands(model.graph))
     out = convert_float_to_float16(model, keep_io_types=True, node_block_list=keep, disable_shape_infer=False)
+    _drop_repeated_nodes(out.graph)
     out.graph.doc_string = f"fp16 with {len(keep)} fp32 nodes (softmax, normalisation, residual sums)"
     return out
 
@@ -106,6 +145,7 @@ def _quiet_quantizer() -> Iterator[None]:
 
 
 def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Dynamic int8 (ONNX Runtime CPU): weights int8 per-tensor in [-64, 64], u8 activations quantized at run time."""
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:  # pragma: no cover
@@ -115,7 +155,7 @@ def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
         onnx.save(model, src)
         with _quiet_quantizer():
             quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
-                             extra_options={"MatMulConstBOnly": True})
+                             reduce_range=True, extra_options={"MatMulConstBOnly": True})
         out = onnx.load(dst)
     return out
 

@@ -23,6 +23,7 @@ import numpy as np
 from hrm_edge.errors import HrmEdgeError, MissingDependencyError, first_sentence
 from hrm_edge.fileio import read_json
 from hrm_edge.runtime.base import ModelSpec, Runner, StepSession, TensorMeta
+from hrm_edge.runtime.cpu_isa import u8s8_exact
 
 BUNDLE_FORMAT = "hrm-edge-bundle"
 MANIFEST = "manifest.json"
@@ -144,7 +145,9 @@ class OrtRunner(Runner):
     threads: int | None = None  # intra-op threads; None = ONNX Runtime's default
     opt_level: str = "all"  # graph optimisation level (OPT_LEVELS)
     io_binding: bool = True  # step mode: keep the carry in ORT-owned OrtValues between segments
-    uint8_activations: bool = True  # int8-qdq: run activations as u8 (exact; x86 int8 kernels are u8 x s8)
+    # int8-qdq: run activations as u8 (an exact rewrite: x86 int8 kernels are u8 x s8, fast with VNNI); by default
+    # only where those kernels are exact (runtime/cpu_isa.py): without VNNI u8 x s8 clips and s8 x s8 stays exact
+    uint8_activations: bool = field(default_factory=lambda: u8s8_exact())
     # CPU: attention, RoPE, split projections as fused kernels (graph/ort_fusions.py); HRM_EDGE_ORT_FUSIONS=0 turns
     # them off for every command (the escape hatch if an ONNX Runtime build lacks a contrib kernel)
     fusions: bool = field(default_factory=lambda: os.environ.get(FUSIONS_ENV, "1") != "0")
