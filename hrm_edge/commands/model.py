@@ -133,8 +133,9 @@ def convert(
     canvas: Optional[int] = typer.Option(None, "--canvas", metavar="N", help="Canvas side for a checkpoint that "
                                          "does not store it (see `info --canvas`)."),
 ) -> None:
-    """Write a checkpoint as a native hrm-edge one with its config resolved (canvas, trained dtype), so export,
-    solve, compare and train --init-from read it without guessing."""
+    """Write any checkpoint as a native hrm-edge one, its config resolved (canvas, trained dtype).
+
+    Export, solve, compare and train --init-from then read it without guessing."""
     from hrm_edge.model.checkpoint import check_checkpoint_out, load_checkpoint, save_checkpoint
 
     check_checkpoint_out(out)

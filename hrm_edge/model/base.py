@@ -66,16 +66,19 @@ class HRMBase(nn.Module):
         return torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)
 
     def reset_carry(self, halted: torch.Tensor, carry: Carry, x: torch.Tensor) -> Carry:
-        """Rows flagged `halted` restart from the initial carry; the rest keep theirs, in the forward dtype.
+        """Rows flagged `halted` restart from the initial carry; the rest keep theirs.
 
-        The cast matters under bfloat16: an fp32 carry would promote `z + x` to fp32 and every block after
-        it would run in fp32. A bf16 carry that travelled as fp32 (the runners' numpy I/O) casts back
-        exactly, so a host-driven bf16 run equals the references' bf16 carry bit for bit.
+        Under a forward dtype narrower than fp32 (bfloat16) the carry is cast to it: an fp32 carry would
+        promote `z + x` to fp32 and every block after it would run in fp32. A bf16 carry that travelled as
+        fp32 (the runners' numpy I/O) casts back exactly, so a host-driven bf16 run equals the references'
+        bf16 carry bit for bit. A float32 model keeps torch's promotion: a float64 carry runs the blocks in
+        float64, which is how export/parity.py's TorchF64Runner measures the fp32 noise floor.
         """
         init_h, init_l = self.init_carry(x)
+        if init_h.dtype.itemsize < 4:
+            carry = carry[0].to(init_h.dtype), carry[1].to(init_l.dtype)
         flag = halted.view(-1, 1, 1).to(torch.bool)
-        return (torch.where(flag, init_h, carry[0].to(init_h.dtype)),
-                torch.where(flag, init_l, carry[1].to(init_l.dtype)))
+        return torch.where(flag, init_h, carry[0]), torch.where(flag, init_l, carry[1])
 
     def step(self, tokens: torch.Tensor, puzzle_emb: torch.Tensor | None, z_H: torch.Tensor,
              z_L: torch.Tensor, halted: torch.Tensor
