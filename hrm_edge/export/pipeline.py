@@ -127,7 +127,9 @@ def export_model(model: Any, out: str | Path, *, act: str = "step", segments: in
     from hrm_edge.export.onnx import ExportOptions, export_onnx, export_spec, op_counts, prepare
     from hrm_edge.export.parity import DEFAULT_L4_SOURCE, ParityError, run_ladder
     from hrm_edge.export.precision import transform_for
+    from hrm_edge.runtime.ort_install import require_onnxruntime
 
+    require_onnxruntime("export (its parity ladder runs the graph)")
     t0 = time.perf_counter()
     target = target or default_target(precision)
     if target not in trt_ops.TARGETS:
