@@ -239,7 +239,8 @@ def test_qdq_fp16_body_refuses_what_blocks_the_fusion() -> None:
     assert qdq_cast_problems(good) == []
     x = np.linspace(-2, 2, 16, dtype=np.float32).reshape(2, 8)
     y = ort.InferenceSession(good.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    want = np.clip(np.round(x / np.float16(0.05)), -128, 127) * np.float16(0.05) @ (np.full((8, 4), 3) * np.float16(0.01))
+    s16, w16 = np.float16(0.05), np.float16(0.01)
+    want = np.clip(np.round(x / s16), -128, 127) * s16 @ (np.full((8, 4), 3) * w16)
     assert np.allclose(y, want, rtol=2e-3)
     blocked = convert_float_to_float16(model(19), keep_io_types=True,
                                        op_block_list=["QuantizeLinear", "DequantizeLinear"])

@@ -175,7 +175,8 @@ def export(
     calib_puzzles: int = typer.Option(16, "--calib-puzzles", min=1, help="int8-qdq: augmented puzzles to calibrate "
                                                                          "on, each run over every ACT segment."),
     qdq_fp32: str = typer.Option("attention,heads,down,o_proj", "--qdq-fp32", metavar="GROUPS",
-                                 help="int8-qdq: matmul groups left unquantized (fp32, or fp16 in an fp16 body), comma separated: attention (Q K^T and "
+                                 help="int8-qdq: matmul groups left unquantized (fp32, or fp16 in an fp16 body), comma "
+                                 "separated: attention (Q K^T and "
                                  "P V), heads (lm_head, q_head), down (MLP output projections), o_proj (attention "
                                  "output projections), or none. "
                                  "down,o_proj keep far more answers equal to fp32 for a few % of speed "
