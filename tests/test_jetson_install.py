@@ -1,4 +1,7 @@
 """The Jetson install, resolved by pip on this CPU: do the CUDA builds win, and does no CPU onnxruntime come in?
+(And the desktop one: `pip install 'hrm-edge[gpu]'` on x86_64 must bring onnxruntime-gpu alone, against a third
+local index of PyPI's manylinux x86_64 placeholders, with an hrm-edge wheel that still depends on the CPU package
+as the control.)
 
 Two local indexes of placeholder wheels carry the real names, versions and platform tags:
 - "PyPI": the CPU-only `torch-2.8.0-cp310-cp310-manylinux_2_28_aarch64`, `onnxruntime-1.23.0` (manylinux

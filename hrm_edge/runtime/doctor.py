@@ -24,7 +24,8 @@ from hrm_edge.runtime.jetson_info import jetson_facts, matrix_for
 from hrm_edge.runtime.ort_install import ORT_INSTALL
 
 VERIFIED = ("On a CPU (the test suite): every TensorRT call against the real 8.6, 10.3 and 11.4 Python bindings "
-            "(and 8.5 as modelled), the Jetson pip install resolved for aarch64, sidecar / profile / clocks checks. "
+            "(and 8.5 as modelled), the Jetson pip install resolved for aarch64 and the desktop [gpu] one for x86_64, "
+            "sidecar / profile / clocks checks. "
             "Only on a device: engine builds, accuracy and speed (jetson/check.sh).")
 
 
