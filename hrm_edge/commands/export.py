@@ -166,9 +166,7 @@ def export(
     precision: Optional[str] = typer.Option(None, "--precision", metavar="PREC", help="fp32, fp16 (GPU/TensorRT), "
                                             "int8 (CPU, ONNX Runtime dynamic quantization) or int8-qdq (static int8 "
                                             "Q/DQ calibrated on real ARC puzzles, for ONNX Runtime and TensorRT int8 "
-                                            "engines; with --opset 19 or 20 everything outside the Q/DQ pairs is fp16, "
-                                            "for strongly typed TensorRT 10 / 11 engines, at 17 fp32 for TensorRT "
-                                            "8.5). Default: fp32."),
+                                            "engines; fp16 outside the Q/DQ pairs at opset 19 or 20). Default: fp32."),
     calib: Optional[str] = typer.Option(None, "--calib", metavar="TASKS", help="int8-qdq: ARC tasks whose augmented "
                                         "test inputs calibrate the int8 scales. Default: arc-agi-1/training (shipped "
                                         "offline)."),
