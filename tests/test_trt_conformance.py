@@ -265,6 +265,10 @@ def test_strongly_typed_int8_qdq_build(real, tmp_path) -> None:
                        json.dumps({"int8": True, **asked})))
     assert got["config"]["flags"] == [] and got["config"]["network_flags"] == [[STRONG_FLAG[real.version]]]
     assert got["sidecar"]["precision"] == "int8"
+    # an opset-17 bundle is fp32 outside its Q/DQ pairs: --fp16 cannot make it fp16 there, and says how to
+    both = real.run("_trt_doubles.py", "build", str(qdq), str(tmp_path / "q2.engine"),
+                    json.dumps({"int8": True, "fp16": True, **asked}))
+    assert "--opset 19 for an fp16 body" in both["error"] and not (tmp_path / "q2.engine").exists()
 
 
 @pytest.fixture(scope="module")

@@ -208,7 +208,11 @@ def strong_precision(manifest: dict[str, Any], opts: EngineOptions, bundle: Path
     got = STRONG_PRECISION[have]
     if got == "int8" and (manifest.get("quantization") or {}).get("body") == "fp16":
         got = "int8+fp16"  # an opset >= 19 int8-qdq bundle: fp16 outside the Q/DQ pairs (export/precision.py)
-    if opts.fp16 and got not in ("fp16", "int8", "int8+fp16"):
+    if opts.fp16 and got == "int8":
+        raise HrmEdgeError("--fp16: strongly typed engines take their precision from the graph, and this int8-qdq "
+                           "bundle is fp32 outside its Q/DQ pairs (opset 17 has fp32 scales only); export with "
+                           "--precision int8-qdq --opset 19 for an fp16 body, or drop --fp16", bundle)
+    if opts.fp16 and got not in ("fp16", "int8+fp16"):
         raise HrmEdgeError(f"--fp16: strongly typed engines take their precision from the graph, and this bundle is "
                            f"{have}; export with --precision fp16 (fp32 norms and softmax are kept) and build that",
                            bundle)
