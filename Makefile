@@ -9,7 +9,7 @@ $(BIN)/hrm-edge: pyproject.toml
 	$(PY) -m venv $(VENV)
 	# torch first, pinned: an unpinned torch pulls a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[ort,dev]'  # the CPU onnxruntime; a GPU desktop: '.[gpu,dev]'
 	touch $@
 
 setup: $(BIN)/hrm-edge

@@ -3,9 +3,10 @@
 # desktop GPU), offline, in minutes:
 #   jetson/check.sh [OUT_DIR] [TASKS]     (default OUT_DIR device_check; TASKS = demo tasks solved, default 20)
 # 1. hrm-edge doctor --json
-# 2. the shipped demo model (hrm_edge/assets/demo) exported fp32 and int8-qdq (hrm-edge demo), and fp16
+# 2. the shipped demo model (hrm_edge/assets/demo) exported fp32 and int8-qdq (hrm-edge demo), and fp16; on
+#    TensorRT >= 10 also int8-qdq at opset 19 (int8 with an fp16 body), built strongly typed
 # 3. build-engine for each (fp32: TF32 off; fp16 and int8 as this TensorRT types them), one timing cache
-# 4. compare: PyTorch vs ONNX Runtime vs the three TensorRT engines (grids = torch, steps = torch)
+# 4. compare: PyTorch vs ONNX Runtime vs the TensorRT engines (grids = torch, steps = torch)
 # 5. bench: the engines with and without CUDA graphs
 # 6. OUT_DIR/report.json + report.md: versions, board, every row, and the checks that must hold
 #    (fp32 TensorRT: every grid and halting step equal to PyTorch's; every engine ran)
@@ -64,6 +65,17 @@ build fp32 "$out/demo/model-step"
 build fp16 "$out/demo/model-step-fp16" --fp16
 build int8 "$out/demo/model-step-int8-qdq" --int8
 engines=(--engine "$out/fp32.engine" --engine "$out/fp16.engine" --engine "$out/int8.engine")
+trt_major=$("$py" -c 'import tensorrt; print(tensorrt.__version__.split(".")[0])')
+if (( trt_major >= 10 )); then  # opset 19: fp16 scales, so everything outside the Q/DQ pairs is fp16
+  log "export int8-qdq, opset 19 (fp16 body)"
+  "$hrm" export "$out/demo/model.pt" --precision int8-qdq --opset 19 --out "$out/demo/model-step-int8-qdq-fp16" \
+    >"$out/export_int8_fp16.log" 2>&1
+  strong=()
+  (( trt_major == 10 )) && strong=(--strongly-typed)  # 11.x is strongly typed only
+  build int8fp16 "$out/demo/model-step-int8-qdq-fp16" --int8 "${strong[@]}"
+  engines+=(--engine "$out/int8fp16.engine")
+fi
+echo $(( ${#engines[@]} / 2 )) >"$out/engines.count"
 # the engines live outside their bundles: their sidecars name the bundle they were built from
 
 log "compare PyTorch / ONNX Runtime / TensorRT"
@@ -86,14 +98,15 @@ compare = json.loads((out / "compare" / "compare.json").read_text())
 bench = {k: json.loads((out / f).read_text()) for k, f in (("plain", "bench.json"), ("cuda_graph", "bench_cuda_graph.json"))}
 checks = {c["name"]: c["detail"] for c in doctor["checks"]}
 rows = compare.get("rows", [])
+n_engines = int((out / "engines.count").read_text())
 trt = [r for r in rows if r.get("kind") == "tensorrt"]
 fp32 = [r for r in trt if "fp32" in r.get("label", "")]
 must = {
-    "every TensorRT engine ran": len(trt) == 3 and all(r.get("status") == "ok" for r in trt),
+    "every TensorRT engine ran": len(trt) == n_engines and all(r.get("status") == "ok" for r in trt),
     "fp32 TensorRT grids = torch 100%": bool(fp32) and fp32[0].get("grid_match_pct") == 100.0,
     "fp32 TensorRT steps = torch 100%": bool(fp32) and fp32[0].get("steps_match_pct") == 100.0,
     "bench ran every engine, plain and CUDA graphs": all(
-        len(b.get("results", [])) == 3 and all(x.get("status", "ok") == "ok" for x in b["results"])
+        len(b.get("results", [])) == n_engines and all(x.get("status", "ok") == "ok" for x in b["results"])
         for b in bench.values()),
 }
 report = {"seconds": seconds, "machine": {k: checks.get(k) for k in ("python", "torch", "onnxruntime", "tensorrt",

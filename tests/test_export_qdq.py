@@ -154,3 +154,108 @@ def test_percentile_calibration_clips_where_minmax_does_not() -> None:
     assert all(pct[k] <= mm[k] * (1 + 1e-6) for k in mm) and sum(pct[k] < 0.9 * mm[k] for k in mm) > len(mm) // 2
     with pytest.raises(HrmEdgeError, match="calibration method"):
         to_int8_qdq(g, feeds, calibrate_method="nope")
+
+
+# --------------------------------------------------------------------------------------------------
+# opset >= 19: fp16 outside the Q/DQ pairs (what a strongly typed TensorRT engine needs to be int8 + fp16)
+# --------------------------------------------------------------------------------------------------
+def _types(model: onnx.ModelProto) -> dict[str, int]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    g = inferred.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in list(g.value_info) + list(g.input) + list(g.output)}
+    types.update({t.name: t.data_type for t in g.initializer})
+    return types
+
+
+@pytest.fixture(scope="module")
+def fp16_body(tmp_path_factory) -> Any:
+    """tiny exported int8-qdq at opset 19 (default target then trt-10), with the L4 free run on 3 puzzles."""
+    return export_model(tiny_model("tiny"), tmp_path_factory.mktemp("q16") / "qdq16", precision="int8-qdq", opset=19,
+                        l3_batches=(2,), l4_puzzles=3, qdq=QDQ)
+
+
+def test_qdq_fp16_body_types(fp16_body) -> None:
+    """fp16 scales on every Q/DQ, each DequantizeLinear straight into its MatMul (no Cast between), every MatMul
+    in fp16, softmax / norms / residual sums in fp32, fp32 graph I/O, int8 weights and zero points."""
+    man = fp16_body.manifest
+    assert man["target"] == "trt-10" and man["onnx"]["opset"] == 19 and man["targets"]["trt-10"]["ok"]
+    assert man["quantization"]["body"] == "fp16" and man["quantization"]["scales"] == "fp16"
+    model = onnx.load(str(fp16_body.path / "model.onnx"))
+    g, types = model.graph, _types(model)
+    inits = {t.name: t for t in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    qdq = [n for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert qdq and {inits[n.input[1]].data_type for n in qdq} == {TensorProto.FLOAT16}  # scales
+    assert {inits[n.input[2]].data_type for n in qdq} == {TensorProto.INT8}  # symmetric int8, zero point 0
+    assert not any(numpy_helper.to_array(inits[n.input[2]]).any() for n in qdq)
+    weights = [n for n in qdq if n.op_type == "DequantizeLinear" and n.input[0] in inits]
+    assert weights and {inits[n.input[0]].data_type for n in weights} == {TensorProto.INT8}
+    assert {types[n.input[0]] for n in qdq if n.op_type == "QuantizeLinear"} == {TensorProto.FLOAT16}
+    matmuls = [n for n in g.node if n.op_type in ("MatMul", "Gemm")]
+    assert {types[i] for n in matmuls for i in n.input[:2]} == {TensorProto.FLOAT16}
+    fed = [n for n in matmuls if any(producer.get(i) is not None and producer[i].op_type == "DequantizeLinear"
+                                     for i in n.input[:2])]
+    groups = matmul_groups(export_onnx(tiny_model("tiny"), ExportOptions(opset=19)).model.graph)
+    kept = set(groups["down"]) | set(groups["o_proj"])
+    assert {n.name for n in fed} == set(groups["weights"]) - kept  # the same matmuls as the opset-17 bundle
+    for n in fed:  # both operands straight from a DequantizeLinear: nothing between DQ and MatMul
+        assert all(producer[i].op_type == "DequantizeLinear" for i in n.input[:2]), n.name
+    assert {types[i] for n in g.node if n.op_type in ("Softmax", "ReduceMean") for i in n.input[:1]} == \
+        {TensorProto.FLOAT}
+    assert {v.type.tensor_type.elem_type for v in list(g.input) + list(g.output)} <= {
+        TensorProto.FLOAT, TensorProto.INT32, TensorProto.BOOL}
+
+
+def test_qdq_fp16_body_passes_the_ladder_on_onnxruntime(fp16_body) -> None:
+    """ONNX Runtime CPU runs the fp16 Q/DQ form (opset 19 kernels): the ladder's structural levels pass, L4's
+    agreement with fp32 PyTorch is measured (loose sanity floor, as for the fp32 body), and the ORT runner's
+    uint8 re-expression keeps working with fp16 scales."""
+    levels = fp16_body.manifest["parity"]["levels"]
+    assert fp16_body.report.ok and levels["L1"]["ok"] and levels["L2"]["ok"]
+    cells = [s["cell_agreement"] for s in levels["L4"]["details"]["modes"].values()]
+    assert cells and min(cells) >= 0.80
+    m = tiny_model("tiny")
+    with OrtRunner.from_bundle(fp16_body.path) as o:
+        tok = np.full((2, m.config.seq_len), 2, np.int32)
+        pe = np.zeros((2, m.config.puzzle_emb_ndim), np.float32)
+        assert np.isfinite(o.run_act(tok, pe).logits).all()
+
+
+def test_qdq_fp16_body_refuses_what_blocks_the_fusion() -> None:
+    """The check the export runs: a Q/DQ graph converted with Q/DQ kept fp32 (the converter then casts between DQ
+    and MatMul) is named; below opset 19 there are no fp16 scales, so no fp16 body."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    from hrm_edge.errors import HrmEdgeError
+    from hrm_edge.export.precision import qdq_cast_problems, qdq_fp16_body
+
+    w = numpy_helper.from_array(np.full((8, 4), 3, np.int8), "w")
+    inits = [w, numpy_helper.from_array(np.array(0.05, np.float32), "s"),
+             numpy_helper.from_array(np.array(0, np.int8), "z"), numpy_helper.from_array(np.full(4, 0.01, np.float32),
+                                                                                          "ws"),
+             numpy_helper.from_array(np.zeros(4, np.int8), "wz")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="q"),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"], name="dq"),
+             helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], name="wdq", axis=1),
+             helper.make_node("MatMul", ["xd", "wd"], ["y"], name="mm")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 4])], inits)
+
+    def model(opset: int) -> onnx.ModelProto:
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        m.ir_version = 9
+        return m
+
+    good = qdq_fp16_body(model(19))
+    assert qdq_cast_problems(good) == []
+    x = np.linspace(-2, 2, 16, dtype=np.float32).reshape(2, 8)
+    y = ort.InferenceSession(good.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    s16, w16 = np.float16(0.05), np.float16(0.01)
+    want = np.clip(np.round(x / s16), -128, 127) * s16 @ (np.full((8, 4), 3) * w16)
+    assert np.allclose(y, want, rtol=2e-3)
+    blocked = convert_float_to_float16(model(19), keep_io_types=True,
+                                       op_block_list=["QuantizeLinear", "DequantizeLinear"])
+    problems = qdq_cast_problems(blocked)
+    assert any("dq -> Cast" in p and "MatMul" in p for p in problems) and any("not an fp16" in p for p in problems)
+    with pytest.raises(HrmEdgeError, match="needs opset >= 19"):
+        qdq_fp16_body(model(17))

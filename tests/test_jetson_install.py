@@ -1,4 +1,7 @@
 """The Jetson install, resolved by pip on this CPU: do the CUDA builds win, and does no CPU onnxruntime come in?
+(And the desktop one: `pip install 'hrm-edge[gpu]'` on x86_64 must bring onnxruntime-gpu alone, against a third
+local index of PyPI's manylinux x86_64 placeholders, with an hrm-edge wheel that still depends on the CPU package
+as the control.)
 
 Two local indexes of placeholder wheels carry the real names, versions and platform tags:
 - "PyPI": the CPU-only `torch-2.8.0-cp310-cp310-manylinux_2_28_aarch64`, `onnxruntime-1.23.0` (manylinux
@@ -56,6 +59,17 @@ PYPI = {  # what PyPI serves for aarch64 / cp310 (placeholders: no payload, no r
 JETSON = {"torch": [("2.8.0", f"{PY}-{PY}-linux_aarch64"), ("2.5.0", f"{PY}-{PY}-linux_aarch64")],
           "onnxruntime-gpu": [("1.23.0", f"{PY}-{PY}-linux_aarch64")]}
 JETSON_SHADOWS = {"torch"}  # devpi serves only its own files for these
+X86_PLATFORMS = [f"manylinux_2_{n}_x86_64" for n in range(35, 16, -1)] + ["manylinux2014_x86_64", "linux_x86_64"]
+X86 = "manylinux_2_17_x86_64.manylinux2014_x86_64"
+PYPI_X86 = {  # what PyPI serves for x86_64 / cp310 (names and tags as on PyPI; placeholders)
+    "torch": [("2.8.0", f"{PY}-{PY}-manylinux_2_28_x86_64")],
+    "onnxruntime": [("1.23.0", f"{PY}-{PY}-manylinux_2_27_x86_64.manylinux_2_28_x86_64")],
+    "onnxruntime-gpu": [("1.23.0", f"{PY}-{PY}-manylinux_2_27_x86_64.manylinux_2_28_x86_64")],
+    "numpy": [("2.2.6", f"{PY}-{PY}-{X86}")], "onnx": [("1.17.0", f"{PY}-{PY}-{X86}")],
+    "matplotlib": [("3.9.2", f"{PY}-{PY}-{X86}")], "pyyaml": [("6.0.2", f"{PY}-{PY}-{X86}")],
+    "pycuda": [("2025.1", f"{PY}-{PY}-linux_x86_64")], "tensorrt": [("10.3.0", "py3-none-any")],
+}
+OLD_ORT_REQUIREMENT = "onnxruntime>=1.17; platform_machine != 'aarch64'"  # the dependency before the extras
 
 
 def _wheel(folder: Path, name: str, version: str, tags: str, requires: list[str] = (),
@@ -103,7 +117,7 @@ def world(tmp_path_factory) -> dict:
     files.mkdir()
     pypi_wheels = [_wheel(files, n, v, t) for n, rows in PYPI.items() for v, t in rows]
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    extras = {k: v for k, v in project["optional-dependencies"].items() if k in ("jetson", "ort", "trt")}
+    extras = {k: v for k, v in project["optional-dependencies"].items() if k in ("jetson", "ort", "trt", "gpu")}
     hrm = _wheel(files, "hrm-edge", project["version"], "py3-none-any",
                  [_requirement(r) for r in project["dependencies"]], extras)
     jfiles = root / "jfiles"
@@ -112,9 +126,23 @@ def world(tmp_path_factory) -> dict:
     pypi = _index(root / "pypi", pypi_wheels + [hrm])
     jetson = _index(root / "jetson", jetson_wheels + [w for w in pypi_wheels
                                                       if w.name.split("-")[0] not in JETSON_SHADOWS])
-    shim = root / "aarch64"
-    shim.mkdir()
-    (shim / "sitecustomize.py").write_text("import platform\nplatform.machine = lambda: 'aarch64'\n")
+    shims = {}
+    for machine in ("aarch64", "x86_64"):
+        shims[machine] = root / machine
+        shims[machine].mkdir()
+        (shims[machine] / "sitecustomize.py").write_text(f"import platform\nplatform.machine = lambda: {machine!r}\n")
+    # a desktop (x86_64): PyPI's manylinux wheels, onnxruntime and onnxruntime-gpu side by side, and the same
+    # hrm-edge wheel; `old`: an hrm-edge whose dependencies still name the CPU onnxruntime (the control)
+    xfiles = root / "xfiles"
+    xfiles.mkdir()
+    x86_wheels = [_wheel(xfiles, n, v, t) for n, rows in PYPI_X86.items() for v, t in rows]
+    x86_wheels += [w for w in pypi_wheels if w.name.endswith("-py3-none-any.whl")]
+    x86 = _index(root / "x86", x86_wheels + [hrm])
+    ofiles = root / "ofiles"
+    ofiles.mkdir()
+    old = _wheel(ofiles, "hrm-edge", project["version"], "py3-none-any",
+                 [r for r in project["dependencies"]] + [OLD_ORT_REQUIREMENT], extras)
+    x86_old = _index(root / "x86old", x86_wheels + [old])
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
     py = venv / "bin" / "python"
@@ -125,16 +153,19 @@ def world(tmp_path_factory) -> dict:
     if p.returncode != 0:
         pytest.skip(f"cannot get pip >= 23.3 from the configured package index: {p.stderr.strip()[-200:]}")
     site = next((venv / "lib").glob("python3*/site-packages"))
-    return {"root": root, "pypi": pypi, "jetson": jetson, "hrm": hrm, "shim": shim, "venv": venv, "site": site,
-            "python": py}
+    return {"root": root, "pypi": pypi, "jetson": jetson, "hrm": hrm, "shims": shims, "venv": venv, "site": site,
+            "python": py, "x86": x86, "x86_old": x86_old}
 
 
-def _pip(world: dict, args: list[str], report: Path | None = None, target: Path | None = None) -> dict:
-    """The venv's pip resolving for a JetPack 6 Jetson (markers as on aarch64, no config, local indexes only)."""
+def _pip(world: dict, args: list[str], report: Path | None = None, target: Path | None = None,
+         machine: str = "aarch64") -> dict:
+    """The venv's pip resolving for a JetPack 6 Jetson (markers as on aarch64, no config, local indexes only), or
+    with machine="x86_64" for a desktop (manylinux x86_64 wheels, markers as on x86_64)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env.update(PIP_CONFIG_FILE=os.devnull, PYTHONPATH=str(world["shim"]), PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env.update(PIP_CONFIG_FILE=os.devnull, PYTHONPATH=str(world["shims"][machine]), PIP_DISABLE_PIP_VERSION_CHECK="1")
+    platforms = PLATFORMS if machine == "aarch64" else X86_PLATFORMS
     cmd = [str(world["python"]), "-m", "pip", "--isolated", *args, "--only-binary=:all:", "--python-version", "3.10",
-           "--implementation", "cp", "--abi", PY, *[f"--platform={p}" for p in PLATFORMS]]
+           "--implementation", "cp", "--abi", PY, *[f"--platform={p}" for p in platforms]]
     cmd += ["--target", str(target), "--upgrade"] if target is not None else \
         ["--dry-run", "--quiet", "--report", str(report)]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
@@ -227,16 +258,38 @@ def test_the_old_extra_index_install_gets_pypis_cpu_torch(world, tmp_path) -> No
     assert old["onnxruntime"][0] == "1.23.0"  # a hard dependency would install it beside onnxruntime-gpu
 
 
-def test_the_aarch64_marker_keeps_cpu_onnxruntime_elsewhere() -> None:
-    """x86_64 (and the CI) still get onnxruntime by default; aarch64 gets it only through the [ort] extra."""
+def _resolved_ort(got: dict) -> set[str]:
+    return {n for n in got if n in ("onnxruntime", "onnxruntime-gpu")}
+
+
+def test_desktop_gpu_install_gets_only_onnxruntime_gpu(world, tmp_path) -> None:
+    """x86_64 `pip install 'hrm-edge[gpu]'` resolves onnxruntime-gpu and no CPU onnxruntime (which would overwrite
+    its files and take the CUDA providers away); `[ort]` the CPU build alone; `[gpu,trt]` too."""
+    def resolve(spec: str, index: str = world["x86"]) -> dict:
+        return _pip(world, ["install", "--index-url", index, spec, "--ignore-installed"],
+                    report=tmp_path / "r.json", machine="x86_64")
+
+    gpu = resolve("hrm-edge[gpu]")
+    assert _resolved_ort(gpu) == {"onnxruntime-gpu"} and gpu["onnxruntime-gpu"][1].endswith("x86_64.whl")
+    assert _resolved_ort(resolve("hrm-edge[gpu,trt]")) == {"onnxruntime-gpu"}
+    assert _resolved_ort(resolve("hrm-edge[ort]")) == {"onnxruntime"}
+    # the control: with the CPU package still a plain dependency, [gpu] installs both
+    assert _resolved_ort(resolve("hrm-edge[gpu]", world["x86_old"])) == {"onnxruntime", "onnxruntime-gpu"}
+
+
+def test_make_setup_and_the_jetson_install_pick_their_onnxruntime_by_extra() -> None:
+    """No onnxruntime among the plain dependencies on any machine; the CPU build is the `ort` extra, which `make
+    setup` (and so the CI) installs; the Jetson extra brings none (onnxruntime-gpu comes from the Jetson index)."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    ort = [r for r in project["dependencies"] if r.startswith("onnxruntime")]
-    assert ort == ["onnxruntime>=1.17; platform_machine != 'aarch64'"]
-    assert project["optional-dependencies"]["ort"] == ["onnxruntime>=1.17"]
-    assert not [r for r in project["optional-dependencies"]["jetson"] if "onnxruntime" in r]
+    assert not [r for r in project["dependencies"] if r.startswith("onnxruntime")]
+    extras = project["optional-dependencies"]
+    assert extras["ort"] == ["onnxruntime>=1.17"] and extras["gpu"] == ["onnxruntime-gpu>=1.17"]
+    assert not [r for k in ("jetson", "trt", "dev") for r in extras[k] if "onnxruntime" in r]
+    make = (REPO / "Makefile").read_text()
+    assert re.search(r"pip install -q -e '\.\[ort,dev\]'", make)
     import importlib.metadata
 
-    assert importlib.metadata.version("onnxruntime")  # this x86_64 dev install has it
+    assert importlib.metadata.version("onnxruntime")  # this x86_64 dev install has it, through [ort]
 
 
 def test_setup_sh_refuses_jetpack_5_with_the_route(tmp_path) -> None:

@@ -265,6 +265,41 @@ def test_strongly_typed_int8_qdq_build(real, tmp_path) -> None:
                        json.dumps({"int8": True, **asked})))
     assert got["config"]["flags"] == [] and got["config"]["network_flags"] == [[STRONG_FLAG[real.version]]]
     assert got["sidecar"]["precision"] == "int8"
+    # an opset-17 bundle is fp32 outside its Q/DQ pairs: --fp16 cannot make it fp16 there, and says how to
+    both = real.run("_trt_doubles.py", "build", str(qdq), str(tmp_path / "q2.engine"),
+                    json.dumps({"int8": True, "fp16": True, **asked}))
+    assert "--opset 19 for an fp16 body" in both["error"] and not (tmp_path / "q2.engine").exists()
+
+
+@pytest.fixture(scope="module")
+def qdq16_bundle(tmp_path_factory) -> Path:
+    """The tiny model exported int8-qdq at opset 19: int8 Q/DQ with an fp16 body (export/precision.py)."""
+    from hrm_edge.export import QdqOptions, export_model
+
+    out = tmp_path_factory.mktemp("q16") / "tiny-step-int8-qdq-fp16"
+    export_model(_tiny(), out, act="step", precision="int8-qdq", opset=19, puzzle_dtype="float32", l4_puzzles=0,
+                 qdq=QdqOptions(puzzles=2, augment=2))
+    return out
+
+
+def test_strongly_typed_int8_qdq_fp16_body_build(real, qdq16_bundle, tmp_path) -> None:
+    """The opset-19 int8-qdq bundle builds strongly typed as int8 + fp16 (no flag, no per-layer precision: the
+    graph's fp16 body and Q/DQ pairs say it); --fp16 and --int8 both agree with it."""
+    if real.version == "8.6":
+        pytest.skip("8.x has no strongly typed networks and its parser stops at opset 17")
+    manifest = json.loads((qdq16_bundle / "manifest.json").read_text())
+    assert manifest["quantization"]["body"] == "fp16" and manifest["onnx"]["opset"] == 19
+    asked = {} if real.version == "11.4" else {"strongly_typed": True}
+    for flags in ({}, {"int8": True}, {"fp16": True, "int8": True}):
+        got = _ok(_build(real, qdq16_bundle, tmp_path, max_batch=4, **flags, **asked))
+        cfg, sc = got["config"], got["sidecar"]
+        assert cfg["network_flags"] == [[STRONG_FLAG[real.version]]]
+        assert cfg["flags"] == [] and cfg["cleared"] == [] and cfg["precision_layers"] == []
+        assert cfg["output_types"] == [] and not [x for x in cfg["sets"] if x[1] == "precision"]
+        assert sc["typing"] == "strong" and sc["precision"] == "int8+fp16" and sc["bundle_precision"] == "int8-qdq"
+        assert "--int8" not in sc["trtexec"] and "--fp16" not in sc["trtexec"]
+        assert ("--stronglyTyped" in sc["trtexec"]) == (real.version == "10.3")
+        assert "--noTF32" not in sc["trtexec"]  # not an fp32 reference engine
 
 
 @pytest.mark.parametrize("opts,msg", [({"fp16": True}, "export with --precision fp16"),

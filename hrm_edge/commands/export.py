@@ -166,14 +166,15 @@ def export(
     precision: Optional[str] = typer.Option(None, "--precision", metavar="PREC", help="fp32, fp16 (GPU/TensorRT), "
                                             "int8 (CPU, ONNX Runtime dynamic quantization) or int8-qdq (static int8 "
                                             "Q/DQ calibrated on real ARC puzzles, for ONNX Runtime and TensorRT int8 "
-                                            "engines). Default: fp32."),
+                                            "engines; fp16 outside the Q/DQ pairs at opset 19 or 20). Default: fp32."),
     calib: Optional[str] = typer.Option(None, "--calib", metavar="TASKS", help="int8-qdq: ARC tasks whose augmented "
                                         "test inputs calibrate the int8 scales. Default: arc-agi-1/training (shipped "
                                         "offline)."),
     calib_puzzles: int = typer.Option(16, "--calib-puzzles", min=1, help="int8-qdq: augmented puzzles to calibrate "
                                                                          "on, each run over every ACT segment."),
     qdq_fp32: str = typer.Option("attention,heads,down,o_proj", "--qdq-fp32", metavar="GROUPS",
-                                 help="int8-qdq: matmul groups kept in fp32, comma separated: attention (Q K^T and "
+                                 help="int8-qdq: matmul groups left unquantized (fp32, or fp16 in an fp16 body), comma "
+                                 "separated: attention (Q K^T and "
                                  "P V), heads (lm_head, q_head), down (MLP output projections), o_proj (attention "
                                  "output projections), or none. "
                                  "down,o_proj keep far more answers equal to fp32 for a few % of speed "
@@ -181,7 +182,8 @@ def export(
     per_tensor: bool = typer.Option(False, "--per-tensor", help="int8-qdq: one scale per weight matrix instead of "
                                                                 "one per output channel."),
     target: Optional[str] = typer.Option(None, "--target", metavar="TARGET", help="The op-support lint that must "
-                                         "pass: trt-8.5, trt-10 or ort. Default: trt-8.5 (ort for int8)."),
+                                         "pass: trt-8.5, trt-10 or ort. Default: trt-8.5 (trt-10 above opset 17, "
+                                         "ort for int8)."),
     batch: Optional[str] = typer.Option(None, "--batch", metavar="N", help="'dynamic' or a fixed batch size. "
                                                                            "Default: dynamic."),
     halt: Optional[str] = typer.Option(None, "--halt", metavar="MODE", help="Halting baked into unrolled/loop "

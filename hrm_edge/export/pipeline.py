@@ -35,10 +35,13 @@ class ExportResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def default_target(precision: str) -> str:
+def default_target(precision: str, opset: int = 17) -> str:
     """Dynamic int8 is an ONNX Runtime CPU format; fp32/fp16 and int8-qdq (standard Q/DQ, which TensorRT
-    builds as an explicitly quantized engine) default to the strictest TensorRT (8.5, JetPack 5)."""
-    return "ort" if precision == "int8" else "trt-8.5"
+    builds as an explicitly quantized engine) default to the strictest TensorRT that parses the opset: 8.5
+    (JetPack 5) up to opset 17, 10.x above (an int8-qdq fp16 body needs opset 19)."""
+    if precision == "int8":
+        return "ort"
+    return "trt-8.5" if opset <= 17 else "trt-10"
 
 
 DEFAULT_CALIB_SOURCE = "arc-agi-1/training"  # shipped offline; L4 checks on arc-agi-1/evaluation
@@ -127,9 +130,11 @@ def export_model(model: Any, out: str | Path, *, act: str = "step", segments: in
     from hrm_edge.export.onnx import ExportOptions, export_onnx, export_spec, op_counts, prepare
     from hrm_edge.export.parity import DEFAULT_L4_SOURCE, ParityError, run_ladder
     from hrm_edge.export.precision import transform_for
+    from hrm_edge.runtime.ort_install import require_onnxruntime
 
+    require_onnxruntime("export (its parity ladder runs the graph)")
     t0 = time.perf_counter()
-    target = target or default_target(precision)
+    target = target or default_target(precision, opset)
     if target not in trt_ops.TARGETS:
         raise HrmEdgeError(f"--target must be one of {', '.join(trt_ops.TARGETS)}, got {target!r}")
     if puzzle_dtype not in ("float16", "float32"):
@@ -166,12 +171,16 @@ def export_model(model: Any, out: str | Path, *, act: str = "step", segments: in
         if precision != "fp32":
             manifest["precision_report"] = precision_report(report, onnx_info["bytes"])
         if precision == "int8-qdq":
+            from hrm_edge.export.precision import qdq_body
+
             q = qdq or QdqOptions()
-            manifest["quantization"] = {"format": "QDQ", "calibration": q.calib, "calib_puzzles": q.puzzles,
+            body = qdq_body(opset)  # fp16 outside the Q/DQ pairs (fp16 scales) from opset 19
+            manifest["quantization"] = {"format": "QDQ", "body": body, "scales": body,
+                                        "calibration": q.calib, "calib_puzzles": q.puzzles,
                                         "augment": q.augment, "segments": graph.spec.max_steps,
                                         "weights": f"int8 symmetric {'per-channel' if q.per_channel else 'per-tensor'}",
                                         "activations": "int8 symmetric per-tensor (MinMax)",
-                                        "fp32_matmuls": list(q.keep_fp32)}
+                                        "fp32_matmuls": list(q.keep_fp32)}  # unquantized (fp16 in an fp16 body)
         elif precision == "int8":
             manifest["quantization"] = {"format": "dynamic (MatMulInteger)",
                                         "weights": "int8 per-tensor, 7-bit range (exact on CPUs without VNNI)",

@@ -13,7 +13,18 @@
   a third to a half of the tiny models' grid cells there, and a bundle must not depend on which CPU
   exported it or runs it.
 
-Both transform the *segment* graph (step or ACT body) before the unrolled / loop assembly, so
+- int8-qdq: static int8 in standard Q/DQ form (TensorRT explicit quantization), calibrated on real
+  puzzles. Its *body* (everything outside the Q/DQ pairs) follows the opset. At opset 17 / 18 (TensorRT
+  8.5 parses <= 17) QuantizeLinear / DequantizeLinear take fp32 scales only, so the body stays fp32: a
+  weakly typed build (`--int8`) lets TensorRT pick fp16 there itself, a strongly typed one would run it in
+  fp32. From opset 19 the scales may be fp16 and a DequantizeLinear outputs its scale's type, so
+  `qdq_fp16_body` gives the graph the fp16 body of `to_fp16` (same fp32 islands, fp32 graph I/O) with fp16
+  scales: every DequantizeLinear hands fp16 straight to its MatMul, no Cast between them (the DQ -> MatMul
+  pattern TensorRT fuses into an int8 GEMM; a DQ -> Cast -> MatMul chain is not that pattern). That is
+  what a strongly typed engine (TensorRT 11, 10.x `--strongly-typed`) needs to be int8 + fp16, not
+  int8 + fp32, and what NVIDIA's ModelOpt emits for int8 (`high_precision_dtype="fp16"`, opset >= 19).
+
+All transform the *segment* graph (step or ACT body) before the unrolled / loop assembly, so
 every weight is still stored once.
 """
 
@@ -276,16 +287,83 @@ def to_int8_qdq(model: onnx.ModelProto, feeds: Any, *, per_channel: bool = True,
     return out
 
 
+QDQ_FP16_MIN_OPSET = 19  # QuantizeLinear / DequantizeLinear take fp16 scales (and DQ outputs fp16) from opset 19
+
+
+def default_opset(graph_or_model: Any) -> int:
+    """The default-domain opset a model imports."""
+    model = graph_or_model
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def qdq_body(opset: int) -> str:
+    """The body an int8-qdq export gets at this opset: "fp16" from QDQ_FP16_MIN_OPSET, else "fp32"."""
+    return "fp16" if opset >= QDQ_FP16_MIN_OPSET else "fp32"
+
+
+def qdq_fp16_body(model: onnx.ModelProto) -> onnx.ModelProto:
+    """An int8 Q/DQ graph with fp32 scales -> fp16 outside the Q/DQ pairs, fp16 scales (opset >= 19).
+
+    The float16 converter of `to_fp16` with the same fp32 islands (softmax, norms, residual sums) and fp32
+    graph I/O, run with Q/DQ *not* blocked: their fp32 scale initializers become fp16, so each
+    DequantizeLinear outputs fp16 and feeds its MatMul directly; a QuantizeLinear reading an fp32 island
+    gets the converter's Cast before it, outside the pair. The int8 weights and zero points are untouched.
+    `qdq_cast_problems` checks the result.
+    """
+    opset = default_opset(model)
+    if opset < QDQ_FP16_MIN_OPSET:
+        raise HrmEdgeError(f"an int8-qdq fp16 body needs opset >= {QDQ_FP16_MIN_OPSET} (fp16 Q/DQ scales); this graph "
+                           f"is opset {opset}")
+    try:
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+    except ImportError as exc:  # pragma: no cover - onnxruntime is installed for export
+        raise MissingDependencyError(f"the int8-qdq fp16 body needs onnxruntime's float16 converter: {exc}") from None
+    _name_nodes(model.graph)
+    keep = sorted(fp32_islands(model.graph))
+    doc = model.graph.doc_string
+    out = convert_float_to_float16(model, keep_io_types=True, node_block_list=keep, disable_shape_infer=False)
+    problems = qdq_cast_problems(out)
+    if problems:  # a converter that casts around Q/DQ would leave an fp32 int8 GEMM: refuse rather than ship it
+        raise HrmEdgeError("int8-qdq fp16 body: " + "; ".join(problems[:3]))
+    out.graph.doc_string = f"{doc}; fp16 body with {len(keep)} fp32 nodes (softmax, normalisation, residual sums)"
+    return out
+
+
+def qdq_cast_problems(model: onnx.ModelProto) -> list[str]:
+    """What keeps an fp16-body Q/DQ graph from TensorRT's DQ -> MatMul fusion: a scale that is not fp16, or a
+    Cast between a DequantizeLinear and a MatMul / Gemm it feeds."""
+    inits = {t.name: t for t in model.graph.initializer}
+    producer, consumers = links(model.graph)
+    out = []
+    for n in model.graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            scale = inits.get(n.input[1])
+            if scale is None or scale.data_type != onnx.TensorProto.FLOAT16:
+                out.append(f"{n.name}: scale {n.input[1]} is not an fp16 initializer")
+        if n.op_type == "DequantizeLinear":  # a Cast to fp32 for an island consumer (residual Add) is no matmul's
+            for c in consumers.get(n.output[0], []):
+                if c.op_type == "Cast" and any(m.op_type in ("MatMul", "Gemm") for m in consumers.get(c.output[0], [])):
+                    out.append(f"{n.name} -> Cast {c.name} -> MatMul")
+    return out
+
+
 def transform_for(precision: str, calib: Any = None, **qdq: Any) -> Any:
-    """The segment-graph transform of a precision; int8-qdq needs `calib(model) -> feeds` (see export/calib.py)."""
+    """The segment-graph transform of a precision; int8-qdq needs `calib(model) -> feeds` (see export/calib.py)
+    and gets an fp16 body (`qdq_fp16_body`) when the graph's opset allows it."""
     if precision not in PRECISIONS:
         raise HrmEdgeError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "int8-qdq":
         if calib is None:
             raise HrmEdgeError("int8-qdq needs calibration puzzles (--calib TASKS)")
-        return lambda model: to_int8_qdq(model, calib(model), **qdq)
+
+        def qdq_transform(model: onnx.ModelProto) -> onnx.ModelProto:
+            out = to_int8_qdq(model, calib(model), **qdq)
+            return qdq_fp16_body(out) if qdq_body(default_opset(model)) == "fp16" else out
+
+        return qdq_transform
     return {"fp32": None, "fp16": to_fp16, "int8": to_int8}[precision]
 
 
-__all__ = ["PRECISIONS", "KEEP_GROUPS", "CALIB_METHODS", "fp32_islands", "matmul_groups", "to_fp16", "to_int8",
-           "to_int8_qdq", "transform_for"]
+__all__ = ["PRECISIONS", "KEEP_GROUPS", "CALIB_METHODS", "QDQ_FP16_MIN_OPSET", "fp32_islands", "matmul_groups",
+           "to_fp16", "to_int8", "to_int8_qdq", "qdq_body", "qdq_fp16_body", "qdq_cast_problems", "default_opset",
+           "transform_for"]

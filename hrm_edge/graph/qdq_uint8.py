@@ -29,14 +29,21 @@ def activations_to_uint8(model: onnx.ModelProto) -> int:
             q_zps.add(n.input[2])
         elif n.op_type == "DequantizeLinear" and len(n.input) > 2 and n.input[0] in inits:
             from_init.add(n.input[2])
-    count = 0
+    count, changed = 0, set()
     for name in sorted(q_zps - from_init):
         t = inits.get(name)
         if t is None or t.data_type != onnx.TensorProto.INT8:
             continue
         zp = numpy_helper.to_array(t).astype(np.int16) + 128
         t.CopyFrom(numpy_helper.from_array(zp.astype(np.uint8), name))
+        changed.add(name)
         count += 1
+    # a graph that carries inferred types (the int8-qdq fp16 body does) must say uint8 for those codes too
+    codes = {n.output[0] for n in model.graph.node
+             if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in changed}
+    for vi in model.graph.value_info:
+        if vi.name in codes and vi.type.tensor_type.elem_type == onnx.TensorProto.INT8:
+            vi.type.tensor_type.elem_type = onnx.TensorProto.UINT8
     return count
 
 

@@ -21,9 +21,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hrm_edge.runtime.jetson_info import jetson_facts, matrix_for
+from hrm_edge.runtime.ort_install import ORT_INSTALL
 
 VERIFIED = ("On a CPU (the test suite): every TensorRT call against the real 8.6, 10.3 and 11.4 Python bindings "
-            "(and 8.5 as modelled), the Jetson pip install resolved for aarch64, sidecar / profile / clocks checks. "
+            "(and 8.5 as modelled), the Jetson pip install resolved for aarch64 and the desktop [gpu] one for x86_64, "
+            "sidecar / profile / clocks checks. "
             "Only on a device: engine builds, accuracy and speed (jetson/check.sh).")
 
 
@@ -130,14 +132,14 @@ def run_checks() -> tuple[list[Check], dict[str, Any]]:
     build_status, build = onnxruntime_build()
     if ort is None:
         rows.append(Check("onnxruntime", "missing", err or "", "pip install onnxruntime-gpu from the Jetson AI Lab "
-                          "index (jetson/setup.sh)" if jetson else "pip install onnxruntime"))
+                          "index (jetson/setup.sh)" if jetson else ORT_INSTALL))
     else:
         providers = ", ".join(p.replace("ExecutionProvider", "") for p in ort.get_available_providers())
         fix = ""
         if build_status != "ok":
             fix = "pip uninstall -y onnxruntime onnxruntime-gpu; " + (
                 "reinstall onnxruntime-gpu from the Jetson AI Lab index (jetson/setup.sh)" if jetson
-                else "pip install onnxruntime-gpu")
+                else "pip install 'hrm-edge[gpu]' (or 'hrm-edge[ort]' for the CPU build)")
         elif jetson and "CUDA" not in providers:
             build_status, fix = "missing", "the CPU onnxruntime on a Jetson: install onnxruntime-gpu (jetson/setup.sh)"
         rows.append(Check("onnxruntime", build_status, f"{build}; providers {providers}", fix))

@@ -117,10 +117,10 @@ def session_options(threads: int | None = None, opt_level: str = "all") -> Any:
 
 def resolve_providers(providers: str | list[str] | None) -> list[str]:
     """Requested execution providers, full names; None = CPU. Unavailable ones are an error."""
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:  # pragma: no cover - onnxruntime is a dependency
-        raise MissingDependencyError(f"onnxruntime is not installed: {exc}") from None
+    from hrm_edge.runtime.ort_install import require_onnxruntime
+
+    require_onnxruntime("an ONNX Runtime session")
+    import onnxruntime as ort
     if providers is None:
         return ["CPUExecutionProvider"]
     if isinstance(providers, str):

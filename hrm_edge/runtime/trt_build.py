@@ -3,8 +3,9 @@
 One optimization profile over the batch axis. Two ways to say the precision, by TensorRT generation:
 - strongly typed (TensorRT 11, the only mode there; 10.x with `--strongly-typed`): the network's tensor
   types are the bundle's, so the precision IS the bundle's (`export --precision fp16`: fp16 with fp32
-  norms / softmax / residual sums; `int8-qdq`: int8 from its Q/DQ pairs). `--fp16` / `--int8` are then
-  checks against the bundle, never flags.
+  norms / softmax / residual sums; `int8-qdq`: int8 from its Q/DQ pairs, the rest fp32 at opset 17 and
+  fp16 at opset >= 19, recorded as `int8+fp16`). `--fp16` / `--int8` are then checks against the bundle,
+  never flags.
 - weakly typed (8.5, 8.6, 10.x): `--fp16` lets TensorRT pick fp16 kernels, with the normalisation,
   softmax and reduction layers pinned to fp32 through obeyed precision constraints (fp16 RMS/LayerNorm
   sums overflow); `--int8` takes only an explicitly quantized bundle (QuantizeLinear / DequantizeLinear
@@ -205,11 +206,17 @@ def strong_precision(manifest: dict[str, Any], opts: EngineOptions, bundle: Path
         raise HrmEdgeError(f"a strongly typed build takes fp32, fp16 or int8-qdq bundles; this one is {have} "
                            "(ONNX Runtime's dynamic int8): export with --precision int8-qdq or fp16", bundle)
     got = STRONG_PRECISION[have]
-    if opts.fp16 and got not in ("fp16", "int8"):
+    if got == "int8" and (manifest.get("quantization") or {}).get("body") == "fp16":
+        got = "int8+fp16"  # an opset >= 19 int8-qdq bundle: fp16 outside the Q/DQ pairs (export/precision.py)
+    if opts.fp16 and got == "int8":
+        raise HrmEdgeError("--fp16: strongly typed engines take their precision from the graph, and this int8-qdq "
+                           "bundle is fp32 outside its Q/DQ pairs (opset 17 has fp32 scales only); export with "
+                           "--precision int8-qdq --opset 19 for an fp16 body, or drop --fp16", bundle)
+    if opts.fp16 and got not in ("fp16", "int8+fp16"):
         raise HrmEdgeError(f"--fp16: strongly typed engines take their precision from the graph, and this bundle is "
                            f"{have}; export with --precision fp16 (fp32 norms and softmax are kept) and build that",
                            bundle)
-    if opts.int8 and got != "int8":
+    if opts.int8 and not got.startswith("int8"):
         raise HrmEdgeError(f"--int8: strongly typed engines take int8 from Q/DQ nodes, and this bundle is {have}; "
                            "export with --precision int8-qdq", bundle)
     return got

@@ -138,11 +138,10 @@ def _open_torch(path: Path, device: str | None, identifiers: str | Path | None, 
 
 def _open_onnxruntime(path: Path, device: str | None, identifiers: str | Path | None, threads: int | None = None
                       ) -> Runtime:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError as exc:
-        raise MissingDependencyError(f"onnxruntime is not installed ({exc})") from None
     from hrm_edge.runtime import onnxruntime as ort_mod
+    from hrm_edge.runtime.ort_install import require_onnxruntime
+
+    require_onnxruntime("the onnxruntime runtime")
 
     if not path.exists():
         raise HrmEdgeError("no such export bundle", path)
