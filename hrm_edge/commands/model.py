@@ -87,13 +87,13 @@ def init(
                                                                          "(ACT v1 only)."),
     fmt: str = typer.Option("hrm-edge", "--format", metavar="FORMAT", help="hrm-edge (native, with sidecar) or "
                             "lite-script (the dict train_arc_full.py saves as hrm_arc_best.pt; lite presets only)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing checkpoint (and its hrm-edge sidecar)."),
 ) -> None:
     """Write a randomly initialised checkpoint (for tests, benchmarks, trying export before training)."""
     import torch
 
     from hrm_edge.commands.options import check_choice
     from hrm_edge.config import preset as get_preset
-    from hrm_edge.fileio import check_output
     from hrm_edge.model import build_model
     from hrm_edge.model.checkpoint import check_checkpoint_out, save_checkpoint, save_lite_script
 
@@ -102,9 +102,9 @@ def init(
     if fmt == "lite-script":
         if cfg.family != "lite":
             raise HrmEdgeError(f"--format lite-script holds lite models; {preset} is {cfg.family}")
-        check_output(out, "file", "checkpoint")
+        check_checkpoint_out(out, new=True, force=force, sidecar=False)  # the script's format has no sidecar
     else:
-        check_checkpoint_out(out)
+        check_checkpoint_out(out, new=True, force=force)
     if puzzles is not None:
         if cfg.puzzle_emb_ndim == 0:
             raise HrmEdgeError(f"--puzzles applies to presets with a puzzle table; {preset} ({cfg.family}) has none")
@@ -132,12 +132,13 @@ def convert(
                                                                 "sidecar goes beside it)."),
     canvas: Optional[int] = typer.Option(None, "--canvas", metavar="N", help="Canvas side for a checkpoint that "
                                          "does not store it (see `info --canvas`)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing checkpoint (and its hrm-edge sidecar)."),
 ) -> None:
     """Write a checkpoint as a native hrm-edge one with its config resolved (canvas, trained dtype), so export,
     solve, compare and train --init-from read it without guessing."""
     from hrm_edge.model.checkpoint import check_checkpoint_out, load_checkpoint, save_checkpoint
 
-    check_checkpoint_out(out)
+    check_checkpoint_out(out, new=True, force=force)
     ck = load_checkpoint(ckpt, canvas=canvas)
     trained = ck.meta.get("trained_dtype", "float32")
     if trained != "float32":
