@@ -274,6 +274,8 @@ def verify(
 
     check_choice("--target", target, TARGETS)
     check_min("--l4-puzzles", l4_puzzles, 0)
+    from hrm_edge.runtime.bundle_check import check_bundle
+    check_bundle(bundle)
     con = Console(stderr=as_json)
     t0 = time.perf_counter()
     with con.status("verifying") as status:

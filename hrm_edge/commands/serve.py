@@ -64,6 +64,8 @@ def serve(
     options = ServeOptions(slots=slots, halt=halt, schedule=schedule, augment=augment, attempts=attempts, seed=seed,
                            max_queue=max_queue, timeout=timeout)
     options.check()
+    from hrm_edge.runtime.bundle_check import check_bundles
+    check_bundles([bundle] if bundle else [])
     kind = infer_runtime(ckpt, bundle, engine)
     rt = open_runtime(kind, artifact_option(kind, ckpt, bundle, engine), device=device, identifiers=identifiers,
                       threads=threads)

@@ -147,6 +147,8 @@ def solve(
     check_output(scores_path, "file", "scores file")
     if render is not None:
         check_output(render, "dir", "render folder")
+    from hrm_edge.runtime.bundle_check import check_bundles
+    check_bundles([bundle] if bundle else [])
     interrupt.nothing_written(out, out.exists(), "submissions are written whole at the end")
 
     from hrm_edge.bench.timing import run_latency
@@ -246,6 +248,8 @@ def compare(
 
     for name in REPORT_FILES:
         check_output(out_dir / name, "file", "report file")
+    from hrm_edge.runtime.bundle_check import check_bundles
+    check_bundles(bundle)
     interrupt.outcome(f"no report written to {out_dir} (compare.json, .md and .png are written at the end; "
                       "earlier ones are kept)")
 
@@ -339,6 +343,8 @@ def bench(
         raise HrmEdgeError("several --batch values need --preset or --suite")
     batch = (batch or [1])[0]
     check_output(out, "file", "bench results")
+    from hrm_edge.runtime.bundle_check import check_bundles
+    check_bundles(bundle)
     interrupt.nothing_written(out, out.exists(), "results are written at the end")
 
     from hrm_edge.bench.compare import human_size
