@@ -40,7 +40,8 @@ def compare_artifacts(tasks: str, ckpt: Path, bundles: Sequence[Path], engines: 
     (TensorRT) beside it on the same plan, timed. Returns the report (skipped tasks first among its notes)
     and the problems that skipped tasks."""
     ref = open_runtime("torch", ckpt, device=device, identifiers=identifiers, threads=threads)
-    task_list, problems = load_task_list(tasks, ref.runner.spec.canvas, limit, say)
+    task_list, errors = load_task_list(tasks, ref.runner.spec.canvas, limit, say)
+    problems = [str(e) for e in errors]
     others: list[tuple[str, Path, dict[str, Any]]] = []
     others += [("onnxruntime", b, {"device": provider, "identifiers": identifiers, "threads": threads})
                for b in bundles]

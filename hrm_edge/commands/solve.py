@@ -188,7 +188,8 @@ def solve(
     st.add_column("key", style="bold")
     st.add_column("value")
     st.add_row("runtime", rt.label)
-    st.add_row("tasks", f"{len(plan.tasks)} answered, {len(problems)} skipped")
+    st.add_row("tasks", f"{len(plan.tasks)} answered, {len(res.placeholders)} skipped"
+               + (f" ({len(problems)} problems; placeholder attempts in the submission)" if problems else ""))
     st.add_row("puzzles", f"{len(plan.jobs)} ({plan.n_test_inputs} test inputs x {augment})")
     top = sorted(dec.undecodable_reasons.items(), key=lambda x: -x[1])[:3]
     st.add_row("undecodable outputs", f"{dec.undecodable} of {len(plan.jobs)}"
@@ -210,7 +211,7 @@ def solve(
     st.add_row("submission", str(out))
     con.print(st)
     if problems:
-        _say(f"{len(problems)} task(s) skipped; exit code 1")
+        _say(f"{len(res.placeholders)} task(s) skipped ({len(problems)} problem(s)); exit code 1")
         raise typer.Exit(1)
     return None
 

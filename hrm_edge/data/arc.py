@@ -100,6 +100,7 @@ class TaskError:
     task_id: str
     message: str
     path: str | None = None
+    n_test: int | None = None  # the task's test inputs when its file says (a submission still owes them answers)
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""
@@ -207,6 +208,9 @@ def validate_task(
                 out.append(ArcPair(grids["input"], grids["output"]))
         parts[part] = out
     if errors:
+        tests = obj.get("test")
+        for e in errors:
+            e.n_test = len(tests) if isinstance(tests, list) and tests else None
         return None, errors
     return ArcTask(task_id, parts["train"], parts["test"], source=source, split=split), []
 
