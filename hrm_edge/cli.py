@@ -12,8 +12,12 @@ from typing import Any
 
 import typer
 
-from hrm_edge.commands import helpfmt
-from hrm_edge.errors import HrmEdgeError
+from hrm_edge.runtime.threads import set_wait_policy
+
+set_wait_policy()  # before anything imports torch: libgomp reads OMP_WAIT_POLICY once, when it loads
+
+from hrm_edge.commands import helpfmt  # noqa: E402
+from hrm_edge.errors import HrmEdgeError  # noqa: E402
 
 helpfmt.tidy()
 

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from hrm_edge import interrupt
 from hrm_edge.commands.consoles import say, stdout_console
-from hrm_edge.commands.options import HALT_MODES, RUNTIMES, check_choice, check_device
+from hrm_edge.commands.options import HALT_MODES, RUNTIMES, THREADS_HELP, check_choice, check_device
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.fileio import check_output
 
@@ -23,8 +23,6 @@ TASKS_HELP = ("ARC tasks: a task .json, a folder of them, a combined JSON (id ->
               "kaggle-2024/...")
 HALT_HELP = ("ACT halting at inference: max (every segment, the reference evaluation), adaptive (per sample, "
              "q_halt > q_continue; TRM: q_halt > 0) or batch-mean (lite family: the user's training script's rule).")
-THREADS_HELP = ("CPU threads for torch (intra-op, process-wide) and ONNX Runtime (intra-op, per session). "
-                "Default: each library's own, one per CPU core.")
 PROVIDER_HELP = ("ONNX Runtime execution provider: cpu, cuda, tensorrt (or a full provider name). Default: cuda "
                  "where installed, else cpu.")
 

@@ -2,10 +2,11 @@
 
 A Jetson's CPU also runs camera and control processes, and a dev box runs other jobs. With one
 intra-op thread per core and spin-waiting at every barrier, a run whose sibling thread is descheduled
-burns its time slice spinning: measured here at load ~5 on 2 cores, `solve --ckpt` took 3.1 s per
-puzzle with the libraries' defaults and 0.14 s with one thread. The defaults below come from
-benchmarks/threads/ (every setting at 0, 2 and 4 busy background processes; the default must stay
-within 1.5x of the best setting at each load); `--threads N` overrides the count.
+burns its time slice spinning: on a loaded 2-core machine torch's default (2 threads, OpenMP's spin-wait)
+took 8-35x longer per puzzle than one thread. Measured in benchmarks/threads/ (README there) at 0, 2 and 4
+busy background processes: with threads that sleep when they wait (OMP_WAIT_POLICY=PASSIVE, ORT spinning
+off) one thread per core is the best setting or within 1.32x of it at every load, for torch and ONNX Runtime
+alike; so the count stays the libraries' default and only the waiting changes. `--threads N` sets the count.
 """
 
 from __future__ import annotations
@@ -16,11 +17,6 @@ import os
 ORT_SPINNING = False
 # OpenMP wait policy for torch's intra-op pool (libgomp reads it once, when torch loads)
 OMP_WAIT_POLICY = "PASSIVE"
-
-
-def default_threads() -> int | None:
-    """The intra-op thread count used when --threads is not given (None: the library's own, one per core)."""
-    return None
 
 
 def set_wait_policy() -> None:
