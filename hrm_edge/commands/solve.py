@@ -27,6 +27,9 @@ PROVIDER_HELP = ("ONNX Runtime execution provider: cpu, cuda, tensorrt (or a ful
                  "where installed, else cpu.")
 
 
+ROW_FAILED = 4  # compare / bench: a runtime's row failed or was unavailable (the table and files are still written)
+
+
 def _err() -> Console:
     return Console(stderr=True)
 
@@ -269,6 +272,10 @@ def compare(
         _say(n)
     paths = write_report(rep, out_dir)
     con.print(f"wrote {paths['json']}, {paths['md']}, {paths['png']}", highlight=False)
+    failed = [r.label for r in rep.rows if not r.ok]
+    if failed:
+        _say(f"{len(failed)} runtime row(s) failed ({'; '.join(failed)}); exit code {ROW_FAILED}")
+        raise typer.Exit(ROW_FAILED)
     if problems:
         raise typer.Exit(1)
 
@@ -379,6 +386,10 @@ def bench(
             con.print(f"{r['runtime']}: power {pw['total_mean_mw'] / 1000:.2f} W ({pw['total_rule']}), "
                       f"{pw['energy_per_puzzle_mj']:.1f} mJ/puzzle; mean mW: {rails}", highlight=False, markup=False)
     con.print(f"wrote {out}", highlight=False)
+    failed = [r["runtime"] for r in results if r["status"] != "ok"]
+    if failed:
+        _say(f"{len(failed)} runtime row(s) failed ({'; '.join(failed)}); exit code {ROW_FAILED}")
+        raise typer.Exit(ROW_FAILED)
     return None
 
 
