@@ -6,13 +6,35 @@ raise `HrmEdgeError` for bad input; `main` turns that into one line on stderr an
 
 from __future__ import annotations
 
-import importlib
+import os
+import signal
 import sys
-from typing import Any
 
-import typer
 
-from hrm_edge.runtime.threads import set_wait_policy
+def _interrupted_while_starting(signum: int, frame: object) -> None:
+    """Ctrl-C before `main` runs (importing typer, rich and the commands takes a fraction of a second): nothing
+    has been read or written yet, so one line and exit 130, never a traceback from inside an import."""
+    sys.stderr.write("interrupted: before the command started; nothing was written\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+# until the imports below are done; then the previous handler is back (importing this module from a test or a
+# library changes nothing), and `main` makes Ctrl-C a KeyboardInterrupt it reports in one line
+_STARTUP_HANDLER = signal.signal(signal.SIGINT, _interrupted_while_starting) if _main_thread() else None
+
+import importlib  # noqa: E402
+from typing import Any  # noqa: E402
+
+import typer  # noqa: E402
+
+from hrm_edge.runtime.threads import set_wait_policy  # noqa: E402
 
 set_wait_policy()  # before anything imports torch: libgomp reads OMP_WAIT_POLICY once, when it loads
 
@@ -52,6 +74,9 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 for _name in COMMAND_MODULES:
     importlib.import_module(f"hrm_edge.commands.{_name}").register(app)
 
+if _STARTUP_HANDLER is not None:
+    signal.signal(signal.SIGINT, _STARTUP_HANDLER)
+
 
 def _click_exception_type() -> type[BaseException]:
     """click's ClickException, found through typer's public BadParameter (typer may vendor click)."""
@@ -80,6 +105,7 @@ def main() -> None:
     """
     from hrm_edge import interrupt
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # from here a Ctrl-C is KeyboardInterrupt, said below
     click_exception = _click_exception_type()
     try:
         code = app(standalone_mode=False, prog_name="hrm-edge")
