@@ -92,7 +92,21 @@ def _usage_line(exc: Any) -> str:
     else:  # raised while parsing, before a context exists: name the command from argv
         names = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback is not None}
         where = " ".join(["hrm-edge", *[a for a in sys.argv[1:] if a in names][:1]])
-    return f"error: {msg} (see {where} --help)"
+    bad = _bad_value(exc, msg)
+    return f"error: {msg}{bad} (see {where} --help)"
+
+
+def _bad_value(exc: Any, msg: str) -> str:
+    """` (got X)` for a rejected option value whose message does not echo it (typer's range checks do not)."""
+    param = getattr(exc, "param", None)
+    flags = list(getattr(param, "opts", []) or [])
+    argv = sys.argv[1:]
+    for i, a in enumerate(argv):
+        for f in flags:
+            value = argv[i + 1] if a == f and i + 1 < len(argv) else (a[len(f) + 1:] if a.startswith(f + "=") else None)
+            if value is not None and value not in msg:
+                return f" (got {value})"
+    return ""
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hrm_edge.config import PRESETS
 from hrm_edge.errors import HrmEdgeError
 
 
@@ -18,7 +19,7 @@ def info(
     ckpt: Optional[Path] = typer.Argument(None, metavar="CKPT", help="Checkpoint: hrm-edge .pt, the lite script's "
                                           "hrm_arc_best.pt, a reference HRM or TRM step_N file, or a bare state dict."),
     preset: Optional[str] = typer.Option(None, "--preset", metavar="NAME", help="Describe a named preset instead of "
-                                         "a file (lite-5.7m, hrm-6m, hrm-27m, trm-7m, tiny, tiny-lite, tiny-trm)."),
+                                         f"a file ({', '.join(PRESETS)})."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     canvas: Optional[int] = typer.Option(None, "--canvas", metavar="N", help="Canvas side of a checkpoint that "
                                          "does not store it (a reference one with RoPE or no positions): "
@@ -78,8 +79,8 @@ def info(
 
 
 def init(
-    preset: str = typer.Option(..., "--preset", metavar="NAME", help="Named preset to initialise: lite-5.7m, "
-                                                                     "hrm-6m, hrm-27m, tiny, tiny-lite."),
+    preset: str = typer.Option(..., "--preset", metavar="NAME", help="Named preset to initialise: "
+                                                                     f"{', '.join(PRESETS)}."),
     out: Path = typer.Option(..., "--out", metavar="FILE", help="Checkpoint file to write (hrm-edge format: a JSON "
                                                                 "sidecar goes beside it)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same weights."),

