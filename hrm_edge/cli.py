@@ -6,14 +6,40 @@ raise `HrmEdgeError` for bad input; `main` turns that into one line on stderr an
 
 from __future__ import annotations
 
-import importlib
+import os
+import signal
 import sys
-from typing import Any
 
-import typer
 
-from hrm_edge.commands import helpfmt
-from hrm_edge.errors import HrmEdgeError
+def _interrupted_while_starting(signum: int, frame: object) -> None:
+    """Ctrl-C before `main` runs (importing typer, rich and the commands takes a fraction of a second): nothing
+    has been read or written yet, so one line and exit 130, never a traceback from inside an import."""
+    sys.stderr.write("interrupted: before the command started; nothing was written\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+# until the imports below are done; then the previous handler is back (importing this module from a test or a
+# library changes nothing), and `main` makes Ctrl-C a KeyboardInterrupt it reports in one line
+_STARTUP_HANDLER = signal.signal(signal.SIGINT, _interrupted_while_starting) if _main_thread() else None
+
+import importlib  # noqa: E402
+from typing import Any  # noqa: E402
+
+import typer  # noqa: E402
+
+from hrm_edge.runtime.threads import set_wait_policy  # noqa: E402
+
+set_wait_policy()  # before anything imports torch: libgomp reads OMP_WAIT_POLICY once, when it loads
+
+from hrm_edge.commands import helpfmt  # noqa: E402
+from hrm_edge.errors import HrmEdgeError  # noqa: E402
 
 helpfmt.tidy()
 
@@ -48,6 +74,9 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 for _name in COMMAND_MODULES:
     importlib.import_module(f"hrm_edge.commands.{_name}").register(app)
 
+if _STARTUP_HANDLER is not None:
+    signal.signal(signal.SIGINT, _STARTUP_HANDLER)
+
 
 def _click_exception_type() -> type[BaseException]:
     """click's ClickException, found through typer's public BadParameter (typer may vendor click)."""
@@ -63,7 +92,21 @@ def _usage_line(exc: Any) -> str:
     else:  # raised while parsing, before a context exists: name the command from argv
         names = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback is not None}
         where = " ".join(["hrm-edge", *[a for a in sys.argv[1:] if a in names][:1]])
-    return f"error: {msg} (see {where} --help)"
+    bad = _bad_value(exc, msg)
+    return f"error: {msg}{bad} (see {where} --help)"
+
+
+def _bad_value(exc: Any, msg: str) -> str:
+    """` (got X)` for a rejected option value whose message does not echo it (typer's range checks do not)."""
+    param = getattr(exc, "param", None)
+    flags = list(getattr(param, "opts", []) or [])
+    argv = sys.argv[1:]
+    for i, a in enumerate(argv):
+        for f in flags:
+            value = argv[i + 1] if a == f and i + 1 < len(argv) else (a[len(f) + 1:] if a.startswith(f + "=") else None)
+            if value is not None and value not in msg:
+                return f" (got {value})"
+    return ""
 
 
 def main() -> None:
@@ -76,6 +119,7 @@ def main() -> None:
     """
     from hrm_edge import interrupt
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # from here a Ctrl-C is KeyboardInterrupt, said below
     click_exception = _click_exception_type()
     try:
         code = app(standalone_mode=False, prog_name="hrm-edge")

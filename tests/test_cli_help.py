@@ -1,6 +1,7 @@
 """`--help` is part of the product: every command's help is walked and read like a user would.
 
-It must show no value placeholder on flags (`--json <bool>`), no Python types (`list[str]`,
+It must show no value placeholder on flags (`--json <bool>`), no type placeholders (`<int>`, `<path>`,
+`<int range>`, `{CKPT}` in usage lines), no Python types (`list[str]`,
 `Path`, `NoneType`), the defaults of the export options a profile may override, the `tasks` exit
 rule, and a top-level summary that promises only commands that exist. The restated option choices
 (commands/options.py, there so that help and checks need no torch import) must equal the tuples
@@ -17,7 +18,8 @@ from conftest import run_inprocess
 from hrm_edge.cli import app
 
 COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands if c.callback is not None)
-LEAKS = re.compile(r"<bool>|list\[|\bPath\b|NoneType|Optional\[|typing\.|<class ")
+LEAKS = re.compile(r"<bool>|list\[|\bPath\b|NoneType|Optional\[|typing\.|<class |<(?:int|float|str|path|text)"
+                   r"(?: range)?>|Usage: .*\{[A-Za-z_]+\}|<[a-z]+>\.\.\.")  # issue 20: <int>, {CKPT}, <path>...
 
 
 def _help(*argv: str) -> str:
@@ -64,8 +66,10 @@ def test_export_help_shows_defaults(option: str, default: str) -> None:
 
 
 def test_thread_and_choice_help_states_defaults() -> None:
-    for cmd in ("solve", "compare", "bench"):
-        assert "Default: each library's own, one per CPU core." in _flat(_help(cmd)), cmd
+    for cmd in ("solve", "compare", "bench", "serve"):
+        text = _flat(_help(cmd))
+        assert "Default: one per CPU core, waiting threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE" \
+            in text, cmd
     assert "Exit code: 0 when every task is valid; 2 when any task is invalid" in _flat(_help("tasks"))
 
 
@@ -85,3 +89,19 @@ def test_restated_choices_equal_the_code_that_acts_on_them() -> None:
     assert options.OPSET_RANGE == (MIN_OPSET, MAX_OPSET)
     text = _flat(_help("export"))
     assert f"Default: {DEFAULT_OPSET}" in text and f"Default: {DEFAULT_L4_PUZZLES}." in text
+
+
+def test_issue20_help_drift() -> None:
+    """init names every preset; the named sets read the same in help and in the error; verify --ckpt says it
+    is the bundle's own checkpoint; a range error echoes the bad value."""
+    from hrm_edge.config import PRESETS
+    from hrm_edge.data.arc import NAMED_SETS_TEXT
+
+    init = _flat(_help("init"))
+    assert all(name in init for name in PRESETS), init
+    assert NAMED_SETS_TEXT in _flat(_help("solve"))
+    r = run_inprocess("tasks", "arc-agi-9/evaluation")
+    assert r.returncode == 2 and f"named sets: {NAMED_SETS_TEXT}" in r.stderr, r.stderr
+    assert "its sha256 must equal the manifest's" in _flat(_help("verify"))
+    r = run_inprocess("solve", "t.json", "--ckpt", "x.pt", "--batch", "0")
+    assert r.returncode == 2 and "(got 0)" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

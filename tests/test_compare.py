@@ -129,3 +129,70 @@ def test_bench_cli_times_runtimes_on_random_grids_and_real_tasks(kit, cli_fast, 
     assert r.returncode == 0, r.stderr
     data = json.loads(out.read_text())
     assert data["results"][0]["puzzles"] == 3 and data["source"] == str(kit["folder"])
+
+
+def _planted(rt, canvas: int, steps_off: set[int], grid_at: set[int], pad_at: set[int]):
+    """`rt` with its runner's outputs changed at known puzzles (global index in plan order, warm-up off): one more
+    halting step at `steps_off`, a decodable 1x1 grid of colour 3 at `grid_at`, all-PAD (undecodable) at `pad_at`."""
+    from hrm_edge.data.tokens import encode_grid
+    from hrm_edge.runtime.base import ActResult
+
+    real, seen = rt.runner.run_act, [0]
+    grid = encode_grid(np.array([[3]]), canvas).astype(np.int64)
+
+    def run_act(tokens, puzzle_emb=None, halt="max"):
+        res = real(tokens, puzzle_emb, halt=halt)
+        logits, steps = res.logits.copy(), np.asarray(res.steps).copy()
+        for k in range(len(tokens)):
+            j = seen[0] + k
+            if j in steps_off:
+                steps[k] += 1
+            if j in grid_at or j in pad_at:
+                want = grid if j in grid_at else np.zeros_like(grid)
+                logits[k] = 0.0
+                logits[k, np.arange(len(want)), want] = 10.0
+        seen[0] += len(tokens)
+        return ActResult(logits, res.q_halt, res.q_continue, steps)
+
+    rt.runner.run_act = run_act
+    return rt
+
+
+def test_compare_percentages_are_exact_for_a_runtime_that_disagrees(kit) -> None:
+    """Planted disagreements give exactly the percentages they should: steps, grids (an undecodable grid equals
+    only an undecodable one) and answers; forcing any of them to 100% or counting undecodable as equal fails."""
+    from hrm_edge.solve.compare import run_plan
+    from hrm_edge.solve.solver import plan_tasks
+
+    opts = SolveOptions(augment=2, batch=4)
+    ref = open_runtime("torch", kit["ckpt"], device="cpu")
+    canvas = ref.runner.spec.canvas
+    plan = plan_tasks(kit["tasks"], opts, canvas, ref.puzzles)
+    _, ref_dec, _ = run_plan(ref, plan, opts.halt, None, False)
+    n = len(plan.jobs)
+    none = [j for j in range(n) if ref_dec.per_job_grid[j] is None]
+    some = [j for j in range(n) if ref_dec.per_job_grid[j] is not None
+            and ref_dec.per_job_grid[j].tolist() != [[3]]]
+    grid_at, pad_at = set(none[:2]), set(some[:2])  # decodable where torch is not, and the other way round
+    assert len(grid_at | pad_at) >= 2, (len(none), len(some))
+    steps_off = {0, 3, n - 1}
+    plant = dict(steps_off=steps_off, grid_at=grid_at, pad_at=pad_at)
+    other = _planted(open_runtime("torch", kit["ckpt"], device="cpu"), canvas, **plant)
+
+    import hrm_edge.solve.compare as cmp
+
+    real_probe = cmp.probe_runtime
+    cmp.probe_runtime = lambda kind, artifact, **kw: (other, None, "ok")
+    try:
+        row = compare_runtimes(kit["tasks"], ref, [("torch", kit["ckpt"], {})], opts, warmup=False).rows[1]
+    finally:
+        cmp.probe_runtime = real_probe
+    assert row.steps_match_pct == pytest.approx(100.0 * (n - len(steps_off)) / n)
+    assert row.grid_match_pct == pytest.approx(100.0 * (n - len(grid_at) - len(pad_at)) / n)
+    # answers: the planted runtime's own decision, compared attempt by attempt as lists
+    _, other_dec, _ = run_plan(_planted(open_runtime("torch", kit["ckpt"], device="cpu"), canvas, **plant), plan,
+                               opts.halt, None, False)
+    same = sum(all(np.array_equal(a, b) for a, b in zip(p.attempts, q.attempts))
+               for p, q in zip(other_dec.answers, ref_dec.answers))
+    assert same < len(ref_dec.answers)  # the plants changed at least one answer
+    assert row.answer_match_pct == pytest.approx(100.0 * same / len(ref_dec.answers))

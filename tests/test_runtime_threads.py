@@ -56,3 +56,32 @@ def test_onnxruntime_session_gets_the_threads(threads: int | None, expected: int
         assert runner._session.get_session_options().intra_op_num_threads == expected
     finally:
         runner.deactivate()
+
+
+@pytest.mark.parametrize("spinning, expected", [(None, "0"), (False, "0"), (True, "1")])
+def test_onnxruntime_threads_sleep_by_default(spinning: bool | None, expected: str, tmp_path: Path) -> None:
+    """ORT's intra-op spinning is off unless asked for (benchmarks/threads: spinning threads stall a busy CPU)."""
+    runner = _identity_bundle(tmp_path / "b")
+    runner.spinning = spinning
+    runner.activate()
+    try:
+        got = runner._session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+        assert got == expected
+    finally:
+        runner.deactivate()
+
+
+@pytest.mark.parametrize("env, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_cli_sets_openmp_waiting_before_torch_loads(env: str | None, expected: str) -> None:
+    """The console script's module sets OMP_WAIT_POLICY (unless the user did) before torch is imported, since
+    libgomp reads it once when it loads; with it unset, 2 threads on a loaded 2-core machine ran 8-35x slower."""
+    import os
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if env:
+        environ["OMP_WAIT_POLICY"] = env
+    code = "import os, sys, hrm_edge.cli; print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, check=True)
+    assert out.stdout.split() == [expected, "False"]

@@ -70,16 +70,51 @@ def test_bad_tasks_are_reported_skipped_and_exit_1(kit, cli, tmp_path: Path) -> 
     for name, why in (("ragged", "ragged"), ("notjson", "not valid JSON"), ("notest", "missing 'test'"),
                       ("colour", "outside 0..9")):
         assert any(name in s and why in s for s in skipped), (name, skipped)
+    # the ARC Prize format: every task id, attempt_1 and attempt_2 for each test input; skipped ones as placeholders
     sub = json.loads(out.read_text())
-    assert len(sub) == 2 and validate_submission(sub) == []
+    good = [t.id for t in load_tasks(kit["tasks"], canvas=10).tasks[:2]]
+    assert sorted(sub) == sorted(good + ["ragged", "notjson", "notest", "colour"])
+    assert validate_submission(sub) == []
+    for tid in ("ragged", "notjson", "notest", "colour"):
+        assert sub[tid] == [{"attempt_1": [[0]], "attempt_2": [[0]]}], tid
+    assert "4 task(s) skipped (4 problem(s))" in r.stderr
+    assert any(line.startswith("placeholder attempts") and "4 skipped task(s)" in line for line in
+               r.stderr.splitlines()), r.stderr
+    scores = json.loads((tmp_path / "sub_scores.json").read_text())
+    assert scores["placeholder_tasks"] == {"ragged": 1, "notjson": 1, "notest": 1, "colour": 1}
 
 
 def test_grids_larger_than_the_model_canvas_are_skipped(kit, cli_fast, tmp_path: Path) -> None:
-    big = [t for t in load_tasks("arc-agi-1/evaluation").tasks if max(max(s) for s in t.shapes()) > 10][:1]
-    folder = write_tasks(tmp_path / "big", big + load_tasks(kit["tasks"], canvas=10).tasks[:1])
-    r = cli_fast("solve", str(folder), "--ckpt", str(kit["ckpt"]), "--augment", "1", "--out", str(tmp_path / "s.json"))
+    big = [t for t in load_tasks("arc-agi-1/evaluation").tasks if max(max(s) for s in t.shapes()) > 10
+           and len(t.test) == 1 and len(t.train) >= 3][:1]
+    small = load_tasks(kit["tasks"], canvas=10).tasks[:1]
+    folder = write_tasks(tmp_path / "big", big + small)
+    out = tmp_path / "s.json"
+    r = cli_fast("solve", str(folder), "--ckpt", str(kit["ckpt"]), "--augment", "1", "--out", str(out))
     assert r.returncode == 1
     assert "larger than the 10x10 canvas" in r.stderr
+    n_problems = sum(line.startswith("skipped:") for line in r.stderr.splitlines())
+    assert n_problems > 1  # several grids too large: still one task
+    assert f"1 task(s) skipped ({n_problems} problem(s))" in r.stderr
+    sub = json.loads(out.read_text())
+    assert sorted(sub) == sorted([big[0].id, small[0].id]) and validate_submission(sub) == []
+    assert sub[big[0].id] == [{"attempt_1": [[0]], "attempt_2": [[0]]}]
+    assert len(sub[small[0].id]) == len(small[0].test)
+
+
+def test_a_task_too_large_for_the_canvas_gets_a_placeholder_per_test_input(kit, cli_fast, tmp_path: Path) -> None:
+    """One of its two test inputs is wider than the canvas: the task is skipped and both entries are owed (the
+    count comes from the file, since the task never loaded), with as many attempts as --attempts."""
+    wide = {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[1] * 11]}, {"input": [[2]]}]}
+    folder = write_tasks(tmp_path / "w", {"wide": wide})
+    write_tasks(folder, load_tasks(kit["tasks"], canvas=10).tasks[:1])
+    out = tmp_path / "s.json"
+    r = cli_fast("solve", str(folder), "--ckpt", str(kit["ckpt"]), "--augment", "1", "--out", str(out),
+                 "--attempts", "3")
+    assert r.returncode == 1, r.stderr
+    sub = json.loads(out.read_text())
+    assert sub["wide"] == [{"attempt_1": [[0]], "attempt_2": [[0]], "attempt_3": [[0]]}] * 2
+    assert validate_submission(sub, attempts=3) == []
 
 
 @pytest.mark.parametrize("args, message", [

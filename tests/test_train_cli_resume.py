@@ -13,7 +13,8 @@ import shlex
 import subprocess
 import sys
 
-from test_train import _eager_halter, arc_data  # noqa: F401  (the module's dataset fixture)
+import pytest
+from test_train import _eager_halter, _losses, arc_data  # noqa: F401  (the module's dataset fixture)
 
 SMALL = ("--batch", "8", "--log-every", "1", "--eval-every", "0", "--threads", "1", "-q")
 
@@ -74,13 +75,18 @@ main()
 """
 
 
-def test_the_resume_command_printed_after_sigterm_continues_an_init_from_run(cli, arc_data, tmp_path) -> None:  # noqa: F811
-    init = _eager_halter(tmp_path / "init.pt")
-    run = tmp_path / "run"
+@pytest.mark.parametrize("family", ["act-v1", "lite"])
+def test_the_resume_command_printed_after_sigterm_gives_the_uninterrupted_losses(cli, arc_data, tmp_path,  # noqa: F811
+                                                                                 family: str) -> None:
+    """SIGTERM at step 3, then the printed resume command: every logged loss, accuracy and lr of steps 1-5 equals
+    the uninterrupted run's (an optimizer or scheduler state not restored changes steps 4-5)."""
+    start = ["--init-from", str(_eager_halter(tmp_path / "init.pt"))] if family == "act-v1" else \
+        ["--preset", "tiny-lite", "--lr", "1e-3"]
+    run, full = tmp_path / "run", tmp_path / "full"
+    common = ["train", "--data", str(arc_data), *start, "--steps", "5", *SMALL]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    r = subprocess.run([sys.executable, "-c", _SIGTERM_AT_3, "train", "--data", str(arc_data), "--init-from",
-                        str(init), "--out", str(run), "--steps", "5", *SMALL], env=env, capture_output=True, text=True,
-                       timeout=600)
+    r = subprocess.run([sys.executable, "-c", _SIGTERM_AT_3, *common, "--out", str(run)], env=env,
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 143, r.stderr[-2000:]
     printed = r.stderr.split("continue with: ", 1)[1].strip()
     argv = shlex.split(printed)
@@ -88,6 +94,11 @@ def test_the_resume_command_printed_after_sigterm_continues_an_init_from_run(cli
     r = cli(*argv[1:])  # exactly the printed command
     assert r.returncode == 0, r.stderr
     assert _steps(run) == [1, 2, 3, 4, 5] and "done: 5 steps" in r.stdout
+    r = cli(*common, "--out", str(full))
+    assert r.returncode == 0, r.stderr
+    resumed, whole = _losses(run), _losses(full)
+    assert [x["step"] for x in whole] == [1, 2, 3, 4, 5]
+    assert resumed == whole  # every loss term, accuracy and lr, exactly
 
 
 def test_cli_resume_of_a_lite_run_continues(cli, arc_data, tmp_path) -> None:  # noqa: F811
@@ -111,3 +122,28 @@ def test_cli_resume_of_a_lite_run_continues(cli, arc_data, tmp_path) -> None:  #
     (changed / "config.toml").write_text(toml.replace("max_cycles = 4", "max_cycles = 3"))
     r = cli("train", "--out", str(changed), "--resume", "--steps", "4", "-q")
     assert r.returncode == 2 and "the model config differs from the checkpoint's" in r.stderr
+
+
+def test_a_dataset_without_a_test_split_is_said_before_work(cli, arc_data, tmp_path) -> None:  # noqa: F811
+    """No test/: a note before any work, no best.pt, the summary says why; an evaluation option is refused."""
+    import shutil
+
+    data = tmp_path / "notest"
+    shutil.copytree(arc_data, data)
+    shutil.rmtree(data / "test")
+    run = tmp_path / "run"
+    r = cli("train", "--data", str(data), "--preset", "tiny", "--out", str(run), "--steps", "2", "--batch", "8",
+            "--threads", "1", "-q")
+    assert r.returncode == 0, r.stderr
+    notes = [line for line in r.stderr.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: {data} has no test split: this run evaluates nothing and writes no best.pt; use its "
+                     "last checkpoint (latest.json names it)"], r.stderr
+    assert "no best.pt (no test split to rank checkpoints by)" in r.stdout
+    assert not (run / "best.pt").exists() and (run / "latest.json").exists()
+    again = tmp_path / "again"
+    r = cli("train", "--data", str(data), "--preset", "tiny", "--out", str(again), "--steps", "2", "--batch", "8",
+            "--eval-every", "1", "--threads", "1", "-q")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {data}: --eval-every evaluate"), r.stderr
+    assert not again.exists()

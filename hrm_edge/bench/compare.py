@@ -40,7 +40,8 @@ def compare_artifacts(tasks: str, ckpt: Path, bundles: Sequence[Path], engines: 
     (TensorRT) beside it on the same plan, timed. Returns the report (skipped tasks first among its notes)
     and the problems that skipped tasks."""
     ref = open_runtime("torch", ckpt, device=device, identifiers=identifiers, threads=threads)
-    task_list, problems = load_task_list(tasks, ref.runner.spec.canvas, limit, say)
+    task_list, errors = load_task_list(tasks, ref.runner.spec.canvas, limit, say)
+    problems = [str(e) for e in errors]
     others: list[tuple[str, Path, dict[str, Any]]] = []
     others += [("onnxruntime", b, {"device": provider, "identifiers": identifiers, "threads": threads})
                for b in bundles]
@@ -157,35 +158,55 @@ def markdown(rep: CompareReport) -> str:
     return "\n".join(lines)
 
 
-def plot(rep: CompareReport, path: str | Path) -> Path:
-    """Accuracy against latency, one point per runtime that ran (two panels: pass@2 and agreement)."""
+def agreement_axis_start(values: list[float]) -> float:
+    """Where the agreement axis starts: low enough to show the lowest bar whole, high enough that 97% and 100%
+    do not look alike (a 0-100 axis flattened them); the bars carry their values, so nothing is hidden."""
+    lo = min(values, default=100.0)
+    return max(0.0, float(np.floor(lo - max(2.0, 0.5 * (100.0 - lo)))))
+
+
+def compare_figure(rep: CompareReport) -> Any:
+    """Three panels of horizontal bars, one bar per runtime that ran, each labelled with its value: pass@2,
+    grids = PyTorch (axis zoomed to the values, see `agreement_axis_start`) and latency per puzzle (p50)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = [r for r in rep.rows if r.ok and r.latency.get("p50_ms") is not None]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
-    markers = "osD^vP*X"
-    for ax, key, label in ((axes[0], "pass2", "pass@2 (%)"), (axes[1], "grid_match_pct", "grids = PyTorch (%)")):
-        for i, r in enumerate(ok):
-            v = getattr(r, key)
-            if v is None:
-                continue
-            y = 100 * v if key == "pass2" else v
-            ax.scatter([r.latency["p50_ms"]], [y], s=50, color=f"C{i}", marker=markers[i % len(markers)],
-                       label=r.label, alpha=0.8)
-        ax.set_xlabel("latency per puzzle, p50 (ms)")
-        ax.set_ylabel(label)
-        ax.set_ylim(-5, 105)
-        ax.set_xlim(left=0)
-        ax.grid(alpha=0.3)
-    handles, labels = axes[1].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=min(3, len(handles)), fontsize=8, frameon=False)
+    ok = [r for r in rep.rows if r.ok]
+    n = max(len(ok), 1)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 1.4 + 0.45 * n), sharey=True)
+    labels = [r.label for r in ok]
+    ypos = np.arange(len(ok))[::-1]
+    panels = (("pass@2 (%)", [None if r.pass2 is None else 100 * r.pass2 for r in ok], "{:.1f}%"),
+              ("grids = PyTorch (%)", [r.grid_match_pct for r in ok], "{:.1f}%"),
+              ("latency per puzzle, p50 (ms)", [r.latency.get("p50_ms") for r in ok], "{:.1f} ms"))
+    for ax, (title, vals, fmt) in zip(axes, panels):
+        shown = [v if v is not None else 0.0 for v in vals]
+        ax.barh(ypos, shown, color=[f"C{i}" for i in range(len(ok))], height=0.6)
+        for y, v in zip(ypos, vals):
+            ax.text(v if v is not None else 0.0, y, " " + (fmt.format(v) if v is not None else "n/a"),
+                    va="center", fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+        if title.startswith("grids"):
+            present = [v for v in vals if v is not None]
+            ax.set_xlim(agreement_axis_start(present), 100.0 + 0.12 * (100.0 - agreement_axis_start(present)))
+        else:
+            ax.set_xlim(0, max([v for v in vals if v is not None] or [1.0]) * 1.25 or 1.0)
+    axes[0].set_yticks(ypos)
+    axes[0].set_yticklabels(labels, fontsize=8)
     skipped = [r.label for r in rep.rows if not r.ok]
     fig.suptitle(title_of(rep) + (f"\nnot run: {', '.join(skipped)}" if skipped else ""), fontsize=8)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.tight_layout()
+    return fig
+
+
+def plot(rep: CompareReport, path: str | Path) -> Path:
+    """compare.png: `compare_figure`, written atomically."""
+    import matplotlib.pyplot as plt
+
+    fig = compare_figure(rep)
     from hrm_edge.fileio import atomic_write_bytes
 
     p = Path(path)

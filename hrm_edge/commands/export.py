@@ -261,8 +261,8 @@ def export(
 
 def verify(
     bundle: Path = typer.Argument(..., metavar="BUNDLE", help="Export bundle folder (with manifest.json)."),
-    ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="Checkpoint to compare with (default: the one named in "
-                                                             "the manifest)."),
+    ckpt: Optional[Path] = typer.Option(None, "--ckpt", help="Where the bundle's own checkpoint is now, if it moved "
+                                        "(default: the path in the manifest); its sha256 must equal the manifest's."),
     target: Optional[str] = typer.Option(None, "--target", metavar="TARGET", help="Lint target: trt-8.5, trt-10 or "
                                          "ort. Default: the manifest's."),
     l4_source: Optional[str] = typer.Option(None, "--l4-source", metavar="TASKS", help="ARC tasks for L4. Default: "
@@ -276,6 +276,8 @@ def verify(
 
     check_choice("--target", target, TARGETS)
     check_min("--l4-puzzles", l4_puzzles, 0)
+    from hrm_edge.runtime.bundle_check import check_bundle
+    check_bundle(bundle)
     con = Console(stderr=as_json)
     t0 = time.perf_counter()
     with con.status("verifying") as status:

@@ -12,8 +12,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from hrm_edge.errors import HrmEdgeError
-
 
 def build_engine(
     bundle: Path = typer.Argument(..., help="Export bundle folder (from `hrm-edge export`)."),
@@ -57,8 +55,8 @@ def build_engine(
                          builder_level=builder_level, dla=dla, gpu_fallback=gpu_fallback,
                          strongly_typed=strongly_typed)
     opts.validate()
-    if not bundle.is_dir():
-        raise HrmEdgeError("no such export bundle folder", bundle)
+    from hrm_edge.runtime.bundle_check import check_bundle
+    check_bundle(bundle)
     out = out or bundle / "model.engine"
     check_output(out, "file", "engine")
     if timing_cache is not None:

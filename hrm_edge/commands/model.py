@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hrm_edge.config import PRESETS
 from hrm_edge.errors import HrmEdgeError
 
 
@@ -18,7 +19,7 @@ def info(
     ckpt: Optional[Path] = typer.Argument(None, metavar="CKPT", help="Checkpoint: hrm-edge .pt, the lite script's "
                                           "hrm_arc_best.pt, a reference HRM or TRM step_N file, or a bare state dict."),
     preset: Optional[str] = typer.Option(None, "--preset", metavar="NAME", help="Describe a named preset instead of "
-                                         "a file (lite-5.7m, hrm-6m, hrm-27m, trm-7m, tiny, tiny-lite, tiny-trm)."),
+                                         f"a file ({', '.join(PRESETS)})."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     canvas: Optional[int] = typer.Option(None, "--canvas", metavar="N", help="Canvas side of a checkpoint that "
                                          "does not store it (a reference one with RoPE or no positions): "
@@ -78,8 +79,8 @@ def info(
 
 
 def init(
-    preset: str = typer.Option(..., "--preset", metavar="NAME", help="Named preset to initialise: lite-5.7m, "
-                                                                     "hrm-6m, hrm-27m, tiny, tiny-lite."),
+    preset: str = typer.Option(..., "--preset", metavar="NAME", help="Named preset to initialise: "
+                                                                     f"{', '.join(PRESETS)}."),
     out: Path = typer.Option(..., "--out", metavar="FILE", help="Checkpoint file to write (hrm-edge format: a JSON "
                                                                 "sidecar goes beside it)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same weights."),
@@ -87,13 +88,13 @@ def init(
                                                                          "(ACT v1 only)."),
     fmt: str = typer.Option("hrm-edge", "--format", metavar="FORMAT", help="hrm-edge (native, with sidecar) or "
                             "lite-script (the dict train_arc_full.py saves as hrm_arc_best.pt; lite presets only)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing checkpoint (and its hrm-edge sidecar)."),
 ) -> None:
     """Write a randomly initialised checkpoint (for tests, benchmarks, trying export before training)."""
     import torch
 
     from hrm_edge.commands.options import check_choice
     from hrm_edge.config import preset as get_preset
-    from hrm_edge.fileio import check_output
     from hrm_edge.model import build_model
     from hrm_edge.model.checkpoint import check_checkpoint_out, save_checkpoint, save_lite_script
 
@@ -102,9 +103,9 @@ def init(
     if fmt == "lite-script":
         if cfg.family != "lite":
             raise HrmEdgeError(f"--format lite-script holds lite models; {preset} is {cfg.family}")
-        check_output(out, "file", "checkpoint")
+        check_checkpoint_out(out, new=True, force=force, sidecar=False)  # the script's format has no sidecar
     else:
-        check_checkpoint_out(out)
+        check_checkpoint_out(out, new=True, force=force)
     if puzzles is not None:
         if cfg.puzzle_emb_ndim == 0:
             raise HrmEdgeError(f"--puzzles applies to presets with a puzzle table; {preset} ({cfg.family}) has none")
@@ -132,13 +133,14 @@ def convert(
                                                                 "sidecar goes beside it)."),
     canvas: Optional[int] = typer.Option(None, "--canvas", metavar="N", help="Canvas side for a checkpoint that "
                                          "does not store it (see `info --canvas`)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing checkpoint (and its hrm-edge sidecar)."),
 ) -> None:
     """Write any checkpoint as a native hrm-edge one, its config resolved (canvas, trained dtype).
 
     Export, solve, compare and train --init-from then read it without guessing."""
     from hrm_edge.model.checkpoint import check_checkpoint_out, load_checkpoint, save_checkpoint
 
-    check_checkpoint_out(out)
+    check_checkpoint_out(out, new=True, force=force)
     ck = load_checkpoint(ckpt, canvas=canvas)
     trained = ck.meta.get("trained_dtype", "float32")
     if trained != "float32":

@@ -24,6 +24,10 @@ RUNTIMES = ("torch", "onnxruntime", "tensorrt")
 SCHEDULES = ("static", "continuous")
 PUZZLE_DTYPES = ("fp16", "fp32")
 OPSET_RANGE = (13, 20)
+THREADS_HELP = ("CPU threads one model call may use: torch's intra-op pool (process-wide) and each ONNX Runtime "
+                "session's. Default: one per CPU core, waiting threads sleep instead of spinning (OMP_WAIT_POLICY="
+                "PASSIVE unless set, ORT spinning off), so a CPU shared with other work does not stall "
+                "(benchmarks/threads). Fewer threads leave cores to other processes.")
 
 
 def check_choice(flag: str, value: str | None, choices: Sequence[str]) -> None:

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from hrm_edge.commands.consoles import say
-from hrm_edge.commands.options import check_choice, check_device
+from hrm_edge.commands.options import THREADS_HELP, check_choice, check_device
 from hrm_edge.errors import HrmEdgeError
 
 SERVE_HALT = ("max", "adaptive")  # restates serve.service.SERVE_HALT_MODES (no import before the checks)
@@ -41,7 +41,7 @@ def serve(
                                         f"Default: ${TOKEN_ENV} when set, else none."),
     device: Optional[str] = typer.Option(None, "--device", metavar="DEVICE", help="torch device: cpu, cuda or "
                                          "cuda:N (checkpoints); onnxruntime provider (bundles)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch / ONNX Runtime."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     identifiers: Optional[Path] = typer.Option(None, "--identifiers", help="Puzzle identifier index if not found "
                                                "beside the artifact or in the bundle."),
 ) -> None:
@@ -64,6 +64,8 @@ def serve(
     options = ServeOptions(slots=slots, halt=halt, schedule=schedule, augment=augment, attempts=attempts, seed=seed,
                            max_queue=max_queue, timeout=timeout)
     options.check()
+    from hrm_edge.runtime.bundle_check import check_bundles
+    check_bundles([bundle] if bundle else [])
     kind = infer_runtime(ckpt, bundle, engine)
     rt = open_runtime(kind, artifact_option(kind, ckpt, bundle, engine), device=device, identifiers=identifiers,
                       threads=threads)

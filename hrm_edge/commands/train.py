@@ -208,6 +208,7 @@ def train(
     from hrm_edge.train.metrics import check_trackers
 
     check_trackers(cfg.tensorboard, cfg.wandb)  # a missing package is said before any work
+    no_test = _no_test_split(cfg.data, [k for k in EVAL_OPTIONS if given.get(k)])
     if not resume:
         from hrm_edge.train.trainer import model_family
 
@@ -223,7 +224,30 @@ def train(
               f"hrm-edge train --out {out} --resume", file=sys.stderr)
         sys.exit(130 if summary["stopped_by"] == signal.SIGINT else 143)
     best = f", best.pt from step {summary['best_step']}" if summary["best_step"] is not None else ""
+    best = ", no best.pt (no test split to rank checkpoints by)" if no_test else best
     print(f"done: {summary['step']} steps; {summary['checkpoint']}{best}")
+
+
+EVAL_OPTIONS = {"eval_every": "--eval-every", "eval_samples": "--eval-samples", "eval_tasks": "--eval-tasks",
+                "full_eval_every": "--full-eval-every", "full_eval_on_best": "--full-eval"}
+
+
+def _no_test_split(data: str | None, asked: list[str]) -> bool:
+    """Whether DATA has no test split; said before any work, since then nothing is evaluated and no best.pt exists.
+
+    best.pt means "the checkpoint with the best evaluation"; without a test split there is no evaluation to rank
+    by, so the run writes none and the last checkpoint (latest.json names it) is the one to use. Asking for an
+    evaluation option on such a dataset is refused (exit 2) rather than silently ignored.
+    """
+    if not data or (Path(data) / "test" / "dataset.json").is_file():
+        return False
+    if asked:
+        raise HrmEdgeError(f"{' and '.join(EVAL_OPTIONS[k] for k in asked)} evaluate on the test split, and this "
+                           "dataset has none (no test/dataset.json); build-data writes one from the tasks' test "
+                           "inputs", path=data)
+    print(f"note: {data} has no test split: this run evaluates nothing and writes no best.pt; use its last "
+          "checkpoint (latest.json names it)", file=sys.stderr, flush=True)
+    return True
 
 
 def register(app: typer.Typer) -> None:

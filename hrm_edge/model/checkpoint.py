@@ -82,17 +82,42 @@ def save_checkpoint(path: str | Path, model: HRMBase, *, train_state: dict[str, 
     return path
 
 
-def check_checkpoint_out(path: str | Path) -> Path:
-    """Refuse, before any work, a checkpoint path that cannot be written or would collide with its sidecar."""
+def check_checkpoint_out(path: str | Path, *, new: bool = False, force: bool = False,
+                         sidecar: bool = True) -> Path:
+    """Refuse, before any work, a checkpoint path that cannot be written or would collide with its sidecar.
+
+    `new=True` (the commands that make a checkpoint from nothing: `init`, `convert`) also refuses an existing
+    file unless `force`: `init --out hrm_arc_best.pt` must not replace a trained model. Whatever `force` says,
+    an existing `<stem>.json` that is not an hrm-edge sidecar is refused: `init --out mytask.pt` once destroyed
+    the ARC task `mytask.json` beside it. (The trainer rewrites its own best.pt / step files: `new=False`.)
+    """
     from hrm_edge.fileio import check_output
 
     path = Path(path)
-    if sidecar_path(path) == path:
+    side = sidecar_path(path)
+    if side == path:
         raise HrmEdgeError("a checkpoint name must not end in .json: its JSON sidecar is written beside it as "
                            "<name>.json", path)
     check_output(path, "file", "checkpoint")
-    check_output(sidecar_path(path), "file", "checkpoint sidecar")
+    if new and path.exists() and not force:
+        raise HrmEdgeError("already exists; pass --force to replace it", path)
+    if sidecar:
+        check_output(side, "file", "checkpoint sidecar")
+        if new and side.is_file() and not _is_native_sidecar(side):
+            raise HrmEdgeError(f"exists and is not an hrm-edge checkpoint sidecar; writing {path.name} would "
+                               f"replace it with one (choose another checkpoint name)", side)
     return path
+
+
+def _is_native_sidecar(path: Path) -> bool:
+    """Whether a JSON file is one save_checkpoint wrote (format "hrm-edge"), so replacing it loses nothing else."""
+    import json
+
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(obj, dict) and obj.get("format") == NATIVE_FORMAT
 
 
 def save_lite_script(path: str | Path, model: HRMBase) -> Path:

@@ -95,8 +95,11 @@ def rewritten_model(path: Path, *, uint8: bool, fused_heads: int | None) -> tupl
     return (model.SerializeToString() if fused or changed else None), fused
 
 
-def session_options(threads: int | None = None, opt_level: str = "all") -> Any:
-    """Session options of every hrm-edge ORT session: intra-op threads and graph optimisation level.
+def session_options(threads: int | None = None, opt_level: str = "all", spinning: bool | None = None) -> Any:
+    """Session options of every hrm-edge ORT session: intra-op threads, spinning and graph optimisation level.
+
+    `spinning` None = hrm-edge's default (`runtime.threads.ORT_SPINNING`, chosen from benchmarks/threads);
+    True/False sets ORT's `session.intra_op.allow_spinning` explicitly.
 
     `all` (ORT's default) adds layout and hardware-specific fusions to `extended` (e.g. FusedMatMul,
     QuickGelu, LayerNormalization where the pattern is found); `none` runs the graph as exported.
@@ -112,6 +115,11 @@ def session_options(threads: int | None = None, opt_level: str = "all") -> Any:
     so.graph_optimization_level = levels[opt_level]
     if threads:
         so.intra_op_num_threads = threads
+    if spinning is None:
+        from hrm_edge.runtime.threads import ORT_SPINNING
+
+        spinning = ORT_SPINNING
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return so
 
 
@@ -142,7 +150,8 @@ class OrtRunner(Runner):
 
     bundle: str = ""
     providers: list[str] | None = None
-    threads: int | None = None  # intra-op threads; None = ONNX Runtime's default
+    threads: int | None = None  # intra-op threads; None = hrm-edge's default (runtime/threads.py)
+    spinning: bool | None = None  # intra-op spin-waiting; None = hrm-edge's default (runtime/threads.py)
     opt_level: str = "all"  # graph optimisation level (OPT_LEVELS)
     io_binding: bool = True  # step mode: keep the carry in ORT-owned OrtValues between segments
     # int8-qdq: run activations as u8 (an exact rewrite: x86 int8 kernels are u8 x s8, fast with VNNI); by default
@@ -185,7 +194,7 @@ class OrtRunner(Runner):
             if file_sha256(path) != want_sha:
                 raise HrmEdgeError("does not match its manifest (sha256 differs): the bundle was modified or mixed "
                                    "with another export; re-export it", path)
-        so = session_options(self.threads, self.opt_level)
+        so = session_options(self.threads, self.opt_level, self.spinning)
         t0 = time.perf_counter()
         source: str | bytes = str(path)
         uint8 = self.manifest.get("precision") == "int8-qdq" and self.uint8_activations

@@ -41,7 +41,7 @@ def import_tensorrt() -> Any:
     except ImportError:
         raise MissingDependencyError(
             "TensorRT is not installed: on a Jetson it comes with JetPack (python3-libnvinfer); on a desktop "
-            "GPU `pip install hrm-edge[trt]`") from None
+            "GPU `pip install 'hrm-edge[trt]'`") from None
     return trt
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hrm_edge import interrupt
-from hrm_edge.data.arc import ArcTask
+from hrm_edge.data.arc import ArcTask, TaskError
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.runtime.batches import RunRecord
 from hrm_edge.solve.answers import TestAnswer
@@ -42,13 +42,13 @@ def _quiet(_: str) -> None:
 
 
 def load_task_list(tasks: str, canvas: int, limit: int | None = None, say: Say = _quiet
-                   ) -> tuple[list[ArcTask], list[str]]:
+                   ) -> tuple[list[ArcTask], list[TaskError]]:
     """One ARC source (file, folder, combined JSON or named set): its tasks (the first `limit`) and the
     problems that skipped some (each also said as a `skipped:` line). No task and no problem is an error."""
     from hrm_edge.data.arc import load_sources
 
     res = load_sources([tasks], canvas=canvas)  # one source; repeated task ids are reported, not merged
-    problems = [str(e) for e in res.errors + res.duplicates]
+    problems = res.errors + res.duplicates
     for p in problems:
         say(f"skipped: {p}")
     picked = res.tasks[:limit] if limit else res.tasks
@@ -76,7 +76,9 @@ class SolveRun:
     latency: dict[str, float]
     wall_s: float
     n_blank: int
-    problems: list[str] = field(default_factory=list)  # tasks skipped (loading or planning)
+    problems: list[str] = field(default_factory=list)  # one line per problem that skipped a task
+    placeholders: dict[str, int] = field(default_factory=dict)  # skipped task id -> placeholder entries written
+
 
     def answers_by_task(self) -> dict[str, list[TestAnswer]]:
         by_task: dict[str, list[TestAnswer]] = {}
@@ -92,14 +94,22 @@ def solve_tasks(rt: Runtime, artifact: Path, tasks: str, options: SolveOptions, 
     """Solve the tasks of `tasks` on an opened runtime; write the submission `out`, `scores_path` and PNGs."""
     from hrm_edge.fileio import atomic_write_json
     from hrm_edge.solve.render import render_task_png
-    from hrm_edge.solve.submission import validate_submission, write_submission
+    from hrm_edge.solve.submission import (
+        PLACEHOLDER,
+        add_placeholders,
+        skipped_tests,
+        validate_submission,
+        write_submission,
+    )
 
     canvas = rt.runner.spec.canvas
-    task_list, problems = load_task_list(tasks, canvas, limit, say)
+    task_list, errors = load_task_list(tasks, canvas, limit, say)
     plan = plan_tasks(task_list, options, canvas, rt.puzzles)
     for e in plan.errors:
         say(f"skipped: {e}")
-        problems.append(str(e))
+    errors = errors + plan.errors
+    problems = [str(e) for e in errors]
+    owed = skipped_tests(errors, {t.id for t in plan.tasks})
     bs = make_batches(plan, rt.puzzles)
     if bs.n_blank:
         say(blank_note(bs.n_blank, len(plan.jobs), rt.puzzles))
@@ -113,14 +123,17 @@ def solve_tasks(rt: Runtime, artifact: Path, tasks: str, options: SolveOptions, 
     wall = time.perf_counter() - t0
     dec = decide(plan, rec)
     sub = dec.submission()
-    bad = validate_submission(sub, plan.tasks, attempts=options.attempts)
+    add_placeholders(sub, owed, options.attempts)  # the ARC Prize format wants every task id
+    bad = validate_submission(sub, plan.tasks, attempts=options.attempts, placeholders=owed)
     if bad:  # a bug, not a user error: never write an invalid file silently
         raise HrmEdgeError(f"internal error: built an invalid submission ({bad[0]})")
     write_submission(out, sub)
+    if owed:
+        say(f"placeholder attempts ({PLACEHOLDER}) in {out} for {len(owed)} skipped task(s): {', '.join(owed)}")
     interrupt.outcome(f"the submission {out} was written; the scores file and PNGs may be missing")
     scores = dec.scores()
     result = SolveRun(rt.label, plan, rec, dec, scores, summarize_scores(scores),
-                      timings(rec) if timings is not None else {}, wall, bs.n_blank, problems)
+                      timings(rec) if timings is not None else {}, wall, bs.n_blank, problems, owed)
     if render is not None:
         render.mkdir(parents=True, exist_ok=True)
         by_task = result.answers_by_task()
@@ -131,6 +144,7 @@ def solve_tasks(rt: Runtime, artifact: Path, tasks: str, options: SolveOptions, 
         "token_accuracy_non_pad": dec.token_accuracy,
         "latency": result.latency, "wall_s": wall, "undecodable": dec.undecodable,
         "undecodable_reasons": dec.undecodable_reasons, "blank_identifiers": bs.n_blank, "skipped": problems,
+        "placeholder_tasks": owed,
         "per_task": [s.__dict__ for s in scores],
     })
     return result

@@ -143,7 +143,7 @@ def plan_tasks(tasks: list[ArcTask], options: SolveOptions, canvas: int, table: 
                     task_jobs.append(Job(task.id, ti, aug, identifier_name(task.id, aug), toks))
         except ValueError as exc:  # e.g. a grid larger than this model's canvas
             errors.append(TaskError(task.id, f"cannot encode for a {canvas}x{canvas} model: {exc}",
-                                    task.source or None))
+                                    task.source or None, n_test=len(task.test)))
             continue
         kept.append(task)
         jobs.extend(task_jobs)

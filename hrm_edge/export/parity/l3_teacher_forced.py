@@ -13,7 +13,16 @@ import torch
 
 from hrm_edge.export.parity.references import TorchF64Runner, as_float64
 from hrm_edge.export.parity.report import BASE_TOL, FLOOR_FACTOR, LevelResult, Log
-from hrm_edge.export.parity.stats import Stats, halting_steps, max_abs_delta, near_tie, runtime_steps, tensor_kind
+from hrm_edge.export.parity.stats import (
+    Stats,
+    before_minimum,
+    halting_doubts,
+    halting_steps,
+    max_abs_delta,
+    near_tie,
+    runtime_steps,
+    tensor_kind,
+)
 from hrm_edge.export.parity.traces import OrtTrace, instrument, record_graph, record_step
 from hrm_edge.runtime.base import ModelSpec
 from hrm_edge.runtime.torch import TorchRunner
@@ -62,6 +71,9 @@ def teacher_forced(trace: OrtTrace, t32: TorchRunner, t64: TorchF64Runner, halts
         for b in range(want.size):
             if want[b] == got[b]:
                 stats.halting["agree"] += 1
+            elif before_minimum(int(got[b]), spec) and stats.gated:
+                stats.failures.append(f"{case} halt {halt}: sample {b} halts at segment {got[b]} in ONNX, before the "
+                                      f"rule's minimum of {spec.min_halt_steps}")
             elif near_tie(qh, qc, halt, spec, b, stats.base):
                 stats.halting["near_tie"] += 1
             elif stats.gated:
@@ -121,6 +133,9 @@ def check_l3(runner: Any, torch_model: Any, spec: ModelSpec, precision: str, bat
             teacher_forced(trace, t32, t64, modes, spec, stats, case)
             cases.append({"case": case, "halt": modes, "segments": len(trace.feeds),
                           "steps": {h: runtime_steps(trace, h, spec).tolist() for h in modes}})
+    doubt = halting_doubts(stats.halting["near_tie"], stats.halting["samples"])
+    if doubt and gated:
+        stats.failures.append(doubt)
     name, worst, tol = stats.worst
     details = {"base_tolerance": stats.base, "floor_factor": FLOOR_FACTOR, "max_abs": stats.max_abs,
                "noise_floor": stats.floors, "halting": stats.halting, "cases": cases, "gated": gated,

@@ -13,7 +13,16 @@ from hrm_edge.errors import HrmEdgeError
 from hrm_edge.export.parity.l3_teacher_forced import _instrumented, _trace
 from hrm_edge.export.parity.references import TorchF64Runner
 from hrm_edge.export.parity.report import BASE_TOL, FLOOR_FACTOR, LevelResult, Log
-from hrm_edge.export.parity.stats import halting_steps, max_abs_delta, near_tie, q_values, runtime_steps, tensor_kind
+from hrm_edge.export.parity.stats import (
+    before_minimum,
+    halting_doubts,
+    halting_steps,
+    max_abs_delta,
+    near_tie,
+    q_values,
+    runtime_steps,
+    tensor_kind,
+)
 from hrm_edge.export.parity.traces import record_step
 from hrm_edge.runtime.base import ModelSpec
 from hrm_edge.runtime.torch import TorchRunner
@@ -144,7 +153,10 @@ def check_l4(runner: Any, torch_model: Any, spec: ModelSpec, precision: str, sou
                     name = names[idx[b]]
                     st["inputs"] += 1
                     if got[b] != want_steps[b]:
-                        if near_tie(qh, qc, halt, spec, b, q_tol):
+                        if before_minimum(int(got[b]), spec) and gated:
+                            failures.append(f"halt {halt}: {name} halts at segment {got[b]} in ONNX, before the "
+                                            f"rule's minimum of {spec.min_halt_steps}")
+                        elif near_tie(qh, qc, halt, spec, b, q_tol):
                             st["halting_near_tie"] += 1
                         elif gated:
                             failures.append(f"halt {halt}: {name} halts at segment {got[b]} in ONNX, {want_steps[b]} "
@@ -173,8 +185,11 @@ def check_l4(runner: Any, torch_model: Any, spec: ModelSpec, precision: str, sou
                         failures.append(f"halt {halt}: {int((diff & ~within).sum())} cell(s) of {name} differ where "
                                         f"PyTorch's top-two margin exceeds 2 x the logit tolerance "
                                         f"{tol[k]['logits']:.3g} of segment {k + 1}")
-    for st in per_mode.values():
+    for halt, st in per_mode.items():
         st["cell_agreement"] = 1.0 - st["cells_differ"] / max(st["cells"], 1)
+        doubt = halting_doubts(st["halting_near_tie"], st["inputs"])
+        if doubt and gated:
+            failures.append(f"halt {halt}: {doubt}")
     if not finite:
         failures.insert(0, "non-finite logits")
     details = {"source": source, "tasks": sorted(set(names)), "base_tolerance": base, "floor_factor": FLOOR_FACTOR,

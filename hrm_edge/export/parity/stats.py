@@ -73,6 +73,28 @@ def near_tie(qh: list[np.ndarray], qc: list[np.ndarray], halt: str, spec: ModelS
     return False
 
 
+NEAR_TIE_SHARE = 4  # at most 1 in this many halting decisions (and at least 1) may be excused as near ties
+
+
+def halting_doubts(near: int, samples: int) -> str | None:
+    """Why excused near ties are too many to be rounding, or None.
+
+    A near tie needs a q margin within ~1e-4 of the rule's boundary: rare for q values of order 1. When many
+    decisions differ "within the margin", the margin is not what decides them (a wrong halting rule, a wrong
+    minimum step count, or a tolerance far too wide), so the level fails however wide its tolerance is.
+    """
+    cap = max(1, samples // NEAR_TIE_SHARE)
+    if near > cap:
+        return (f"{near} of {samples} halting decisions differ from PyTorch's and are excused only as near ties "
+                f"(at most {cap} may be): more than rounding explains (wrong halting rule or minimum steps?)")
+    return None
+
+
+def before_minimum(got: int, spec: ModelSpec) -> bool:
+    """Whether a runtime halted at a segment the rule never allows (below min_halt_steps): no q value excuses it."""
+    return 0 < got < min(spec.min_halt_steps, spec.max_steps)
+
+
 def runtime_steps(trace: OrtTrace, halt: str, spec: ModelSpec) -> np.ndarray:
     """Where the runtime halts each sample under `halt`: its own answer for the mode it ran, else (a step
     trace holds every segment's q-values, and segments do not depend on the halting rule) the host rule
