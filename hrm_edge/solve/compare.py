@@ -22,8 +22,20 @@ import numpy as np
 from hrm_edge.data.arc import ArcTask
 from hrm_edge.errors import HrmEdgeError, MissingDependencyError
 from hrm_edge.runtime.batches import RunRecord, run_batches
+from hrm_edge.solve import baseline
+from hrm_edge.solve.answers import TestAnswer
 from hrm_edge.solve.runners import Runtime, probe_runtime
-from hrm_edge.solve.solver import Decision, Plan, SolveOptions, decide, make_batches, plan_tasks, summarize_scores
+from hrm_edge.solve.solver import (
+    Decision,
+    Plan,
+    SolveOptions,
+    decide,
+    make_batches,
+    plan_tasks,
+    score_answers,
+    summarize_scores,
+)
+from hrm_edge.solve.submission import Submission, build_submission
 from hrm_edge.solve.vote import grid_key
 
 
@@ -65,6 +77,8 @@ class CompareReport:
     machine: dict[str, Any] = field(default_factory=dict)  # filled by bench/compare.py with the timings
     #: the reference runtime's answer per test input (attempts, solution, right/wrong), for rendering; not in JSON
     answers: list[Any] = field(default_factory=list)
+    #: each row's answers in the ARC Prize submission format (None: the row did not run); not in JSON
+    submissions: list[Submission | None] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"tasks": self.tasks, "test_inputs": self.test_inputs, "puzzles": self.puzzles,
@@ -154,11 +168,13 @@ def compare_runtimes(tasks: list[ArcTask], reference: Runtime, others: list[tupl
         return row
 
     rows = [row_from(reference, ref_rec, ref_dec, ref_blank, True)]
+    subs: list[Submission | None] = [ref_dec.submission()]
     if ref_blank:
         notes.append(f"{ref_blank} of {n} puzzles use the blank puzzle identifier (task+augmentation not in the "
                      f"model's table{'' if reference.puzzles.names else '; no identifier index found'})")
     for kind, artifact, kw in others:
         rt, reason, status = probe_runtime(kind, artifact, **kw)
+        subs.append(None)  # replaced below when the runtime runs
         if rt is None:
             rows.append(RuntimeRow(f"{kind} {Path(artifact).name}", kind, str(artifact), status, reason or ""))
             continue
@@ -180,5 +196,20 @@ def compare_runtimes(tasks: list[ArcTask], reference: Runtime, others: list[tupl
                                    device=rt.device))
             continue
         rows.append(row_from(rt, rec, dec, blank, False))
+        subs[-1] = dec.submission()
+    base = baseline.frequent_output_answers(plan.tasks, options.attempts)
+    rows.append(baseline_row(base, ref_dec.answers))
+    subs.append(build_submission(base))
     opts = asdict(options)
-    return CompareReport(rows, len(plan.tasks), plan.n_test_inputs, n, opts, notes, answers=ref_dec.answers)
+    return CompareReport(rows, len(plan.tasks), plan.n_test_inputs, n, opts, notes, answers=ref_dec.answers,
+                         submissions=subs)
+
+
+def baseline_row(answers: list[TestAnswer], reference: list[TestAnswer]) -> RuntimeRow:
+    """The floor (solve/baseline.py) as a row, scored like the runtimes; `answers = torch` is its overlap with
+    the reference runtime's attempts (how often the model merely answers the usual output)."""
+    s = summarize_scores(score_answers(answers))
+    same = sum(all(grid_key(x) == grid_key(y) for x, y in zip(a.attempts, b.attempts, strict=True))
+               for a, b in zip(answers, reference, strict=True))
+    return RuntimeRow(baseline.LABEL, baseline.KIND, "the tasks' demonstration outputs", "ok", pass1=s["pass@1"],
+                      pass2=s["pass@2"], answer_match_pct=percent(same, len(reference)))
