@@ -167,6 +167,21 @@ def test_demo_reduced_run(tmp_path: Path) -> None:
     assert fp32["pass2"] == rep["rows"][0]["pass2"]
     for label in labels:
         assert label in r.stdout  # the table is printed
+    # the floor beside the runtimes (issue 21, item 9) and each runtime's submission (item 11)
+    from hrm_edge.solve.baseline import LABEL, frequent_output_answers
+    from hrm_edge.solve.submission import score_submission, validate_submission
+
+    picked = select_tasks(asset, 2)
+    floor = sum(any(a.correct[:2]) for a in frequent_output_answers(picked))
+    assert rep["baseline"]["label"] == LABEL and LABEL in r.stdout
+    assert f"{floor} of {n_test} held-out test inputs" in r.stdout.split("baseline (no model")[1]
+    subs = {name: json.loads((out / f"submission_{name}.json").read_text())
+            for name in ("torch", "onnxruntime_fp32", f"onnxruntime_{INT8_PRECISION}", "baseline")}
+    for name, sub in subs.items():
+        assert validate_submission(sub, picked) == [], name
+    for name, row in zip(subs, rep["rows"] + [rep["baseline"]]):  # each file scores what its row reports
+        assert score_submission(subs[name], picked)["pass@2"] == pytest.approx(row["pass2"], abs=1e-12), name
+    assert subs["onnxruntime_fp32"] == subs["torch"]  # fp32 ORT answers like torch (answer_match 100%)
     for bundle in ("model-step", f"model-step-{INT8_PRECISION}"):
         manifest = json.loads((out / bundle / "manifest.json").read_text())
         levels = manifest["parity"]["levels"]

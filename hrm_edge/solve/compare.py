@@ -6,6 +6,10 @@ table, and replayed unchanged on every runtime, so halting rules that depend on 
 of the puzzle-embedding table (e.g. the bundle's fp16 rows): that difference is part of what is
 measured. A runtime that cannot run here is a row with its reason.
 
+Beside the runtimes the report carries the floor: a baseline that answers every test input with its task's two
+most frequent demonstration outputs (solve/baseline.py), scored the same way, so every pass@k is read against
+it. Each row's answers are kept in the ARC Prize submission format (`submissions`).
+
 This is solving with a report (accuracy and agreement with PyTorch); bench/compare.py adds the
 latency percentiles and the machine, and draws the table, markdown and PNG.
 """
@@ -35,7 +39,7 @@ from hrm_edge.solve.solver import (
     score_answers,
     summarize_scores,
 )
-from hrm_edge.solve.submission import Submission, build_submission
+from hrm_edge.solve.submission import Submission
 from hrm_edge.solve.vote import grid_key
 
 
@@ -79,11 +83,21 @@ class CompareReport:
     answers: list[Any] = field(default_factory=list)
     #: each row's answers in the ARC Prize submission format (None: the row did not run); not in JSON
     submissions: list[Submission | None] = field(default_factory=list)
+    #: the floor (solve/baseline.py), scored like the rows; a table row under them, its own key in JSON (the
+    #: `rows` stay runtimes, so what reads them needs no case for it)
+    baseline: RuntimeRow | None = None
+    baseline_answers: list[Any] = field(default_factory=list)  # its answers, as `answers`; not in JSON
+
+    @property
+    def table_rows(self) -> list[RuntimeRow]:
+        """What a table shows: every runtime, then the baseline."""
+        return self.rows + ([self.baseline] if self.baseline is not None else [])
 
     def to_dict(self) -> dict[str, Any]:
         return {"tasks": self.tasks, "test_inputs": self.test_inputs, "puzzles": self.puzzles,
                 "options": self.options, "notes": self.notes, "machine": self.machine,
-                "rows": [asdict(r) for r in self.rows]}
+                "rows": [asdict(r) for r in self.rows],
+                "baseline": asdict(self.baseline) if self.baseline is not None else None}
 
 
 def logit_deltas(ref: Sequence[np.ndarray], other: Sequence[np.ndarray]) -> dict[str, float]:
@@ -198,11 +212,9 @@ def compare_runtimes(tasks: list[ArcTask], reference: Runtime, others: list[tupl
         rows.append(row_from(rt, rec, dec, blank, False))
         subs[-1] = dec.submission()
     base = baseline.frequent_output_answers(plan.tasks, options.attempts)
-    rows.append(baseline_row(base, ref_dec.answers))
-    subs.append(build_submission(base))
     opts = asdict(options)
     return CompareReport(rows, len(plan.tasks), plan.n_test_inputs, n, opts, notes, answers=ref_dec.answers,
-                         submissions=subs)
+                         submissions=subs, baseline=baseline_row(base, ref_dec.answers), baseline_answers=base)
 
 
 def baseline_row(answers: list[TestAnswer], reference: list[TestAnswer]) -> RuntimeRow:
