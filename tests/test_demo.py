@@ -62,11 +62,12 @@ def _dataset(tmp: Path, canvas: int = 3) -> Path:
 
     out = tmp / "data"
     build_dataset(BuildConfig(sources=["arc-agi-1"], out=out, augment=1, seed=1, canvas=canvas, translate=False,
-                              workers=1, hold_out_tests=True, skip_larger=True))
+                              workers=1, hold_out_tests=True, skip_larger=True, validation=True))
     return out
 
 
-def _checkpoint(path: Path, data: Path, fingerprint: str | None = None) -> Path:
+def _checkpoint(path: Path, data: Path, fingerprint: str | None = None,
+                chosen_on: str = "val/exact_accuracy") -> Path:
     from hrm_edge.config import preset
     from hrm_edge.model import build_model
     from hrm_edge.model.checkpoint import save_checkpoint
@@ -77,7 +78,8 @@ def _checkpoint(path: Path, data: Path, fingerprint: str | None = None) -> Path:
     cfg.num_puzzle_identifiers = len(json.loads((data / "identifiers.json").read_text()))
     model = build_model(cfg, seed=0)
     return save_checkpoint(path, model, train_state={"step": 7, "optimizer": {"state": {}, "lr": 1.0},
-                                                     "data_fingerprint": fingerprint or data_fingerprint(data)})
+                                                     "data_fingerprint": fingerprint or data_fingerprint(data),
+                                                     "best_metric_name": chosen_on})
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +122,25 @@ def test_package_refuses_a_dataset_without_held_out_tests(small_run: dict[str, P
     with pytest.raises(HrmEdgeError, match="--hold-out-tests"):
         package_asset(small_run["ckpt"], data, tmp_path / "asset")
     assert not (tmp_path / "asset").exists()
+
+
+def test_package_refuses_a_model_chosen_on_the_test_inputs(small_run: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 21, item 8: the demo reports the test inputs once, so they must not have chosen the checkpoint."""
+    import shutil
+
+    on_test = _checkpoint(tmp_path / "best.pt", small_run["data"], chosen_on="eval/exact_accuracy")
+    with pytest.raises(HrmEdgeError, match="chosen on eval/exact_accuracy, not on the validation split"):
+        package_asset(on_test, small_run["data"], tmp_path / "asset")
+    data = tmp_path / "data"
+    shutil.copytree(small_run["data"], data)
+    rec = json.loads((data / "build.json").read_text())
+    rec["validation"] = False
+    (data / "build.json").write_text(json.dumps(rec))
+    with pytest.raises(HrmEdgeError, match="--validation"):
+        package_asset(small_run["ckpt"], data, tmp_path / "asset")
+    assert not (tmp_path / "asset").exists()
+    m = package_asset(small_run["ckpt"], small_run["data"], tmp_path / "asset")
+    assert m["dataset"]["validation"] is True and m["checkpoint"]["best_metric_name"] == "val/exact_accuracy"
 
 
 def test_package_refuses_an_oversized_checkpoint(small_run: dict[str, Path], tmp_path: Path,
