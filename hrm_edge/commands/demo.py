@@ -22,7 +22,8 @@ def demo(
                                 "PyTorch 8x faster than two."),
 ) -> None:
     """Run the shipped demo model end to end: export (parity-checked), solve its held-out ARC test inputs on
-    PyTorch, ONNX Runtime fp32 and int8, compare, render; then what to run on a Jetson."""
+    PyTorch, ONNX Runtime fp32 and int8, compare (with the no-model baseline as the floor), render, write each
+    runtime's submission_<runtime>.json; then what to run on a Jetson."""
     from hrm_edge.demo.run import check_out_dir
 
     check_out_dir(out)
