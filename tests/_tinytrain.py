@@ -39,9 +39,10 @@ def pick_tasks(ids: tuple[str, ...] = TASK_IDS) -> list[ArcTask]:
     return [by_id[i] for i in ids]
 
 
-def build_pick_dataset(root: Path, augment: int) -> Path:
+def build_pick_dataset(root: Path, augment: int, validation: bool = False) -> Path:
     """The picked tasks as an "evaluation" source (so their test pairs form test/), built into root/ds on an
-    8x8 canvas with `augment` augmentations each (seed 1). Returns the dataset folder."""
+    8x8 canvas with `augment` augmentations each (seed 1); `validation`: also val/ (build-data --validation).
+    Returns the dataset folder."""
     from hrm_edge.data.build import BuildConfig, build_dataset
 
     src = root / "evaluation"
@@ -50,7 +51,8 @@ def build_pick_dataset(root: Path, augment: int) -> Path:
         d = {k: [{"input": p.input.tolist(), "output": p.output.tolist()} for p in getattr(t, k)]
              for k in ("train", "test")}
         (src / f"{t.id}.json").write_text(json.dumps(d))
-    build_dataset(BuildConfig(sources=[str(src)], out=root / "ds", augment=augment, seed=1, canvas=8, workers=1))
+    build_dataset(BuildConfig(sources=[str(src)], out=root / "ds", augment=augment, seed=1, canvas=8, workers=1,
+                              validation=validation))
     return root / "ds"
 
 

@@ -106,6 +106,11 @@ def test_compare_cli_several_bundles_json_md_png_and_a_tensorrt_row(kit, bundles
     assert data["puzzles"] == data["test_inputs"] * 2
     assert (tmp_path / "compare.md").read_text().startswith("# hrm-edge compare")
     assert (tmp_path / "compare.png").stat().st_size > 1000
+    # the floor (issue 21, item 9): its own JSON key, a row of the printed and markdown tables
+    from hrm_edge.solve.baseline import LABEL
+
+    assert data["baseline"]["kind"] == "baseline" and data["baseline"]["pass2"] is not None
+    assert LABEL in r.stdout and f"| {LABEL} | ok |" in (tmp_path / "compare.md").read_text()
 
 
 def test_bench_cli_times_runtimes_on_random_grids_and_real_tasks(kit, cli_fast, tmp_path: Path) -> None:

@@ -62,11 +62,12 @@ def _dataset(tmp: Path, canvas: int = 3) -> Path:
 
     out = tmp / "data"
     build_dataset(BuildConfig(sources=["arc-agi-1"], out=out, augment=1, seed=1, canvas=canvas, translate=False,
-                              workers=1, hold_out_tests=True, skip_larger=True))
+                              workers=1, hold_out_tests=True, skip_larger=True, validation=True))
     return out
 
 
-def _checkpoint(path: Path, data: Path, fingerprint: str | None = None) -> Path:
+def _checkpoint(path: Path, data: Path, fingerprint: str | None = None,
+                chosen_on: str = "val/exact_accuracy") -> Path:
     from hrm_edge.config import preset
     from hrm_edge.model import build_model
     from hrm_edge.model.checkpoint import save_checkpoint
@@ -77,7 +78,8 @@ def _checkpoint(path: Path, data: Path, fingerprint: str | None = None) -> Path:
     cfg.num_puzzle_identifiers = len(json.loads((data / "identifiers.json").read_text()))
     model = build_model(cfg, seed=0)
     return save_checkpoint(path, model, train_state={"step": 7, "optimizer": {"state": {}, "lr": 1.0},
-                                                     "data_fingerprint": fingerprint or data_fingerprint(data)})
+                                                     "data_fingerprint": fingerprint or data_fingerprint(data),
+                                                     "best_metric_name": chosen_on})
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +122,25 @@ def test_package_refuses_a_dataset_without_held_out_tests(small_run: dict[str, P
     with pytest.raises(HrmEdgeError, match="--hold-out-tests"):
         package_asset(small_run["ckpt"], data, tmp_path / "asset")
     assert not (tmp_path / "asset").exists()
+
+
+def test_package_refuses_a_model_chosen_on_the_test_inputs(small_run: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 21, item 8: the demo reports the test inputs once, so they must not have chosen the checkpoint."""
+    import shutil
+
+    on_test = _checkpoint(tmp_path / "best.pt", small_run["data"], chosen_on="eval/exact_accuracy")
+    with pytest.raises(HrmEdgeError, match="chosen on eval/exact_accuracy, not on the validation split"):
+        package_asset(on_test, small_run["data"], tmp_path / "asset")
+    data = tmp_path / "data"
+    shutil.copytree(small_run["data"], data)
+    rec = json.loads((data / "build.json").read_text())
+    rec["validation"] = False
+    (data / "build.json").write_text(json.dumps(rec))
+    with pytest.raises(HrmEdgeError, match="--validation"):
+        package_asset(small_run["ckpt"], data, tmp_path / "asset")
+    assert not (tmp_path / "asset").exists()
+    m = package_asset(small_run["ckpt"], small_run["data"], tmp_path / "asset")
+    assert m["dataset"]["validation"] is True and m["checkpoint"]["best_metric_name"] == "val/exact_accuracy"
 
 
 def test_package_refuses_an_oversized_checkpoint(small_run: dict[str, Path], tmp_path: Path,
@@ -167,6 +188,21 @@ def test_demo_reduced_run(tmp_path: Path) -> None:
     assert fp32["pass2"] == rep["rows"][0]["pass2"]
     for label in labels:
         assert label in r.stdout  # the table is printed
+    # the floor beside the runtimes (issue 21, item 9) and each runtime's submission (item 11)
+    from hrm_edge.solve.baseline import LABEL, frequent_output_answers
+    from hrm_edge.solve.submission import score_submission, validate_submission
+
+    picked = select_tasks(asset, 2)
+    floor = sum(any(a.correct[:2]) for a in frequent_output_answers(picked))
+    assert rep["baseline"]["label"] == LABEL and LABEL in r.stdout
+    assert f"{floor} of {n_test} held-out test inputs" in r.stdout.split("baseline (no model")[1]
+    subs = {name: json.loads((out / f"submission_{name}.json").read_text())
+            for name in ("torch", "onnxruntime_fp32", f"onnxruntime_{INT8_PRECISION}", "baseline")}
+    for name, sub in subs.items():
+        assert validate_submission(sub, picked) == [], name
+    for name, row in zip(subs, rep["rows"] + [rep["baseline"]]):  # each file scores what its row reports
+        assert score_submission(subs[name], picked)["pass@2"] == pytest.approx(row["pass2"], abs=1e-12), name
+    assert subs["onnxruntime_fp32"] == subs["torch"]  # fp32 ORT answers like torch (answer_match 100%)
     for bundle in ("model-step", f"model-step-{INT8_PRECISION}"):
         manifest = json.loads((out / bundle / "manifest.json").read_text())
         levels = manifest["parity"]["levels"]

@@ -38,6 +38,11 @@ rows = cmp_["rows"]
 solved = rec["solved"]
 n_tasks, n_test = len(asset["selection"]["tasks"]), asset["selection"]["test_inputs"]
 g_fp32, g_int8 = rows[1]["grid_match_pct"], rows[2]["grid_match_pct"]
+chosen_on = asset["checkpoint"].get("best_metric_name") or ""
+chosen = ("by exact accuracy on the validation split: each task's last demonstration pair, held out of training; "
+          "the test inputs were read once, by this run" if chosen_on.startswith("val/") else
+          "by exact accuracy on a fixed subset of the augmented held-out test inputs")
+base = cmp_.get("baseline")
 png = ""
 if solved:
     png = "docs/demo_solved.png"
@@ -63,9 +68,8 @@ table, renders every task to PNG (`demo_out/render/solved/`, `demo_out/render/fa
 with the commands to run on a Jetson, using the files it wrote. `hrm-edge demo --tasks 3` is a
 quick run of the first 3 tasks; `--out DIR` writes elsewhere.
 
-The model shipped is the training run's best checkpoint (by exact accuracy on a fixed subset of the
-augmented held-out test inputs) at step {step} of {total}; its training curve, logs and the command
-that reproduces it are in `benchmarks/demo_model/` (`train.sh`, `curve.png`, `run/`).
+The model shipped is the training run's best checkpoint ({chosen}) at step {step} of {total}; its training
+curve, logs, seeds and the command that reproduces it are in `benchmarks/demo_model/` (`train.sh`, `README.md`).
 
 ```
 $ hrm-edge demo
@@ -78,6 +82,13 @@ Measured on this project's machine (2 vCPU AMD EPYC x86_64, no GPU, Python {m['p
 {cmp_['puzzles']} puzzles whose decoded grid equals PyTorch's: ONNX Runtime fp32 {g_fp32:.1f}%, ONNX Runtime
 static int8 {g_int8:.1f}% (int8 changes some answers; the attention products, heads and the down / o_proj
 projections stay fp32, which is what keeps most of them: `benchmarks/README.md`, "Static int8").
+"""
+if base:
+    sec += f"""
+The `{base['label']}` row is the floor, no model at all: every test input answered with its task's two most
+frequent demonstration outputs solves {rec['baseline']['test_inputs_solved']} of the {n_test} test inputs (pass@2
+{100 * base['pass2']:.1f}%); the model's figures mean what they add to it. Each runtime's answers are in
+`demo_out/submission_<runtime>.json` (ARC Prize format), for any scorer.
 """
 if png:
     sec += f"""

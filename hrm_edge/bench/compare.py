@@ -125,8 +125,9 @@ def rich_table(rep: CompareReport):  # type: ignore[no-untyped-def]
     t = Table(title=title_of(rep))
     for c in COLUMNS:
         t.add_column(c, justify="left" if c in ("runtime", "status") else "right", overflow="fold")
-    for r in rep.rows:
-        t.add_row(*row_cells(r, with_reason=False), style=None if r.ok else "yellow")
+    for r in rep.table_rows:
+        t.add_row(*row_cells(r, with_reason=False), style=None if r.ok else "yellow",
+                  end_section=r is rep.rows[-1] and rep.baseline is not None)
     return t
 
 
@@ -139,14 +140,18 @@ def markdown(rep: CompareReport) -> str:
     lines = ["# hrm-edge compare", "", title_of(rep), "",
              "| " + " | ".join(c.replace("|", "\\|") for c in COLUMNS) + " |",
              "|" + "|".join("---" for _ in COLUMNS) + "|"]
-    for r in rep.rows:
+    for r in rep.table_rows:
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row_cells(r)) + " |")
     lines += ["", "Latency is per puzzle (one augmented test input), batch wall time / batch size, over every "
               "segment of the ACT loop; puzzles/s is puzzles / total time. pass@k is exact-match task accuracy "
               "(ARC Prize scoring); `tokens` is non-PAD token accuracy against the solutions (PAD never counts). "
               "`grids = torch`: puzzles whose decoded grid equals PyTorch's; `steps = torch`: "
               "puzzles halting after the same number of segments; deltas are over every logit."]
-    for r in rep.rows:
+    if rep.baseline is not None:
+        lines.append(f"`{rep.baseline.label}`: the floor, no model: each task's two most frequent demonstration "
+                     "outputs as the two attempts for every test input; a runtime's pass@k means what it adds "
+                     "to this.")
+    for r in rep.table_rows:
         if r.ok and r.answer_match_pct is not None and r.kind != "torch":
             lines.append(f"- {r.label}: submissions equal PyTorch's on {r.answer_match_pct:.1f}% of test inputs.")
     for note in rep.notes:

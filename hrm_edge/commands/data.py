@@ -49,6 +49,9 @@ def build_data(
                                         "pairs): no test input is ever trained on."),
     skip_larger: bool = typer.Option(False, "--skip-larger", help="Select only tasks whose grids all fit the "
                                      "canvas; the others are counted, not reported as problems."),
+    validation: bool = typer.Option(False, "--validation", help="Hold out each task's last demonstration pair "
+                                    "(tasks with at least 3) as a val/ split, never trained on: `train` chooses "
+                                    "best.pt on it instead of on test/."),
     strict: bool = typer.Option(False, "--strict", help="Refuse to build when any task is invalid."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -64,7 +67,7 @@ def build_data(
     err = Console(stderr=True)
     cfg = BuildConfig(sources=list(source), out=out, augment=augment, seed=seed, canvas=canvas,
                       translate=translate, workers=workers, overwrite=overwrite,
-                      hold_out_tests=hold_out_tests, skip_larger=skip_larger)
+                      hold_out_tests=hold_out_tests, skip_larger=skip_larger, validation=validation)
     existed = out.exists()
     check_build_config(cfg)
     interrupt.nothing_written(out, existed, "the partial build was removed")

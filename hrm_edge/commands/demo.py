@@ -22,7 +22,8 @@ def demo(
                                 "PyTorch 8x faster than two."),
 ) -> None:
     """Run the shipped demo model end to end: export (parity-checked), solve its held-out ARC test inputs on
-    PyTorch, ONNX Runtime fp32 and int8, compare, render; then what to run on a Jetson."""
+    PyTorch, ONNX Runtime fp32 and int8, compare (with the no-model baseline as the floor), render, write each
+    runtime's submission_<runtime>.json; then what to run on a Jetson."""
     from hrm_edge.demo.run import check_out_dir
 
     check_out_dir(out)
@@ -52,6 +53,12 @@ def demo(
     tasks_part = f"{len(res.solved)} of {len(picked)} tasks" + (f": {', '.join(res.solved)}" if res.solved else "")
     con.print(f"solved (both attempts counted, PyTorch): {inputs_solved(res.report.answers)} of "
               f"{res.report.test_inputs} held-out test inputs; {tasks_part}", highlight=False, soft_wrap=True)
+    if res.report.baseline is not None:
+        con.print(f"baseline (no model: each task's two most frequent demonstration outputs): "
+                  f"{inputs_solved(res.report.baseline_answers)} of {res.report.test_inputs} held-out test inputs",
+                  highlight=False, soft_wrap=True)
+    con.print("submissions (ARC Prize format): " + ", ".join(str(p) for p in res.submissions.values()),
+              highlight=False, soft_wrap=True)
     con.print(f"PNGs: {res.render['solved']}/ ({len(res.solved)} solved), {res.render['failed']}/ "
               f"({len(res.failed)} not solved); report: {', '.join(str(p) for p in res.report_files.values())}",
               highlight=False)

@@ -84,21 +84,23 @@ def train(
         help="Keep only the newest K step checkpoints "
                                             "(0 = keep all). \\[default: 3]"),
     eval_every: Optional[int] = typer.Option(None, "--eval-every", metavar="E",
-        help="Evaluate a fixed random subset of the "
-                                             "test split every E steps (0 = never); best.pt follows it. "
-                                             "\\[default: 250]"),
+        help="Evaluate a fixed random subset of the evaluation split (--eval-split) every E steps (0 = never); "
+             "best.pt follows it. \\[default: 250]"),
     eval_samples: Optional[int] = typer.Option(None, "--eval-samples", metavar="N",
         help="Size of that subset. \\[default: 256]"),
+    eval_split: Optional[str] = typer.Option(None, "--eval-split", metavar="SPLIT",
+        help="What evaluations and best.pt read: val (the demonstration pairs build-data --validation held "
+             "out), test, or auto (val when the dataset has it, else test). \\[default: auto]"),
     eval_tasks: Optional[int] = typer.Option(None, "--eval-tasks", metavar="N",
         help="At each evaluation also solve this many "
                                              "evaluation tasks (the dataset's build.json sources) through the "
                                              "`hrm-edge solve` pipeline (8 augmentations, vote) and log pass@1 / "
                                              "pass@2 (0 = off). \\[default: 0]"),
     full_eval_every: Optional[int] = typer.Option(None, "--full-eval-every", metavar="F",
-        help="Evaluate the whole test split "
+        help="Evaluate the whole evaluation split "
                                                   "every F steps (0 = never). \\[default: 0]"),
     full_eval_on_best: Optional[bool] = typer.Option(None, "--full-eval/--no-full-eval",
-        help="Evaluate the whole test split each time the subset's best improves (logged to eval.jsonl with "
+        help="Evaluate the whole evaluation split each time the subset's best improves (logged to eval.jsonl with "
              "full: true; its metrics go into best.json as full_*). \\[default: on]"),
     freeze_trunk_steps: Optional[int] = typer.Option(None, "--freeze-trunk-steps", metavar="N",
         help="Train only the puzzle-"
@@ -172,7 +174,8 @@ def train(
         micro_batch=micro_batch, lr=lr, puzzle_lr=puzzle_lr, weight_decay=weight_decay,
         puzzle_weight_decay=puzzle_weight_decay, optimizer=optimizer, loss=loss, warmup=warmup,
         lr_min_ratio=lr_min_ratio, checkpoint_every=checkpoint_every, keep_last=keep_last, eval_every=eval_every,
-        eval_samples=eval_samples, log_every=log_every, seed=seed, amp=amp, ema=ema, device=device,
+        eval_samples=eval_samples, eval_split=eval_split, log_every=log_every, seed=seed, amp=amp, ema=ema,
+        device=device,
         threads=threads, nan_rollback=nan_rollback, resume_from=resume_from, grad_clip=grad_clip,
         lite_ignore_pad=lite_ignore_pad, eval_tasks=eval_tasks, full_eval_every=full_eval_every,
         freeze_trunk_steps=freeze_trunk_steps, freeze_weights=freeze_weights or None,

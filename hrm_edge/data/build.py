@@ -9,6 +9,8 @@ Layout written (the reference's `dataset/build_arc_dataset.py`, so its trainer r
     OUT/{train,test}/all__puzzle_identifiers.npy  int32 (puzzles,)
     OUT/{train,test}/all__puzzle_indices.npy      int32 (puzzles + 1,)  example start of each puzzle
     OUT/{train,test}/all__group_indices.npy       int32 (groups + 1,)   puzzle start of each group
+    OUT/val/...                        (--validation only) the same files: one held-out demonstration pair
+                                       per task with >= 3 of them, for choosing a checkpoint (not reference)
     OUT/build.json                     hrm-edge's own record: sources, seed, per-task identifier ranges
 
 Semantics kept from the reference: a group is one task, its puzzles are the task and its
@@ -42,13 +44,14 @@ from typing import Any
 import numpy as np
 
 from hrm_edge.data.arc import ArcTask, TaskError, load_sources
-from hrm_edge.data.build_plan import TaskPlan, plan_task, split_pairs
+from hrm_edge.data.build_plan import VAL_MIN_PAIRS, TaskPlan, plan_task, split_pairs, validation_pair
 from hrm_edge.data.build_render import SET_NAME, Target, close_fds, create_npy, forget_fds, render_task, split_metadata
 from hrm_edge.data.tokens import DEFAULT_CANVAS
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.fileio import StagedDir, check_output
 
 BLANK = "<blank>"
+SPLITS = ("train", "test", "val")  # val/: only with --validation
 FIELDS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
 
 
@@ -68,6 +71,9 @@ class BuildConfig:
     hold_out_tests: bool = False
     #: leave out tasks with a grid larger than the canvas (counted in `larger`, not reported as problems)
     skip_larger: bool = False
+    #: one demonstration pair per task (with >= VAL_MIN_PAIRS of them) goes to val/, never to train/: a
+    #: validation signal that is not the test pairs, for choosing a checkpoint (the trainer reads val/ first)
+    validation: bool = False
 
 
 @dataclass
@@ -136,9 +142,10 @@ def _plan_batch(jobs: list[tuple[int, ArcTask]], augment: int, seed: int, canvas
 
 
 def _render_batch(jobs: list[tuple[ArcTask, np.ndarray, np.ndarray, dict[str, Target]]], seed: int,
-                  canvas: int, translate: bool, hold_out_tests: bool = False) -> int:
+                  canvas: int, translate: bool, hold_out_tests: bool = False, validation: bool = False) -> int:
     try:
-        return sum(render_task(t, d, c, seed, canvas, translate, tg, hold_out_tests) for t, d, c, tg in jobs)
+        return sum(render_task(t, d, c, seed, canvas, translate, tg, hold_out_tests, validation)
+                   for t, d, c, tg in jobs)
     finally:
         close_fds()
 
@@ -223,10 +230,10 @@ def _build_into(
     timings["plan_s"] = time.perf_counter() - t_plan
 
     # Size everything: identifiers, rows per split, index arrays.
-    splits = {"train": 0, "test": 0}
-    puzzle_ids: dict[str, list[np.ndarray]] = {"train": [], "test": []}
-    puzzle_sizes: dict[str, list[np.ndarray]] = {"train": [], "test": []}
-    group_sizes: dict[str, list[int]] = {"train": [], "test": []}
+    splits = {s: 0 for s in SPLITS}
+    puzzle_ids: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
+    puzzle_sizes: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
+    group_sizes: dict[str, list[int]] = {s: [] for s in SPLITS}
     task_rows: list[dict[str, int]] = []
     next_id = 1
     skipped_unlabelled = 0
@@ -234,12 +241,12 @@ def _build_into(
     not_full: list[str] = []
     for task, plan in zip(tasks, plans):
         assert plan is not None
-        parts, skipped = split_pairs(task, cfg.hold_out_tests)
+        parts, skipped = split_pairs(task, cfg.hold_out_tests, cfg.validation)
         skipped_unlabelled += skipped
         k = len(plan.dihedral)
         ids = np.arange(next_id, next_id + k, dtype=np.int32)
         rows: dict[str, int] = {}
-        for split, pairs in (("train", parts.train), ("test", parts.test)):
+        for split, pairs in parts.splits():
             if not pairs:
                 continue
             rows[split] = splits[split]
@@ -250,10 +257,11 @@ def _build_into(
         task_rows.append(rows)
         if k < cfg.augment + 1:
             not_full.append(task.id)
-        records.append(
-            {"id": task.id, "source": task.source, "split": task.split, "first_identifier": next_id, "copies": k,
-             "examples": {s: k * len(p) for s, p in (("train", parts.train), ("test", parts.test)) if p}}
-        )
+        record = {"id": task.id, "source": task.source, "split": task.split, "first_identifier": next_id,
+                  "copies": k, "examples": {s: k * len(p) for s, p in parts.splits() if p}}
+        if cfg.validation:
+            record["validation_pair"] = validation_pair(task)  # index in the task's train list, or None
+        records.append(record)
         next_id += k
     num_identifiers = next_id
 
@@ -268,7 +276,7 @@ def _build_into(
 
     c2 = cfg.canvas * cfg.canvas
     headers: dict[str, int] = {}
-    present = [s for s in ("train", "test") if group_sizes[s]]
+    present = [s for s in SPLITS if group_sizes[s]]
     for split in present:
         d = tmp / split
         d.mkdir()
@@ -299,7 +307,8 @@ def _build_into(
             for s, r in rows.items()
         }
         jobs.append((task, plan.dihedral, plan.colors, targets))
-    futures = [ex.submit(_render_batch, batch, cfg.seed, cfg.canvas, cfg.translate, cfg.hold_out_tests)
+    futures = [ex.submit(_render_batch, batch, cfg.seed, cfg.canvas, cfg.translate, cfg.hold_out_tests,
+                         cfg.validation)
                for batch in _batches(jobs, per_batch)]
     written = 0
     for fut in as_completed(futures):
@@ -345,6 +354,8 @@ def _write_build_json(out: Path, cfg: BuildConfig, report: BuildReport) -> None:
         "not_full": report.not_full,
         "skipped_unlabelled_test_pairs": report.skipped_unlabelled,
         "hold_out_tests": cfg.hold_out_tests,
+        "validation": cfg.validation,
+        "validation_min_pairs": VAL_MIN_PAIRS,
         "skip_larger": cfg.skip_larger,
         "larger_than_canvas": report.larger,
         "errors": [str(e) for e in report.errors],

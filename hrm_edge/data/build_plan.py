@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -21,26 +21,47 @@ from hrm_edge.data.augment import dihedral_index, random_colors
 RETRIES_FACTOR = 5  # the reference draws at most 5 x N candidate copies per task
 
 
+VAL_MIN_PAIRS = 3  # a task gives a validation pair only if at least 2 demonstration pairs stay in train/
+
+
 @dataclass
 class _Parts:
     """A task's emitted pairs per output split."""
 
     train: list[ArcPair]
     test: list[ArcPair]
+    val: list[ArcPair] = field(default_factory=list)
 
     @property
     def all(self) -> list[ArcPair]:
-        return self.train + self.test
+        return self.train + self.test + self.val
+
+    def splits(self) -> tuple[tuple[str, list[ArcPair]], ...]:
+        """(split, pairs) in the order examples are laid out."""
+        return (("train", self.train), ("test", self.test), ("val", self.val))
 
 
-def split_pairs(task: ArcTask, hold_out_tests: bool = False) -> tuple[_Parts, int]:
+def validation_pair(task: ArcTask) -> int | None:
+    """Index in `task.train` of the demonstration pair `--validation` holds out: the last one, for tasks with at
+    least VAL_MIN_PAIRS demonstration pairs (fewer would leave a single pair to learn the rule from); else None.
+
+    Fixed by the task alone (not the seed), so runs with different seeds select on the same pairs."""
+    return len(task.train) - 1 if len(task.train) >= VAL_MIN_PAIRS else None
+
+
+def split_pairs(task: ArcTask, hold_out_tests: bool = False, validation: bool = False) -> tuple[_Parts, int]:
     """Reference split rule (or every task's test pairs held out); test pairs without a known output
-    cannot be examples (counted)."""
+    cannot be examples (counted). `validation`: the task's `validation_pair` goes to val/, not train/, so
+    a trainer can choose its checkpoint without reading the test pairs it is reported on."""
     labelled = [p for p in task.test if p.output is not None]
     skipped = len(task.test) - len(labelled)
+    demos, val = list(task.train), []
+    held = validation_pair(task) if validation else None
+    if held is not None:
+        val = [demos.pop(held)]
     if hold_out_tests or task.split == "evaluation":
-        return _Parts(list(task.train), labelled), skipped
-    return _Parts(list(task.train) + labelled, []), skipped
+        return _Parts(demos, labelled, val), skipped
+    return _Parts(demos + labelled, [], val), skipped
 
 
 @lru_cache(maxsize=4096)

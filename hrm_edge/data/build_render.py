@@ -127,11 +127,12 @@ def render_task(
     translate: bool,
     targets: dict[str, Target],
     hold_out_tests: bool = False,
+    validation: bool = False,
 ) -> int:
-    parts, _ = split_pairs(task, hold_out_tests)
+    parts, _ = split_pairs(task, hold_out_tests, validation)
     rng = np.random.default_rng([seed, task_key(task.id), 1])
     rows = 0
-    for split, pairs in (("train", parts.train), ("test", parts.test)):
+    for split, pairs in parts.splits():  # train first: its translations draw from rng as before val/ existed
         if pairs:
             rows += _render(pairs, dih, colors, canvas, translate and split == "train", rng, targets[split])
     return rows

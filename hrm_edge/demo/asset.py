@@ -126,9 +126,11 @@ def _identifier_names(path: Path) -> list[str]:
 def package_asset(ckpt: str | Path, data_dir: str | Path, out: str | Path = ASSET_DIR) -> dict[str, Any]:
     """Write the demo-model folder `out` from a training checkpoint and its dataset; returns the manifest.
 
-    Refuses (HrmEdgeError, nothing written) a dataset built without held-out tests or without the
-    canvas-fit selection, a checkpoint trained on another dataset (fingerprint) or sized for another
-    identifier table, and a weights-only checkpoint over MAX_CHECKPOINT_BYTES.
+    Refuses (HrmEdgeError, nothing written) a dataset built without held-out tests, without the validation
+    split or without the canvas-fit selection, a checkpoint chosen on the test split (its recorded
+    `best_metric_name`: the demo reports the test inputs once, so they must not have picked the model), a
+    checkpoint trained on another dataset (fingerprint) or sized for another identifier table, and a
+    weights-only checkpoint over MAX_CHECKPOINT_BYTES.
     """
     from hrm_edge.fileio import StagedDir, check_output
     from hrm_edge.model.checkpoint import load_checkpoint, save_checkpoint
@@ -141,6 +143,9 @@ def package_asset(ckpt: str | Path, data_dir: str | Path, out: str | Path = ASSE
     if not build.get("hold_out_tests") or not build.get("skip_larger"):
         raise HrmEdgeError("the demo model's dataset must be built with --hold-out-tests (test inputs never "
                            "trained on) and --skip-larger (the canvas-fit selection rule)", data_dir / "build.json")
+    if not build.get("validation"):
+        raise HrmEdgeError("the demo model's dataset must be built with --validation (a held-out demonstration "
+                           "pair per task to choose the checkpoint on, not the test inputs)", data_dir / "build.json")
     names = _identifier_names(data_dir / IDENTIFIERS)
     tasks = task_ids_from_identifiers(names)
     recorded = [r["id"] for r in build.get("task_records", [])]
@@ -161,6 +166,10 @@ def package_asset(ckpt: str | Path, data_dir: str | Path, out: str | Path = ASSE
                            f"{len(names)} identifiers", ckpt)
     fingerprint = data_fingerprint(data_dir)
     ts = ck.train_state or {}
+    chosen_on = ts.get("best_metric_name")
+    if not str(chosen_on).startswith("val/"):
+        raise HrmEdgeError(f"checkpoint was chosen on {chosen_on or 'an unrecorded metric'}, not on the validation "
+                           "split (train --eval-split val): the test inputs the demo reports must not pick it", ckpt)
     if ts.get("data_fingerprint") not in (None, fingerprint):
         raise HrmEdgeError(f"checkpoint was trained on another dataset (fingerprint "
                            f"{str(ts['data_fingerprint'])[:12]}, this one {fingerprint[:12]})", ckpt)
@@ -177,11 +186,14 @@ def package_asset(ckpt: str | Path, data_dir: str | Path, out: str | Path = ASSE
         "identifiers": IDENTIFIERS,
         "selection": {"sources": sources, "canvas": canvas,
                       "rule": f"every {'+'.join(sources)} task (training and evaluation) whose grids all fit a "
-                              f"{canvas}x{canvas} canvas; demonstration pairs trained on, test inputs held out",
+                              f"{canvas}x{canvas} canvas; demonstration pairs trained on, test inputs held out; "
+                              f"the last demonstration pair of each task with >= {build.get('validation_min_pairs')} "
+                              "held out too, to choose the checkpoint on",
                       "tasks": tasks, "test_inputs": n_test},
         "dataset": {"fingerprint": fingerprint, "identifiers_sha256": file_sha256(data_dir / IDENTIFIERS),
                     **{k: build.get(k) for k in ("augment", "seed", "canvas", "translate", "hold_out_tests",
-                                                 "skip_larger", "identifiers", "hrm_edge_version")}},
+                                                 "validation", "validation_min_pairs", "skip_larger", "identifiers",
+                                                 "hrm_edge_version")}},
         "reproduce": "benchmarks/demo_model/train.sh (config benchmarks/demo_model/config.toml), then "
                      "benchmarks/demo_model/package.py",
     }

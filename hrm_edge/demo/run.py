@@ -7,7 +7,9 @@ Stages, every one the toolkit's own code (nothing here re-implements export, sol
    demo's own tasks), with an fp32 puzzle table so the runtimes can be compared cell for cell;
 3. `compare`: the same augmentations and batches on PyTorch, ONNX Runtime fp32 and ONNX Runtime int8;
    the table, compare.{json,md,png};
-4. one PNG per task (PyTorch's answers), in render/solved/ and render/failed/.
+4. one PNG per task (PyTorch's answers), in render/solved/ and render/failed/;
+5. each runtime's answers as an ARC Prize `submission_<runtime>.json` (and the baseline's, the floor compare
+   reports beside them), so any scorer can check the numbers.
 
 The folder is the user's: an existing one is reused only if an earlier demo wrote it (`demo.json`),
 so `hrm-edge demo --out ~/some/project` never overwrites unrelated files.
@@ -55,6 +57,7 @@ class DemoResult:
     failed: list[str]
     render: dict[str, Path]
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    submissions: dict[str, Path] = field(default_factory=dict)  # submission file per runtime (+ "baseline")
     report_files: dict[str, Path] = field(default_factory=dict)
 
 
@@ -168,14 +171,38 @@ def run_demo(asset: DemoAsset, tasks: list[Any], out: Path, *, threads: int | No
     stages["solve x3"] = time.perf_counter() - t
     t = time.perf_counter()
     files = write_report(rep, out)
+    subs = write_submissions(out, rep, ["torch"] + [f"onnxruntime_{p}" for p in bundles], tasks)
     solved, failed = _render(out, tasks, rep.answers)
     stages["report + render"] = time.perf_counter() - t
     result = DemoResult(out, rep, bundles, [t.id for t in tasks], solved, failed,
                         {"solved": out / RENDER_DIR / "solved", "failed": out / RENDER_DIR / "failed"},
-                        {k: round(v, 2) for k, v in stages.items()}, files)
+                        {k: round(v, 2) for k, v in stages.items()}, files, subs)
     atomic_write_json(out / MARKER, record(result, asset))
     interrupt.outcome(None)
     return result
+
+
+def submission_name(runtime: str) -> str:
+    return f"submission_{runtime}.json"
+
+
+def write_submissions(out: Path, rep: Any, names: list[str], tasks: list[Any]) -> dict[str, Path]:
+    """Each row's answers (and the baseline's) as `submission_<name>.json`, in the ARC Prize format, checked
+    against the tasks (one entry per test input, two attempts each) before it is written."""
+    from hrm_edge.solve.submission import build_submission, validate_submission, write_submission
+
+    subs = dict(zip(names, rep.submissions, strict=True))
+    if rep.baseline_answers:
+        subs["baseline"] = build_submission(rep.baseline_answers)
+    written: dict[str, Path] = {}
+    for name, sub in subs.items():
+        if sub is None:  # that runtime did not run here: no answers to write
+            continue
+        problems = validate_submission(sub, tasks)
+        if problems:
+            raise HrmEdgeError(f"internal error: the {name} submission is not valid: {problems[0]}")
+        written[name] = write_submission(out / submission_name(name), sub)
+    return written
 
 
 def inputs_solved(answers: list[Any]) -> int:
@@ -193,7 +220,10 @@ def record(result: DemoResult, asset: DemoAsset) -> dict[str, Any]:
             "test_inputs": rep.test_inputs, "puzzles": rep.puzzles, "options": rep.options,
             "bundles": {k: str(v) for k, v in result.bundles.items()}, "stage_seconds": result.stage_seconds,
             "rows": [{"runtime": r.label, "status": r.status, "pass@2": r.pass2, "grids_equal_torch_pct":
-                      r.grid_match_pct} for r in rep.rows], "machine": rep.machine}
+                      r.grid_match_pct} for r in rep.rows],
+            "baseline": {"rule": rep.baseline.label, "pass@2": rep.baseline.pass2,
+                         "test_inputs_solved": inputs_solved(rep.baseline_answers)} if rep.baseline else None,
+            "submissions": {k: str(v) for k, v in result.submissions.items()}, "machine": rep.machine}
 
 
 def next_steps(result: DemoResult) -> list[str]:

@@ -6,6 +6,10 @@ table, and replayed unchanged on every runtime, so halting rules that depend on 
 of the puzzle-embedding table (e.g. the bundle's fp16 rows): that difference is part of what is
 measured. A runtime that cannot run here is a row with its reason.
 
+Beside the runtimes the report carries the floor: a baseline that answers every test input with its task's two
+most frequent demonstration outputs (solve/baseline.py), scored the same way, so every pass@k is read against
+it. Each row's answers are kept in the ARC Prize submission format (`submissions`).
+
 This is solving with a report (accuracy and agreement with PyTorch); bench/compare.py adds the
 latency percentiles and the machine, and draws the table, markdown and PNG.
 """
@@ -22,8 +26,20 @@ import numpy as np
 from hrm_edge.data.arc import ArcTask
 from hrm_edge.errors import HrmEdgeError, MissingDependencyError
 from hrm_edge.runtime.batches import RunRecord, run_batches
+from hrm_edge.solve import baseline
+from hrm_edge.solve.answers import TestAnswer
 from hrm_edge.solve.runners import Runtime, probe_runtime
-from hrm_edge.solve.solver import Decision, Plan, SolveOptions, decide, make_batches, plan_tasks, summarize_scores
+from hrm_edge.solve.solver import (
+    Decision,
+    Plan,
+    SolveOptions,
+    decide,
+    make_batches,
+    plan_tasks,
+    score_answers,
+    summarize_scores,
+)
+from hrm_edge.solve.submission import Submission
 from hrm_edge.solve.vote import grid_key
 
 
@@ -65,11 +81,23 @@ class CompareReport:
     machine: dict[str, Any] = field(default_factory=dict)  # filled by bench/compare.py with the timings
     #: the reference runtime's answer per test input (attempts, solution, right/wrong), for rendering; not in JSON
     answers: list[Any] = field(default_factory=list)
+    #: each row's answers in the ARC Prize submission format (None: the row did not run); not in JSON
+    submissions: list[Submission | None] = field(default_factory=list)
+    #: the floor (solve/baseline.py), scored like the rows; a table row under them, its own key in JSON (the
+    #: `rows` stay runtimes, so what reads them needs no case for it)
+    baseline: RuntimeRow | None = None
+    baseline_answers: list[Any] = field(default_factory=list)  # its answers, as `answers`; not in JSON
+
+    @property
+    def table_rows(self) -> list[RuntimeRow]:
+        """What a table shows: every runtime, then the baseline."""
+        return self.rows + ([self.baseline] if self.baseline is not None else [])
 
     def to_dict(self) -> dict[str, Any]:
         return {"tasks": self.tasks, "test_inputs": self.test_inputs, "puzzles": self.puzzles,
                 "options": self.options, "notes": self.notes, "machine": self.machine,
-                "rows": [asdict(r) for r in self.rows]}
+                "rows": [asdict(r) for r in self.rows],
+                "baseline": asdict(self.baseline) if self.baseline is not None else None}
 
 
 def logit_deltas(ref: Sequence[np.ndarray], other: Sequence[np.ndarray]) -> dict[str, float]:
@@ -154,11 +182,13 @@ def compare_runtimes(tasks: list[ArcTask], reference: Runtime, others: list[tupl
         return row
 
     rows = [row_from(reference, ref_rec, ref_dec, ref_blank, True)]
+    subs: list[Submission | None] = [ref_dec.submission()]
     if ref_blank:
         notes.append(f"{ref_blank} of {n} puzzles use the blank puzzle identifier (task+augmentation not in the "
                      f"model's table{'' if reference.puzzles.names else '; no identifier index found'})")
     for kind, artifact, kw in others:
         rt, reason, status = probe_runtime(kind, artifact, **kw)
+        subs.append(None)  # replaced below when the runtime runs
         if rt is None:
             rows.append(RuntimeRow(f"{kind} {Path(artifact).name}", kind, str(artifact), status, reason or ""))
             continue
@@ -180,5 +210,18 @@ def compare_runtimes(tasks: list[ArcTask], reference: Runtime, others: list[tupl
                                    device=rt.device))
             continue
         rows.append(row_from(rt, rec, dec, blank, False))
+        subs[-1] = dec.submission()
+    base = baseline.frequent_output_answers(plan.tasks, options.attempts)
     opts = asdict(options)
-    return CompareReport(rows, len(plan.tasks), plan.n_test_inputs, n, opts, notes, answers=ref_dec.answers)
+    return CompareReport(rows, len(plan.tasks), plan.n_test_inputs, n, opts, notes, answers=ref_dec.answers,
+                         submissions=subs, baseline=baseline_row(base, ref_dec.answers), baseline_answers=base)
+
+
+def baseline_row(answers: list[TestAnswer], reference: list[TestAnswer]) -> RuntimeRow:
+    """The floor (solve/baseline.py) as a row, scored like the runtimes; `answers = torch` is its overlap with
+    the reference runtime's attempts (how often the model merely answers the usual output)."""
+    s = summarize_scores(score_answers(answers))
+    same = sum(all(grid_key(x) == grid_key(y) for x, y in zip(a.attempts, b.attempts, strict=True))
+               for a, b in zip(answers, reference, strict=True))
+    return RuntimeRow(baseline.LABEL, baseline.KIND, "the tasks' demonstration outputs", "ok", pass1=s["pass@1"],
+                      pass2=s["pass@2"], answer_match_pct=percent(same, len(reference)))

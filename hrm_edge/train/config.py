@@ -20,6 +20,7 @@ from hrm_edge.train.loss import LOSS_KINDS
 
 OPTIMIZERS = ("adam-atan2", "adamw")
 AMP_MODES = ("off", "bf16", "fp16")
+EVAL_SPLITS = ("auto", "val", "test")  # auto: val/ when the dataset has one (build-data --validation), else test/
 DTYPES = ("float32", "bfloat16")  # = config.FORWARD_DTYPES (train/config.py stays torch- and model-free)
 
 # The references' training recipes: their config/cfg_pretrain.yaml values (sapientinc/HRM and
@@ -75,6 +76,7 @@ class TrainConfig:
     nan_rollback: int = 3
     grad_clip: float | None = None  # max gradient norm; None: the family's (lite: 1.0, act-v1: none)
     lite_ignore_pad: bool = False
+    eval_split: str = "auto"  # what evaluations and best.pt read: val/ (auto: when the data has it), else test/
     eval_tasks: int = 0  # pass@1/pass@2 on this many evaluation tasks at each evaluation (0 = off)
     full_eval_every: int = 0  # evaluate the whole test split every F steps (0 = never)
     freeze_trunk_steps: int = 0  # train only the puzzle-embedding rows for the first N steps
@@ -140,6 +142,8 @@ class TrainConfig:
             bad(f"--ema must be in (0, 1), got {self.ema}")
         if self.grad_clip is not None and not (self.grad_clip >= 0 and math.isfinite(self.grad_clip)):
             bad(f"--grad-clip must be a finite number >= 0 (0 = off), got {self.grad_clip}")
+        if self.eval_split not in EVAL_SPLITS:
+            bad(f"--eval-split must be one of {', '.join(EVAL_SPLITS)}, got {self.eval_split!r}")
         for name in ("eval_tasks", "full_eval_every", "freeze_trunk_steps"):
             if getattr(self, name) < 0:
                 bad(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")

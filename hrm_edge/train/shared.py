@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from hrm_edge.data.dataset import HrmDataset
+from hrm_edge.errors import HrmEdgeError
 
 
 def data_fingerprint(root: Path) -> str:
@@ -40,6 +41,19 @@ def eval_subset(ds: HrmDataset, n: int, seed: int) -> dict[str, np.ndarray]:
             out[name] = sel
         base += s.num_examples
     return out
+
+
+def eval_split(root: str | Path, wanted: str) -> str | None:
+    """The split evaluations and best.pt read: `val` (a demonstration pair per task held out of training by
+    `build-data --validation`) when asked for or, under "auto", when the dataset has it; else `test`; None when
+    the chosen split is absent (no evaluation). Choosing on val/ keeps the test pairs for one final report."""
+    root = Path(root)
+    has = {s: (root / s / "dataset.json").is_file() for s in ("val", "test")}
+    name = ("val" if has["val"] else "test") if wanted == "auto" else wanted
+    if wanted == "val" and not has["val"]:
+        raise HrmEdgeError("--eval-split val: the dataset has no val/ split (build it with --validation)",
+                           path=root)
+    return name if has[name] else None
 
 
 def best_key(ev: dict[str, float]) -> tuple[float, float]:

@@ -38,7 +38,7 @@ from hrm_edge.train.loss import act_loss
 from hrm_edge.train.metrics import JsonlLog, Progress, StepTimes, Trackers, check_trackers, eval_bar
 from hrm_edge.train.model_setup import build_train_model
 from hrm_edge.train.optim import AdamAtan2, SparseSignSGD, lr_at
-from hrm_edge.train.shared import StopFlag, best_key, data_fingerprint, eval_subset
+from hrm_edge.train.shared import StopFlag, best_key, data_fingerprint, eval_split, eval_subset
 from hrm_edge.train.state import (
     capture_rng,
     carry_from_state,
@@ -121,7 +121,10 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
     cfg.validate()
     check_trackers(cfg.tensorboard, cfg.wandb)
     ds = HrmDataset(cfg.data, "train")
-    eval_ds = HrmDataset(cfg.data, "test") if (Path(cfg.data) / "test" / "dataset.json").is_file() else None
+    split = eval_split(cfg.data, cfg.eval_split)
+    if split is not None:
+        cfg.eval_split = split  # config.toml records the split best.pt was chosen on
+    eval_ds = HrmDataset(cfg.data, split) if split is not None else None
     if ds.num_examples < cfg.batch:
         raise HrmEdgeError(f"the train split has {ds.num_examples} examples, fewer than --batch {cfg.batch}",
                            path=ds.root)
@@ -141,6 +144,11 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False, on_step: 
         return _train(cfg, ds, eval_ds, dist, resume, quiet, on_step)
     finally:
         dist.close()
+
+
+def _eval_name(cfg: TrainConfig) -> str:
+    """The metric prefix best.pt's choice is recorded under: `eval` (the test split, as before) or `val`."""
+    return "val" if cfg.eval_split == "val" else "eval"
 
 
 def model_family(cfg: TrainConfig) -> str:
@@ -292,7 +300,7 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
     def full_eval(step: int) -> dict[str, float]:
         """The whole test split: when the subset's best improves (--full-eval) or every F steps."""
         full = run_eval(eval_subset(eval_ds, eval_ds.num_examples, cfg.seed), f"full eval, step {step}")
-        eval_log.write({"step": step, "full": True, **full})  # type: ignore[union-attr]
+        eval_log.write({"step": step, "split": cfg.eval_split, "full": True, **full})  # type: ignore[union-attr]
         if trackers is not None:
             trackers.log("full", {"step": step, **full})
         if not quiet:
@@ -313,7 +321,8 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
         state = {"step": step, "config": asdict(cfg), "data_fingerprint": fingerprint, "optimizer": opt.state_dict(),
                  "sampler": sampler.state(), "carry": carry_states, "rng": capture_rng(),
                  "best_key": list(best) if best is not None else None, "best_step": best_step,
-                 "best_metric": best[0] if best is not None else None, "best_metric_name": "eval/exact_accuracy",
+                 "best_metric": best[0] if best is not None else None,
+                 "best_metric_name": f"{_eval_name(cfg)}/exact_accuracy",
                  "scaler": scaler.state_dict() if scaler is not None else None, "total_steps": steps_total,
                  "micro": micro,
                  "log_window": {"n": n_window, "sums": {k: v.cpu() for k, v in sums.items()}}}
@@ -494,7 +503,7 @@ def _train(cfg: TrainConfig, ds: HrmDataset, eval_ds: HrmDataset | None, dist: D
                         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                             ev.update(arc_score(ema if ema is not None else model, arc_tasks, arc_names, str(device),
                                                 batch=micro, seed=cfg.seed))
-                    eval_log.write({"step": step, **ev})  # type: ignore[union-attr]
+                    eval_log.write({"step": step, "split": cfg.eval_split, **ev})  # type: ignore[union-attr]
                     if trackers is not None:
                         trackers.log("eval", {"step": step, **ev})
                     if not quiet:
