@@ -52,7 +52,7 @@ def run_adapt(tasks: str, ckpt: Path, out: Path, *, budget: Optional[float], ste
     return adapt_checkpoint(ckpt, res.tasks, out, opts, say=say)
 
 
-def report(result: Any) -> None:
+def report(result: Any, path_on_stdout: bool = True) -> None:
     kept = result.kept_score
     held = (f"held-out pass@2 {kept['pass@2']:.3f} pass@1 {kept['pass@1']:.3f} on {result.held_out} tasks, "
             f"state of step {result.kept_step} kept" if kept else
@@ -60,7 +60,8 @@ def report(result: Any) -> None:
     stop = " (interrupted: the state kept so far was written)" if result.stopped_by else ""
     say(f"adapted {len(result.tasks)} tasks in {result.steps} steps, {result.seconds:.0f} s ({result.mode}, "
         f"{result.rows_added} rows appended); {held}{stop}")
-    print(result.out)
+    if path_on_stdout:
+        print(result.out)
 
 
 def adapt(
