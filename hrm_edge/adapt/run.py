@@ -46,7 +46,7 @@ class AdaptOptions:
     """What an adaptation does; the defaults are the references' rates (the trainer's)."""
 
     budget: float | None = None  # seconds (wall clock, held-out scoring included)
-    steps: int | None = None
+    steps: int | None = None  # 0: the rows appended at their start value, no training (the zero-shot baseline)
     augment: int = 64  # distinct augmented copies per task (build-data's rule), plus the task itself
     mode: str = "embedding"
     batch: int = 32
@@ -70,8 +70,8 @@ class AdaptOptions:
             raise HrmEdgeError("give exactly one of --budget SECONDS and --steps N")
         if self.budget is not None and not self.budget > 0:
             raise HrmEdgeError(f"--budget must be > 0 seconds, got {self.budget}")
-        if self.steps is not None and self.steps < 1:
-            raise HrmEdgeError(f"--steps must be >= 1, got {self.steps}")
+        if self.steps is not None and self.steps < 0:
+            raise HrmEdgeError(f"--steps must be >= 0, got {self.steps}")
         if self.augment < 0 or self.batch < 1 or self.evals < 0:
             raise HrmEdgeError("--augment must be >= 0, --batch >= 1")
 
@@ -178,8 +178,8 @@ def adapt_checkpoint(ckpt: str | Path, tasks: list[ArcTask], out: str | Path, op
     with StopFlag() as stop:
         while True:
             elapsed = time.perf_counter() - t0
-            point = step + 1 if opts.steps else min(total, int(total * elapsed / opts.budget) + 1)  # type: ignore[operator]
-            if (opts.steps and step >= opts.steps) or (opts.budget and elapsed >= opts.budget):
+            point = step + 1 if opts.steps is not None else min(total, int(total * elapsed / opts.budget) + 1)  # type: ignore[operator]
+            if (opts.steps is not None and step >= opts.steps) or (opts.budget and elapsed >= opts.budget):
                 break
             step += 1
             for g in opt.param_groups:
@@ -244,7 +244,7 @@ def _eval_points(opts: AdaptOptions, total: int) -> list[Any]:
     (the last one just before the budget ends, so the final state is scored too)."""
     if opts.evals == 0:
         return []
-    if opts.steps:
+    if opts.steps is not None:
         return sorted({max(1, round(opts.steps * (i + 1) / opts.evals)) for i in range(opts.evals)})
     return [opts.budget * (i + 1) / (opts.evals + 0.5) for i in range(opts.evals)]  # type: ignore[operator]
 
