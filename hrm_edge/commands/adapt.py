@@ -70,8 +70,8 @@ def adapt(
     out: Path = typer.Option(..., "--out", help="The adapted checkpoint (an ordinary one: solve, export, compare "
                                                 "take it)."),
     budget: Optional[float] = typer.Option(None, "--budget", metavar="SECONDS", help=BUDGET_HELP),
-    steps: Optional[int] = typer.Option(None, "--steps", min=0, help="Optimizer steps (instead of --budget); 0 appends the "
-                                         "rows at their start value and trains nothing (zero-shot)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=0, help="Optimizer steps (instead of --budget); 0 "
+                                        "appends the rows at their start value and trains nothing (zero-shot)."),
     augment: int = typer.Option(64, "--augment", min=0, help="Augmented copies of each task's demonstrations "
                                 "(build-data's rule; each copy gets its own puzzle row)."),
     mode: str = typer.Option("embedding", "--mode", metavar="MODE", help=MODE_HELP),
