@@ -33,7 +33,8 @@ def check_adapt_options(budget: Optional[float], steps: Optional[int], mode: str
 
 
 def run_adapt(tasks: str, ckpt: Path, out: Path, *, budget: Optional[float], steps: Optional[int], augment: int,
-              mode: str, batch: int, device: Optional[str], seed: int, threads: Optional[int]) -> Any:
+              mode: str, batch: int, device: Optional[str], seed: int, threads: Optional[int],
+              evals: int = 8) -> Any:
     """Load the tasks (at the checkpoint's canvas) and adapt; shared by `adapt` and `solve --adapt`."""
     from hrm_edge.adapt.run import AdaptOptions, adapt_checkpoint
     from hrm_edge.data.arc import load_sources
@@ -48,7 +49,7 @@ def run_adapt(tasks: str, ckpt: Path, out: Path, *, budget: Optional[float], ste
     if not res.tasks:
         raise HrmEdgeError(f"no tasks that fit the model's {canvas}x{canvas} canvas", tasks)
     opts = AdaptOptions(budget=budget, steps=steps, augment=augment, mode=mode, batch=batch,
-                        device=device or "cpu", seed=seed, threads=threads)
+                        device=device or "cpu", seed=seed, threads=threads, evals=evals)
     return adapt_checkpoint(ckpt, res.tasks, out, opts, say=say)
 
 
@@ -80,6 +81,8 @@ def adapt(
                                          "Default: cpu."),
     seed: int = typer.Option(0, "--seed", help="Seed of the augmentations, the sampling order and the exploration."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
+    evals: int = typer.Option(8, "--evals", min=0, help="Times the held-out demonstrations are solved to pick the "
+                              "state kept (each costs a solve of them; part of the budget)."),
 ) -> None:
     """Adapt a model to unseen ARC tasks from their demonstration pairs: new puzzle rows (and, with --mode full,
     the trunk), trained with the trainer's loss and optimizers within a budget; Ctrl-C keeps the state so far."""
@@ -87,7 +90,7 @@ def adapt(
     check_output(out, "file", "adapted checkpoint")
     interrupt.nothing_written(out, out.exists(), "the adapted checkpoint is written at the end, also on Ctrl-C")
     report(run_adapt(tasks, ckpt, out, budget=budget, steps=steps, augment=augment, mode=mode, batch=batch,
-                     device=device, seed=seed, threads=threads))
+                     device=device, seed=seed, threads=threads, evals=evals))
 
 
 def register(app: typer.Typer) -> None:
