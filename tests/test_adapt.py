@@ -186,3 +186,19 @@ def test_bad_options_are_one_error_line(base: Path, tmp_path: Path) -> None:
                       "--mode", "trunk")
     assert r.returncode == 2 and "--mode must be one of embedding, full" in r.stderr
     assert not (tmp_path / "a.pt").exists()
+
+
+def test_demonstrations_are_augmented_exactly_as_build_data_augments_them(tasks: list, tmp_path: Path) -> None:
+    """The same planner and renderer: build-data's train split of these tasks (tests held out) holds the very
+    rows and identifier names adapt keeps in memory."""
+    tdir = write_tasks(tmp_path / "tasks", tasks)
+    r = run_inprocess("build-data", "--source", str(tdir), "--canvas", "10", "--augment", "3", "--seed", "5",
+                      "--hold-out-tests", "--out", str(tmp_path / "data"))
+    assert r.returncode == 0, r.stderr
+    names = json.loads((tmp_path / "data" / "identifiers.json").read_text())[1:]
+    order = sorted(tasks, key=lambda t: names.index(t.id))
+    demos = build_demos(order, 3, 10, 5, hold_out=False)
+    assert demos.names == names
+    inputs = np.load(tmp_path / "data" / "train" / "all__inputs.npy").reshape(len(demos.inputs), -1)
+    labels = np.load(tmp_path / "data" / "train" / "all__labels.npy").reshape(len(demos.inputs), -1)
+    assert np.array_equal(inputs, demos.inputs) and np.array_equal(labels, demos.labels)

@@ -29,13 +29,16 @@ case "$arm" in
   *) echo "unknown arm $arm" >&2; exit 2 ;;
 esac
 adapt_s=$(( $(date +%s) - t0 ))
+ids=()  # the scratch checkpoint names its rows through its dataset's identifiers.json
+[ "$arm" = scratch ] && ids=(--identifiers "$out/$name-data/identifiers.json")
 "$HRM" solve "$tasks" --ckpt "$out/$name.pt" --out "$out/$name.json" --augment "$SOLVE_AUGMENT" --seed 0 \
-  --threads "$THREADS" >>"$log" 2>&1 || true
+  --threads "$THREADS" "${ids[@]}" >>"$log" 2>&1 || true
 python3 - "$out/${name}_scores.json" "$arm" "$budget" "$seed" "$adapt_s" "$load_before" "${ADAPT_EVALS:-}" >>"$out/results.jsonl" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 solved = round(sum(t["pass2"] * t["n_known"] for t in d["per_task"] if t["pass2"] is not None))
-print(json.dumps({"arm": sys.argv[2], "evals": sys.argv[7] or 8, "budget_s": int(sys.argv[3]), "seed": int(sys.argv[4]),
+print(json.dumps({"arm": sys.argv[2], "evals": None if sys.argv[2] in ("scratch", "zero-shot") else
+                  int(sys.argv[7] or 8), "budget_s": int(sys.argv[3]), "seed": int(sys.argv[4]),
                   "adapt_wall_s": int(sys.argv[5]), "load_before": float(sys.argv[6]),
                   "solved": solved, "test_inputs": sum(t["n_known"] for t in d["per_task"]),
                   "pass@2": d["summary"]["pass@2"], "pass@1": d["summary"]["pass@1"],
