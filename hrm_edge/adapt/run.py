@@ -164,6 +164,7 @@ def adapt_checkpoint(ckpt: str | Path, tasks: list[ArcTask], out: str | Path, op
 
     t0 = time.perf_counter()
     first = score()
+    eval_cost = time.perf_counter() - t0  # the longest scoring so far: the budget keeps room for the last one
     history = [{"step": 0, "seconds": 0.0, **(first or {})}] if first is not None else []
     kept, kept_step, kept_score = snapshot(), 0, first
     if first is not None:
@@ -171,6 +172,7 @@ def adapt_checkpoint(ckpt: str | Path, tasks: list[ArcTask], out: str | Path, op
     total = opts.steps or SCHEDULE_POINTS
     warm = int(round(opts.warmup * total))
     eval_at = _eval_points(opts, total)
+    final_score = bool(demos.held_out and opts.evals)
     carry = None
     step, order, pos, stopped_by = 0, rng.permutation(demos.num_examples), 0, None
     bar = _Bar(opts, say)
@@ -179,7 +181,8 @@ def adapt_checkpoint(ckpt: str | Path, tasks: list[ArcTask], out: str | Path, op
         while True:
             elapsed = time.perf_counter() - t0
             point = step + 1 if opts.steps is not None else min(total, int(total * elapsed / opts.budget) + 1)  # type: ignore[operator]
-            if (opts.steps is not None and step >= opts.steps) or (opts.budget and elapsed >= opts.budget):
+            if (opts.steps is not None and step >= opts.steps) or \
+                    (opts.budget and elapsed + (eval_cost if final_score else 0.0) >= opts.budget):
                 break
             step += 1
             for g in opt.param_groups:
@@ -212,7 +215,9 @@ def adapt_checkpoint(ckpt: str | Path, tasks: list[ArcTask], out: str | Path, op
             if due and demos.held_out:
                 while opts.budget and eval_at and elapsed >= eval_at[0]:
                     eval_at.pop(0)
+                t_eval = time.perf_counter()
                 s = score()
+                eval_cost = max(eval_cost, time.perf_counter() - t_eval)
                 history.append({"step": step, "seconds": round(time.perf_counter() - t0, 1), **(s or {})})
                 if key(s) >= key(kept_score):
                     kept, kept_step, kept_score = snapshot(), step, s
@@ -223,6 +228,13 @@ def adapt_checkpoint(ckpt: str | Path, tasks: list[ArcTask], out: str | Path, op
                 stopped_by = stop.signum
                 break
         bar.close()
+        if final_score and stopped_by is None and history and history[-1]["step"] != step:
+            s = score()  # the final state (a budget run stopped early enough for this scoring to fit)
+            history.append({"step": step, "seconds": round(time.perf_counter() - t0, 1), **(s or {})})
+            if key(s) >= key(kept_score):
+                kept, kept_step, kept_score = snapshot(), step, s
+            say(f"step {step}: held-out pass@2 {s['pass@2']:.3f} pass@1 {s['pass@1']:.3f}"  # type: ignore[index]
+                f" (kept: step {kept_step})")
         if not demos.held_out:
             kept, kept_step = snapshot(), step
         model.load_state_dict({**model.state_dict(), **kept})
@@ -240,13 +252,14 @@ def adapt_checkpoint(ckpt: str | Path, tasks: list[ArcTask], out: str | Path, op
 
 
 def _eval_points(opts: AdaptOptions, total: int) -> list[Any]:
-    """Where the held-out pairs are scored: `evals` evenly spaced steps, or seconds of the budget
-    (the last one just before the budget ends, so the final state is scored too)."""
+    """Where the held-out pairs are scored: `evals` evenly spaced steps (the last at the last step), or the first
+    `evals - 1` of `evals` evenly spaced points of the budget; the final state of a budget run is scored after
+    its loop, which stops early enough (by the longest scoring so far) for that to fit in the budget."""
     if opts.evals == 0:
         return []
     if opts.steps is not None:
         return sorted({max(1, round(opts.steps * (i + 1) / opts.evals)) for i in range(opts.evals)})
-    return [opts.budget * (i + 1) / (opts.evals + 0.5) for i in range(opts.evals)]  # type: ignore[operator]
+    return [opts.budget * (i + 1) / opts.evals for i in range(opts.evals - 1)]  # type: ignore[operator]
 
 
 class _Bar:
