@@ -53,7 +53,7 @@ app = typer.Typer(
 )
 
 # Command modules, in the order `--help` lists them.
-COMMAND_MODULES = ("demo", "model", "data", "train", "export", "solve", "serve", "jetson")
+COMMAND_MODULES = ("demo", "model", "data", "train", "adapt", "export", "solve", "serve", "jetson")
 
 
 def _version(value: bool) -> None:

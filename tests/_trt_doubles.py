@@ -20,6 +20,7 @@ as 8.5's does under numpy >= 1.24 (its table names `np.bool`).
     python tests/_trt_doubles.py run ENGINE BUNDLE TOKENS_NPY HALT [--cuda-graph] [--as-8.5] [--refuse-address]
     python tests/_trt_doubles.py schedule ENGINE BUNDLE INPUTS_NPZ HALT SLOTS [--cuda-graph]
     python tests/_trt_doubles.py cli ENGINE|- BUNDLE [--board NAME --l4t X] -- HRM-EDGE ARGS...
+    python tests/_trt_doubles.py refit ENGINE NEW_BUNDLE OUT [--as-8.5] [--missing NAME] [--refit-fails]
     python tests/_trt_doubles.py probe85
 """
 
@@ -39,7 +40,8 @@ import numpy as np
 import tensorrt_bindings as trt
 
 REPO = Path(__file__).resolve().parents[1]
-TRT_SOURCES = ["hrm_edge/runtime/tensorrt.py", "hrm_edge/runtime/trt_build.py", "hrm_edge/runtime/trt_compat.py"]
+TRT_SOURCES = ["hrm_edge/runtime/tensorrt.py", "hrm_edge/runtime/trt_build.py", "hrm_edge/runtime/trt_compat.py",
+               "hrm_edge/runtime/trt_refit.py"]
 PREFIX = "tensorrt_bindings.tensorrt."
 PROBLEMS: list[str] = []  # every conformance failure, also raised where it happens
 # New in TensorRT 8.6 (NVIDIA TensorRT 8.6.0 EA API reference, "API Changes For TensorRT 8.6.0 EA", new
@@ -814,6 +816,81 @@ def mode_schedule(engine: str, bundle: str, inputs_npz: str, halt: str, slots: s
             "closed": mem.closed, "live_allocations": len(mem.mem), "problems": PROBLEMS}
 
 
+# --------------------------------------------------------------------------------------------------
+# mode: refit (an engine built --refittable by the build doubles takes a new bundle's weights)
+# --------------------------------------------------------------------------------------------------
+def mode_refit(engine: str, bundle: str, out: str, flags: list[str]) -> dict[str, Any]:
+    """The engine "holds" the old bundle's initializers (named as the ONNX parser names them); the refitter
+    doubles record what the code hands them. 10.x / 11.x: `OnnxParserRefitter.refit_from_file`; 8.x: one
+    `set_named_weights` per weight, whose values are compared with the new bundle's initializers here."""
+    import onnx
+    from onnx import numpy_helper
+
+    from hrm_edge.runtime.trt_refit import refit_engine
+
+    sc = json.loads(Path(engine + ".json").read_text())
+    old = onnx.load(str(Path(sc["bundle"]) / "model.onnx"))
+    # refittable weights are the float initializers layers consume (int64 shape constants are not weights; the
+    # real 8.6 `trt.Weights` refuses them)
+    names = [t.name for t in old.graph.initializer if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)]
+    extra = flags[flags.index("--missing") + 1] if "--missing" in flags else None
+    engine_names = names + ([extra] if extra else [])
+    seen: dict[str, Any] = {}
+    state: dict[str, Any] = {"from_file": None, "refits": 0}
+
+    made: dict[int, Any] = {}
+
+    def weights(*args: Any, **kwargs: Any) -> Any:  # the real Weights; what it was made from is kept here
+        w = trt.Weights(*args, **kwargs)
+        made[id(w)] = (w, np.array(args[0] if args else kwargs["a"]).copy())
+        return w
+
+    def set_named(name: str, weights: Any) -> bool:
+        seen[name] = made[id(weights)][1]
+        return True
+
+    def from_file(path: str) -> bool:
+        state["from_file"] = path
+        seen.update({n: None for n in names})  # the parser refitter supplies every initializer of the file
+        return True
+
+    def refit() -> bool:
+        state["refits"] += 1
+        return "--refit-fails" not in flags
+
+    eng = double(trt.ICudaEngine, {"refittable": True}, serialize=lambda: bytearray(b"PLAN-REFITTED"))
+    runtime = double(trt.Runtime, deserialize_cuda_engine=lambda data: eng)
+    refitter = double(trt.Refitter, get_all_weights=lambda: list(engine_names), set_named_weights=set_named,
+                      get_missing_weights=lambda: [n for n in engine_names if n not in seen],
+                      refit_cuda_engine=refit)
+    factories: dict[str, Any] = {"Runtime": lambda logger: runtime, "Refitter": lambda e, logger: refitter,
+                                 "Weights": weights}
+    if hasattr(trt, "OnnxParserRefitter"):
+        parser = double(trt.OnnxParserRefitter, {"num_errors": 0}, refit_from_file=from_file)
+        factories["OnnxParserRefitter"] = lambda r, logger: parser
+    as_85 = model_85(flags)
+    fake = FakeTrt(factories, version="8.5.2.2" if as_85 else None, as_85=as_85)
+    result: dict[str, Any] = {"version": fake.__version__ if as_85 else trt.__version__, "notes": []}
+    try:
+        result["sidecar"] = refit_engine(engine, bundle, out=out, trt=fake, cuda=FakeCuda(),
+                                         say=result["notes"].append)
+    except Exception as exc:
+        result["error"] = f"{type(exc).__name__}: {exc}"
+        if not type(exc).__name__.endswith("HrmEdgeError"):
+            result["traceback"] = traceback.format_exc()
+    new = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(Path(bundle) / "model.onnx")).graph.initializer}
+    oldv = {t.name: numpy_helper.to_array(t) for t in old.graph.initializer}
+    by_name = [n for n, w in seen.items() if w is not None]
+    result.update({
+        "from_file": state["from_file"], "refit_calls": state["refits"], "set_named": sorted(by_name),
+        "engine_weights": len(engine_names),
+        "named_values_are_the_new_bundles": all(np.array_equal(seen[n].ravel(), new[n].ravel()) for n in by_name),
+        "weights_that_changed": sum(not np.array_equal(new[n], oldv[n]) for n in names if n in new),
+        "out_bytes": Path(out).read_bytes().decode(errors="replace") if Path(out).is_file() else None,
+        "calls": sorted({f"{c}.{m}" for c, m, _, _ in CALLS}), "problems": PROBLEMS})
+    return result
+
+
 def main() -> None:
     mode, args = sys.argv[1], sys.argv[2:]
     pos = [a for a in args if not a.startswith("--")]
@@ -829,6 +906,8 @@ def main() -> None:
         out = mode_build(pos[0], pos[1], pos[2], args)
     elif mode == "run":
         out = mode_run(pos[0], pos[1], pos[2], pos[3], args)
+    elif mode == "refit":
+        out = mode_refit(pos[0], pos[1], pos[2], args)
     elif mode == "schedule":
         out = mode_schedule(pos[0], pos[1], pos[2], pos[3], pos[4], args)
     else:

@@ -204,9 +204,16 @@ def export(
                                                                         "Default: 4."),
     force: bool = typer.Option(False, "--force", help="Replace an existing bundle folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON instead of tables."),
+    update_puzzles: Optional[Path] = typer.Option(None, "--update-puzzles", metavar="BUNDLE", help="Write CKPT's "
+                                                  "puzzle table and identifiers (an `adapt --mode embedding` "
+                                                  "checkpoint) into this existing bundle, graph unchanged; "
+                                                  "ladder-checked, replaced atomically."),
 ) -> None:
     """Export a checkpoint to a parity-checked ONNX bundle; refuses (exit 3, nothing written) if parity fails."""
     from hrm_edge import interrupt
+
+    if update_puzzles is not None:
+        return _update_puzzles(update_puzzles, ckpt, l4_source, l4_puzzles, as_json)
     from hrm_edge.export import DEFAULT_L4_PUZZLES, QdqOptions, default_out
     from hrm_edge.export.precision import KEEP_GROUPS
 
@@ -257,6 +264,35 @@ def export(
         return
     print_report(con, result.report)
     print_summary(con, result.manifest, result.total_seconds, result.path)
+
+
+def _update_puzzles(bundle: Path, ckpt: Path, l4_source: Optional[str], l4_puzzles: Optional[int],
+                    as_json: bool) -> None:
+    """`export --update-puzzles BUNDLE CKPT`: the puzzle table replaced, the ladder re-run, atomically."""
+    from hrm_edge import interrupt
+    from hrm_edge.export import DEFAULT_L4_PUZZLES
+    from hrm_edge.export.parity import ParityError
+    from hrm_edge.export.puzzle_update import update_puzzles
+
+    check_min("--l4-puzzles", l4_puzzles, 0)
+    if not (bundle / "manifest.json").is_file():
+        raise HrmEdgeError("not an export bundle (no manifest.json)", bundle)
+    interrupt.outcome(f"{bundle} was left unchanged (the updated bundle is staged beside it)")
+    con = Console(stderr=as_json)
+    try:
+        result = update_puzzles(bundle, ckpt, l4_source=l4_source,
+                                l4_puzzles=DEFAULT_L4_PUZZLES if l4_puzzles is None else l4_puzzles)
+    except ParityError as exc:
+        print_report(con, exc.report)
+        raise
+    interrupt.outcome(f"the bundle {result.path} was updated")
+    if as_json:
+        print(json.dumps(result.manifest, indent=2, default=str))
+        return
+    print_report(con, result.report)
+    pe = result.manifest["puzzle_emb"]
+    con.print(f"{result.path}: puzzle table {pe['shape'][0]} rows x {pe['shape'][1]} ({pe['dtype']}), "
+              f"{pe['rows_named']} named; graph unchanged")
 
 
 def verify(

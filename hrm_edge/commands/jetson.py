@@ -44,6 +44,8 @@ def build_engine(
                                                                     "the GPU."),
     out: Optional[Path] = typer.Option(None, "--out", help="Engine file (default: BUNDLE/model.engine); its "
                                                            "sidecar is written beside it as <out>.json."),
+    refittable: bool = typer.Option(False, "--refittable", help="Allow `hrm-edge refit` to replace the weights later "
+                                                                "(an adapted model) without a rebuild."),
 ) -> None:
     """Build a TensorRT engine from an export bundle, on the device that will run it."""
     from hrm_edge.fileio import check_output
@@ -53,7 +55,7 @@ def build_engine(
     opts = EngineOptions(fp16=fp16, int8=int8, workspace_mb=workspace, timing_cache=timing_cache,
                          min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
                          builder_level=builder_level, dla=dla, gpu_fallback=gpu_fallback,
-                         strongly_typed=strongly_typed)
+                         strongly_typed=strongly_typed, refittable=refittable)
     opts.validate()
     from hrm_edge.runtime.bundle_check import check_bundle
     check_bundle(bundle)
@@ -64,6 +66,28 @@ def build_engine(
     sc = build(bundle, out, opts, say=lambda m: print(m, file=sys.stderr, flush=True))
     print(f"wrote {out} and {out.name}.json ({sc['precision']}, {sc['typing']}ly typed, TensorRT "
           f"{sc['tensorrt_version']}, {sc['device_name']}, {sc['build_seconds']:.1f} s)")
+
+
+def refit(
+    engine: Path = typer.Argument(..., metavar="ENGINE", help="An engine built with `build-engine --refittable`."),
+    bundle: Path = typer.Option(..., "--bundle", help="The new bundle (the same model shape, new weights: e.g. "
+                                                      "`export` of an `adapt --mode full` checkpoint)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Refitted engine file (default: ENGINE in place, or "
+                                                           "NEW_BUNDLE/<name> when ENGINE sits in another bundle)."),
+) -> None:
+    """Replace a refittable engine's weights with a new bundle's, in seconds and without a rebuild."""
+    from hrm_edge.fileio import check_output
+    from hrm_edge.runtime.trt_refit import default_out, refit_engine
+
+    if not engine.is_file():
+        raise HrmEdgeError("no such engine file", engine)
+    if not bundle.is_dir():
+        raise HrmEdgeError("no such export bundle folder", bundle)
+    target = out or default_out(engine, bundle)
+    check_output(target, "file", "engine")
+    sc = refit_engine(engine, bundle, out=target, say=lambda m: print(m, file=sys.stderr, flush=True))
+    last = sc["refits"][-1]
+    print(f"refitted {target} ({last['method']}, {last['seconds']:.1f} s); it now runs {bundle}")
 
 
 def doctor(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of the table.")) -> None:
@@ -86,6 +110,7 @@ def doctor(json_out: bool = typer.Option(False, "--json", help="Print JSON inste
 
 def register(app: typer.Typer) -> None:
     app.command("build-engine")(build_engine)
+    app.command("refit")(refit)
     app.command("doctor")(doctor)
 
 

@@ -186,6 +186,11 @@ def solve(
                                          "scores files; the server's model and solving options are used."),
     token: Optional[str] = typer.Option(None, "--token", metavar="TOKEN", help="Bearer token for --server. Default: "
                                         f"${SERVE_TOKEN_ENV} when set."),
+    adapt: bool = typer.Option(False, "--adapt", help="First adapt --ckpt to these tasks from their demonstration "
+                               "pairs (`hrm-edge adapt`, embedding mode), then solve with the adapted checkpoint."),
+    budget: float = typer.Option(300.0, "--budget", metavar="SECONDS", help="With --adapt: its wall-clock budget."),
+    adapt_out: Optional[Path] = typer.Option(None, "--adapt-out", help="With --adapt: keep the adapted checkpoint "
+                                             "here (default: <out>_adapted.pt beside the submission)."),
 ) -> None:
     """Solve ARC tasks: augment, infer, invert, vote; write a submission and score it where solutions are known."""
     _check_halt(halt)
@@ -204,6 +209,9 @@ def solve(
     from hrm_edge.runtime.bundle_check import check_bundles
     check_bundles([bundle] if bundle else [])
     interrupt.nothing_written(out, out.exists(), "submissions are written whole at the end")
+    if adapt:
+        ckpt = _adapt_first(tasks, ckpt, bundle, engine, trt, adapt_out or out.with_name(out.stem + "_adapted.pt"),
+                            budget, device, seed, threads)
 
     from hrm_edge.bench.timing import run_latency
     from hrm_edge.solve.render import answer_panel
@@ -268,6 +276,20 @@ def solve(
         _say(f"{len(res.placeholders)} task(s) skipped ({len(problems)} problem(s)); exit code 1")
         raise typer.Exit(1)
     return None
+
+
+def _adapt_first(tasks: str, ckpt: Optional[Path], bundle: Optional[Path], engine: Optional[Path], trt: bool,
+                 adapted: Path, budget: float, device: Optional[str], seed: int, threads: Optional[int]) -> Path:
+    """`solve --adapt`: the adaptation `hrm-edge adapt` runs, into `adapted`; returns the checkpoint to solve with."""
+    from hrm_edge.commands.adapt import check_adapt_options, report, run_adapt
+
+    if ckpt is None or bundle is not None or engine is not None or trt:
+        raise HrmEdgeError("--adapt trains a checkpoint: give --ckpt (and export the adapted one for other runtimes)")
+    check_adapt_options(budget, None, "embedding", device)
+    check_output(adapted, "file", "adapted checkpoint")
+    report(run_adapt(tasks, ckpt, adapted, budget=budget, steps=None, augment=64, mode="embedding", batch=32,
+                     device=device, seed=seed, threads=threads), path_on_stdout=False)
+    return adapted
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ end of a batch).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,28 @@ def _render(
     rng: np.random.Generator,
     target: Target,
 ) -> int:
-    """Render every copy of `pairs` and write input/label rows to `target`; returns rows.
+    """Render every copy of `pairs` and write input/label rows to `target`; returns rows."""
+    fd_in, fd_lab = _fd(target.inputs_path), _fd(target.labels_path)
+    c2 = canvas * canvas
+    row = target.row
+    for inputs, labels in render_chunks(pairs, dih, colors, canvas, translate, rng):
+        _pwrite_all(fd_in, memoryview(inputs).cast("B"), target.header + row * c2)
+        _pwrite_all(fd_lab, memoryview(labels).cast("B"), target.header + row * c2)
+        row += len(inputs) * len(pairs)
+    return row - target.row
+
+
+def render_chunks(
+    pairs: list[ArcPair],
+    dih: np.ndarray,
+    colors: np.ndarray,
+    canvas: int,
+    translate: bool,
+    rng: np.random.Generator,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every copy of `pairs` as (inputs, labels) chunks of shape (copies, pairs, canvas, canvas), uint8 tokens.
+
+    The one renderer: `build-data` writes the chunks into its files, `hrm-edge adapt` keeps them in memory.
 
     Each grid is drawn untranslated into the right half of a slot of 2 x (canvas+1)^2 cells
     (one board of stride canvas+1: every EOS fits, the left half is PAD). Translating by
@@ -73,7 +95,7 @@ def _render(
     """
     n_ex = len(pairs)
     if n_ex == 0 or len(dih) == 0:
-        return 0
+        return
     stride = canvas + 1
     s2 = stride * stride
     slot = 2 * s2
@@ -81,9 +103,6 @@ def _render(
     span = np.maximum(lay.hw[:, :n_ex], lay.hw[:, n_ex:])  # (8, n_ex, 2): translation range
     colors_tok = colors + np.uint8(COLOR_OFFSET)
     chunk = max(1, CHUNK_BYTES // (2 * n_ex * slot))
-    fd_in, fd_lab = _fd(target.inputs_path), _fd(target.labels_path)
-    c2 = canvas * canvas
-    row = target.row
     for start in range(0, len(dih), chunk):
         d = dih[start : start + chunk]
         b = len(d)
@@ -112,10 +131,7 @@ def _render(
         out = windows[
             np.arange(b)[None, :, None], np.arange(2)[:, None, None], np.arange(n_ex)[None, None, :], first[None]
         ]  # (2, b, n_ex, canvas, canvas), contiguous
-        _pwrite_all(fd_in, memoryview(out[0]).cast("B"), target.header + row * c2)
-        _pwrite_all(fd_lab, memoryview(out[1]).cast("B"), target.header + row * c2)
-        row += b * n_ex
-    return row - target.row
+        yield out[0], out[1]
 
 
 def render_task(

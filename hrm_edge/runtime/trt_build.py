@@ -67,6 +67,7 @@ class EngineOptions:
     dla: int | None = None
     gpu_fallback: bool = False
     strongly_typed: bool = False  # 10.x: build strongly typed (11.x always is)
+    refittable: bool = False  # BuilderFlag.REFIT: `hrm-edge refit` can replace the weights later
 
     def validate(self) -> None:
         """Every option checked before any work (one clear line each)."""
@@ -183,6 +184,8 @@ def trtexec_command(opts: EngineOptions, onnx_path: Path, out: Path, inputs: lis
         cmd.append(f"--memPoolSize=workspace:{workspace_mb}M")
     if opts.timing_cache:
         cmd.append(f"--timingCacheFile={opts.timing_cache}")
+    if opts.refittable:
+        cmd.append("--refit")
     if opts.dla is not None:
         cmd.append(f"--useDLACore={opts.dla}")
         if opts.gpu_fallback:
@@ -316,6 +319,9 @@ def build_engine(bundle: str | Path, out: str | Path, opts: EngineOptions, *, tr
         tf32 = precision != "fp32"
         if not tf32:
             trt_compat.clear_tf32(trt, config)
+        if opts.refittable:
+            trt_compat.set_refittable(trt, config)
+            flags.append("REFIT")
         if opts.dla is not None:
             config.default_device_type = trt.DeviceType.DLA
             config.DLA_core = opts.dla
@@ -354,7 +360,7 @@ def build_engine(bundle: str | Path, out: str | Path, opts: EngineOptions, *, tr
             "profiles": profiles, "workspace_mb": workspace, "builder_level": opts.builder_level,
             "builder_level_applied": level_applied, "dla_core": opts.dla, "gpu_fallback": opts.gpu_fallback,
             "timing_cache": str(opts.timing_cache) if opts.timing_cache else None,
-            "fp32_layers": constrained, "bundle": str(bundle.resolve()),
+            "fp32_layers": constrained, "bundle": str(bundle.resolve()), "refittable": opts.refittable,
             "bundle_manifest_sha256": file_sha256(bundle / "manifest.json"),
             "onnx_sha256": manifest["onnx"].get("sha256"), "build_seconds": round(build_s, 2),
             "spec": manifest["spec"], "act_mode": manifest["act"]["mode"], "halt": manifest["act"].get("halt"),

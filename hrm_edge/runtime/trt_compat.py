@@ -18,6 +18,11 @@ TensorRT version itself. What differs, and what this module does about it:
   index (`node()`), which is mapped back to the ONNX node's name here.
 - numpy types: `trt.nptype` of 8.5 builds its table with `np.bool`, removed in numpy 1.24, so every
   lookup raises there; `nptype` below maps `DataType` names itself.
+- refit: every generation refits an engine built with `BuilderFlag.REFIT`. 10.x / 11.x read the new weights
+  straight from an ONNX file (`OnnxParserRefitter.refit_from_file`, which matches each initializer to the
+  weights the parser made of it, folded constants included); 8.x has no ONNX refitter, so each refittable
+  weight is set by name (`Refitter.set_named_weights`: the ONNX parser names weights after the initializers)
+  and `get_missing_weights` must come back empty.
 - I/O: the name-based API (`num_io_tensors`, `get_tensor_name`, `get_tensor_mode`, `set_input_shape`,
   `set_tensor_address`, `get_tensor_profile_shape`, `execute_async_v3`) exists from 8.5, so the
   binding-index API (removed in 10) is never used.
@@ -169,6 +174,49 @@ def set_builder_level(trt: Any, config: Any, level: int) -> bool:
         return False
     config.builder_optimization_level = int(level)
     return True
+
+
+def set_refittable(trt: Any, config: Any) -> None:
+    """`build-engine --refittable`: weights can be replaced later without a rebuild (`hrm-edge refit`)."""
+    config.set_flag(trt.BuilderFlag.REFIT)
+
+
+def has_onnx_refitter(v: Version) -> bool:
+    """`OnnxParserRefitter` exists from 10.0."""
+    return v >= (10, 0)
+
+
+def refit_from_onnx(trt: Any, refitter: Any, logger: Any, onnx_path: str, initializers: Any) -> dict[str, Any]:
+    """Hand `refitter` every weight of the ONNX file at `onnx_path`, the way this TensorRT can, and refit.
+
+    `initializers()` returns {name: numpy array} of the graph's initializers (only called on 8.x, which sets
+    weights by name). Returns what was done; raises HrmEdgeError naming what TensorRT refused or missed."""
+    v = version_tuple(trt)
+    if has_onnx_refitter(v):
+        parser = getattr(trt, "OnnxParserRefitter")(refitter, logger)  # noqa: B009 - by name: absent from 8.x
+        if not parser.refit_from_file(str(onnx_path)):
+            errs = [parser.get_error(i).desc() for i in range(parser.num_errors)]
+            raise HrmEdgeError("TensorRT's ONNX refitter refused the new weights: " +
+                               "; ".join(errs or ["no error reported"]), onnx_path)
+        how = {"method": "OnnxParserRefitter.refit_from_file"}
+    else:
+        arrays = initializers()
+        keep = []  # TensorRT reads the arrays at refit_cuda_engine: they must stay alive until then
+        names = list(refitter.get_all_weights())
+        for name in names:
+            if name in arrays:
+                arr = np.ascontiguousarray(arrays[name])
+                keep.append(arr)
+                if not refitter.set_named_weights(name, trt.Weights(arr)):
+                    raise HrmEdgeError(f"TensorRT refused the new weights {name!r} {arr.shape}", onnx_path)
+        how = {"method": "Refitter.set_named_weights", "weights": len(keep), "refittable": len(names)}
+    missing = list(refitter.get_missing_weights())
+    if missing:
+        raise HrmEdgeError(f"the new graph does not supply {len(missing)} of the engine's weights "
+                           f"({', '.join(missing[:5])}); is it the same model?", onnx_path)
+    if not refitter.refit_cuda_engine():
+        raise HrmEdgeError("TensorRT could not refit the engine (its log above says why)", onnx_path)
+    return how
 
 
 def build_plan(builder: Any, network: Any, config: Any) -> bytes | None:

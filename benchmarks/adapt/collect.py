@@ -1,0 +1,56 @@
+"""results.jsonl (run_arm.sh) -> results.md: per arm and budget, test inputs solved and pass@2, mean and spread
+over seeds; plus results.png (pass@2 against budget per arm) when matplotlib is installed.
+
+    python benchmarks/adapt/collect.py OUT_DIR [TRIVIAL_JSON_LINE]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
+    groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["arm"], r["budget_s"])].append(r)
+    lines = ["| arm | budget | seeds | test inputs solved (of %d) | pass@2 | load (1-min avg) |" %
+             (rows[0]["test_inputs"] if rows else 0), "|---|---|---|---|---|---|"]
+    for (arm, budget), rs in sorted(groups.items()):
+        s = np.array([r["solved"] for r in rs], float)
+        p = np.array([r["pass@2"] for r in rs], float)
+        spread = lambda a: f" ± {a.std():.2f}" if len(a) > 1 else ""  # noqa: E731
+        lines.append(f"| {arm} | {budget // 60} min | {len(rs)} ({', '.join(str(r['seed']) for r in rs)}) | "
+                     f"{s.mean():.2f}{spread(s)} | {p.mean():.3f}{spread(p)} | "
+                     f"{', '.join(str(r['load_before']) for r in rs)} |")
+    if len(sys.argv) > 2:
+        t = json.loads(sys.argv[2])
+        lines.append(f"| trivial (two most frequent demonstration outputs) | - | - | {t['solved']} | "
+                     f"{t['pass@2']:.3f} | - |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for arm in sorted({a for a, _ in groups}):
+        pts = sorted((b, np.mean([r["pass@2"] for r in groups[(arm, b)]])) for a, b in groups if a == arm)
+        ax.plot([b / 60 for b, _ in pts], [v for _, v in pts], marker="o", label=arm)
+    ax.set_xlabel("budget (CPU minutes, all unseen tasks together)")
+    ax.set_ylabel("pass@2 on unseen test inputs")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "results.png", dpi=120)
+
+
+if __name__ == "__main__":
+    main()
