@@ -20,8 +20,9 @@ def main() -> None:
     groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
     for r in rows:
         groups[(r["arm"], r["budget_s"])].append(r)
-    lines = ["| arm | budget | seeds | test inputs solved (of %d) | pass@2 | load (1-min avg) |" %
-             (rows[0]["test_inputs"] if rows else 0), "|---|---|---|---|---|---|"]
+    total = rows[0]["test_inputs"] if rows else 0
+    lines = [f"| arm | budget | seeds | test inputs solved (of {total}) | pass@2 | load (1-min avg) |",
+             "|---|---|---|---|---|---|"]
     for (arm, budget), rs in sorted(groups.items()):
         s = np.array([r["solved"] for r in rs], float)
         p = np.array([r["pass@2"] for r in rs], float)

@@ -53,11 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         solved, pass2 = inputs_solved(rep.answers), rep.rows[0].pass2 or 0.0
         floor = floor or (inputs_solved(rep.baseline_answers), rep.baseline.pass2 or 0.0, rep.test_inputs)
         done.append((solved, pass2))
-        lines.append(f"| {seed} | `{run}` | {best.get('step')} | {best.get('metrics', {}).get('exact_accuracy', 0):.4f} "
+        exact = best.get('metrics', {}).get('exact_accuracy', 0)
+        lines.append(f"| {seed} | `{run}` | {best.get('step')} | {exact:.4f} "
                      f"| {solved} of {rep.test_inputs} | {100 * pass2:.1f}% |")
     print("\n".join(lines))
     if done:
-        sd = (lambda xs: statistics.stdev(xs) if len(xs) > 1 else float("nan"))
+        def sd(xs):
+            return (statistics.stdev(xs) if len(xs) > 1 else float("nan"))
         s, p = [d[0] for d in done], [100 * d[1] for d in done]
         print(f"\nover {len(done)} finished seed(s): test inputs solved mean {statistics.mean(s):.1f}, sd {sd(s):.1f} "
               f"(min {min(s)}, max {max(s)}); pass@2 mean {statistics.mean(p):.1f}%, sd {sd(p):.1f} points")

@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hrm_edge.errors import HrmEdgeError
+
 
 def build_engine(
     bundle: Path = typer.Argument(..., help="Export bundle folder (from `hrm-edge export`)."),
