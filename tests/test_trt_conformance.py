@@ -356,7 +356,7 @@ def test_tensorrt_85_build_and_run(bundle, tmp_path) -> None:
     assert not [s for s in got["config"]["sets"] if s[1] == "builder_optimization_level"]
     assert "--builderOptimizationLevel" not in got["sidecar"]["trtexec"]
     assert got["config"]["network_flags"] == [[1]]
-    from hrm_edge.bench.harness import synthetic_batches
+    from hrm_edge.bench.inputs import synthetic_batches
 
     np.save(tmp_path / "tokens.npy", synthetic_batches(4, 6, 30, 0, seed=3)[0].tokens)
     run = real.run("_trt_doubles.py", "run", str(tmp_path / "model.engine"), str(bundle),
@@ -402,7 +402,7 @@ def test_runner_matches_onnxruntime_with_carry_on_device(real, bundle, engine, t
 def test_a_batch_above_the_profile_runs_in_chunks(real, bundle, tmp_path_factory, tmp_path) -> None:
     """compare --batch 32 on an engine built with --max-batch 16 is the README's own case: chunks of the
     profile's maximum, never a shape TensorRT refuses (the double answers False outside the profile)."""
-    from hrm_edge.bench.harness import synthetic_batches
+    from hrm_edge.bench.inputs import synthetic_batches
 
     folder = tmp_path_factory.mktemp(f"small{real.version}")
     assert "error" not in _build(real, bundle, folder, max_batch=4)
@@ -418,7 +418,7 @@ def test_a_batch_above_the_profile_runs_in_chunks(real, bundle, tmp_path_factory
 
 def test_every_set_input_shape_result_is_checked(real, bundle, tmp_path_factory, tmp_path) -> None:
     """A shape the engine refuses is one clear error, not garbage from an unshaped context."""
-    from hrm_edge.bench.harness import synthetic_batches
+    from hrm_edge.bench.inputs import synthetic_batches
 
     folder = tmp_path_factory.mktemp(f"min{real.version}")
     assert "error" not in _build(real, bundle, folder, min_batch=2, max_batch=4)
