@@ -10,6 +10,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from hrm_edge.config import preset
+from hrm_edge.fileio import file_sha256
 from hrm_edge.runtime.base import spec_from_config
 
 
@@ -43,7 +44,7 @@ def make_bundle(folder: Path, kind: str = "qdq", batch: int | str = "dynamic") -
     manifest = {"format": "hrm-edge-bundle", "format_version": 1, "spec": spec_from_config(preset("tiny")).to_dict(),
                 "act": {"mode": "step", "halt": None},
                 "precision": {"qdq": "int8-qdq", "ort-int8": "int8"}.get(kind, kind),
-                "batch": batch, "onnx": {"file": "model.onnx", "sha256": "toy"},
+                "batch": batch, "onnx": {"file": "model.onnx", "sha256": file_sha256(folder / "model.onnx")},
                 "inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 8]}],
                 "outputs": [{"name": "y", "dtype": "float32", "shape": ["batch", 4]}]}
     (folder / "manifest.json").write_text(json.dumps(manifest))

@@ -166,6 +166,14 @@ def test_cli_verify_and_tampered_bundle(cli_fast, bundles: dict, tmp_path: Path)
     # tamper with the bundle's graph: verify must fail with exit 3 and name the level
     model = onnx.load(str(out / "model.onnx"))
     onnx.save(_bump_weight(model), str(out / "model.onnx"))
+    v = cli_fast("verify", str(out), "--l4-puzzles", "0")  # bytes differ from the manifest: refused before any work
+    assert v.returncode == 2 and len(v.stderr.strip().splitlines()) == 1 and "sha256 differs" in v.stderr
+    # the same graph with a manifest that vouches for it (a consistent but wrong export): the ladder's L2 catches it
+    from hrm_edge.fileio import file_sha256
+
+    m = json.loads((out / "manifest.json").read_text())
+    m["onnx"]["sha256"] = file_sha256(out / "model.onnx")
+    (out / "manifest.json").write_text(json.dumps(m))
     v = cli_fast("verify", str(out), "--l4-puzzles", "0")
     assert v.returncode == 3 and "L2" in v.stderr
 
@@ -214,6 +222,6 @@ def test_profiles_parse() -> None:
     assert {"cpu", "orin-nano-fp16", "xavier-trt85"} <= set(names)
     for n in names:
         prof = load_profile(n)
-        assert prof["act"] in ("step", "unrolled", "loop") and prof["precision"] in ("fp32", "fp16", "int8")
+        assert prof["act"] in ("step", "unrolled", "loop") and prof["precision"] in ("fp32", "fp16", "int8", "int8-qdq")
     with pytest.raises(HrmEdgeError, match="profile"):
         load_profile("no-such-board")
