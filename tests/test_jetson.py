@@ -88,9 +88,9 @@ def test_current_not_running_average_and_energy_per_puzzle() -> None:
         summarize(["RAM 1/2MB SWAP 0/1MB"], 1.0, 1)
 
 
-def test_bench_power_without_tegrastats_is_one_line_exit_2(tmp_path) -> None:
+def test_bench_power_without_tegrastats_is_one_line_exit_2(tmp_path, tiny_step_bundle) -> None:
     env = dict(os.environ, PATH=str(tmp_path), PYTHONPATH=str(REPO))
-    p = cli("bench", "--bundle", str(tmp_path / "nothing"), "--power", "--out", str(tmp_path / "b.json"), env=env)
+    p = cli("bench", "--bundle", str(tiny_step_bundle), "--power", "--out", str(tmp_path / "b.json"), env=env)
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == [p.stderr.strip()] and "tegrastats" in p.stderr
     assert not (tmp_path / "b.json").exists()

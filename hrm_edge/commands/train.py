@@ -242,7 +242,10 @@ def _no_test_split(data: str | None, asked: list[str]) -> bool:
     by, so the run writes none and the last checkpoint (latest.json names it) is the one to use. Asking for an
     evaluation option on such a dataset is refused (exit 2) rather than silently ignored.
     """
-    if not data or (Path(data) / "test" / "dataset.json").is_file():
+    root = Path(data) if data else None
+    if root is None or not (root / "train" / "dataset.json").is_file():  # not a dataset: the loader says so
+        return False
+    if (root / "test" / "dataset.json").is_file() or (root / "val" / "dataset.json").is_file():
         return False
     if asked:
         raise HrmEdgeError(f"{' and '.join(EVAL_OPTIONS[k] for k in asked)} evaluate on the test split, and this "
