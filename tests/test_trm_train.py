@@ -110,7 +110,9 @@ def test_ema_weights_are_what_evaluation_uses_and_checkpoints_hold(arc_data, tmp
     for t in (2, 4):
         ema_model = load_checkpoint(run / "checkpoints" / f"step_{t}.pt").model
         got = evaluate(ema_model, ds, rows, 8, torch.device("cpu"), "stablemax")
-        assert {"step": t, **got} == pytest.approx(logged[t], rel=1e-6)
+        rec = dict(logged[t])
+        assert rec.pop("split") == "test"
+        assert {"step": t, **got} == pytest.approx(rec, rel=1e-6)
         raw_model = load_checkpoint(run / "checkpoints" / f"step_{t}.pt").model
         raw_model.load_state_dict(torch.load(run / "checkpoints" / f"step_{t}.pt",
                                              weights_only=True)["train_state"]["raw_model"])
