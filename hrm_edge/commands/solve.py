@@ -15,6 +15,7 @@ from rich.table import Table
 from hrm_edge import interrupt
 from hrm_edge.commands.consoles import say, stdout_console
 from hrm_edge.commands.options import HALT_MODES, RUNTIMES, SCHEDULES, THREADS_HELP, check_choice, check_device
+from hrm_edge.commands.serve import TOKEN_ENV as SERVE_TOKEN_ENV
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.fileio import check_output
 
@@ -75,19 +76,6 @@ def _progress(enabled: bool = True) -> Iterator[Callable[[str, int], Callable[[i
             prog.stop()
 
 
-def _load(tasks: str, canvas: int, limit: Optional[int]) -> tuple[list[Any], list[str]]:
-    from hrm_edge.data.arc import load_sources
-
-    res = load_sources([tasks], canvas=canvas)  # one source; repeated task ids are reported, not merged
-    problems = [str(e) for e in res.errors + res.duplicates]
-    for p in problems:
-        _say(f"skipped: {p}")
-    picked = res.tasks[:limit] if limit else res.tasks
-    if not picked and not problems:
-        raise HrmEdgeError("no tasks found", tasks)
-    return picked, problems
-
-
 def _check_halt(halt: str) -> None:
     check_choice("--halt", halt, HALT_MODES)
 
@@ -100,16 +88,9 @@ def _check_provider(provider: str | None) -> None:
         resolve_providers(provider)
 
 
-def _blank_note(n_blank: int, n: int, table: Any) -> str:
-    where = f"index from {table.source}" if table.source else "no identifier index found"
-    return (f"note: {n_blank} of {n} puzzles use the blank puzzle identifier (0): the model's table has no row for "
-            f"that task+augmentation ({where}); answers for unseen tasks are expected to be poor")
-
-
 SCHEDULE_HELP = ("static: fixed batches of --batch puzzles, each batch runs until its last puzzle halts; continuous: "
                  "--batch slots, and after every ACT segment a halted puzzle's slot takes the next waiting one (same "
                  "answers and segments per puzzle; faster with --halt adaptive; step bundles and engines only).")
-SERVE_TOKEN_ENV = "HRM_EDGE_SERVE_TOKEN"  # restates serve.app.TOKEN_ENV
 
 
 def _solve_on_server(ctx: typer.Context, server: str, token: str | None, tasks: str, out: Path, limit: int | None,
