@@ -214,7 +214,8 @@ def test_loader_says_what_a_checkpoint_was_trained_in_and_runs_it_in_fp32(tmp_pa
     r = cli("info", str(ref_path), "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    assert d["trained_dtype"] == "bfloat16" and d["dtypes"]["export, solve, compare, bench"] == "float32"
+    assert d["trained_dtype"] == "bfloat16"
+    assert d["dtypes"]["solve, compare (PyTorch)"] == "--torch-dtype (default float32; trained: bfloat16)"
     r = cli("info", str(native))
     assert r.returncode == 0 and "trained in" in r.stdout and "bfloat16" in r.stdout
 
@@ -225,3 +226,40 @@ def test_lite_has_no_bf16_mode(tmp_path) -> None:
     model = build_model(dataclasses.replace(preset("tiny-lite"), canvas=CANVAS), seed=0)
     with pytest.raises(HrmEdgeError, match="float32 only"), TorchRunner.from_model(model, dtype="bfloat16"):
         pass
+
+
+def test_torch_dtype_runs_a_checkpoint_in_the_dtype_it_was_trained_in(tmp_path, cli) -> None:
+    """`--torch-dtype trained` (solve, compare) opens a bf16-trained checkpoint in the references' bf16 forward:
+    the runner's logits are the bf16 run's, bit for bit, and measurably not the fp32 ones the default gives."""
+    from conftest import small_real_tasks, write_tasks
+
+    from hrm_edge.errors import HrmEdgeError
+    from hrm_edge.solve.runners import open_runtime
+
+    model = _model("tiny")
+    model.set_forward_dtype("bfloat16")
+    path = save_checkpoint(tmp_path / "bf16.pt", model)
+    toks, ids = _inputs(model)
+    logits = {}
+    for choice in (None, "trained", "bfloat16"):
+        rt = open_runtime("torch", path, device="cpu", dtype=choice)
+        with rt.runner:
+            logits[choice] = rt.runner.run_act(toks.numpy(), rt.runner.puzzle_vectors(ids.numpy()), halt="max").logits
+        assert ("bfloat16" in rt.label) == (choice is not None), rt.label
+    with TorchRunner.from_model(model, dtype="bfloat16") as ref:  # the bf16 forward checked above
+        want = ref.run_act(toks.numpy(), ref.puzzle_vectors(ids.numpy()), halt="max").logits
+    assert np.array_equal(logits["trained"], want) and np.array_equal(logits["bfloat16"], want)
+    assert np.abs(logits[None] - want).max() > 1e-3  # the default is fp32, not the trained dtype
+    with pytest.raises(HrmEdgeError, match="torch runtime"):
+        open_runtime("onnxruntime", tmp_path / "no_bundle", dtype="bfloat16")
+    lite = save_checkpoint(tmp_path / "lite.pt", build_model(dataclasses.replace(preset("tiny-lite"), canvas=CANVAS)))
+    with pytest.raises(HrmEdgeError, match="float32 only"):
+        open_runtime("torch", lite, dtype="bfloat16")
+    tasks = write_tasks(tmp_path / "tasks", small_real_tasks(2, max_side=CANVAS))
+    r = cli("compare", str(tasks), "--ckpt", str(path), "--torch-dtype", "trained", "--augment", "1",
+            "--out-dir", str(tmp_path / "cmp"), "--no-warmup")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads((tmp_path / "cmp" / "compare.json").read_text())["rows"]
+    assert rows[0]["kind"] == "torch" and "bfloat16" in rows[0]["label"], rows[0]
+    r = cli("solve", str(tasks), "--ckpt", str(lite), "--torch-dtype", "bfloat16", "--out", str(tmp_path / "s.json"))
+    assert r.returncode == 2 and "float32 only" in r.stderr and not (tmp_path / "s.json").exists(), r.stderr

@@ -33,13 +33,13 @@ def timed_compare(tasks: list[ArcTask], reference: Runtime, others: list[tuple[s
 def compare_artifacts(tasks: str, ckpt: Path, bundles: Sequence[Path], engines: Sequence[Path], options: SolveOptions,
                       *, device: str | None = None, provider: str | None = None, identifiers: Path | None = None,
                       threads: int | None = None, limit: int | None = None, warmup: bool = True,
-                      say: Callable[[str], None] = lambda _: None,
+                      say: Callable[[str], None] = lambda _: None, dtype: str | None = None,
                       progress: Callable[[str, int], Callable[[int], None]] | None = None
                       ) -> tuple[CompareReport, list[str]]:
     """`hrm-edge compare`: the checkpoint on PyTorch as the reference, every bundle (ONNX Runtime) and engine
-    (TensorRT) beside it on the same plan, timed. Returns the report (skipped tasks first among its notes)
-    and the problems that skipped tasks."""
-    ref = open_runtime("torch", ckpt, device=device, identifiers=identifiers, threads=threads)
+    (TensorRT) beside it on the same plan, timed; `dtype` is the reference's compute dtype (float32, bfloat16,
+    trained). Returns the report (skipped tasks first among its notes) and the problems that skipped tasks."""
+    ref = open_runtime("torch", ckpt, device=device, identifiers=identifiers, threads=threads, dtype=dtype)
     task_list, errors = load_task_list(tasks, ref.runner.spec.canvas, limit, say)
     problems = [str(e) for e in errors]
     others: list[tuple[str, Path, dict[str, Any]]] = []

@@ -23,6 +23,10 @@ HALT_MODES = ("max", "adaptive", "batch-mean")
 RUNTIMES = ("torch", "onnxruntime", "tensorrt")
 SCHEDULES = ("static", "continuous")
 PUZZLE_DTYPES = ("fp16", "fp32")
+TORCH_DTYPES = ("float32", "bfloat16", "trained")
+TORCH_DTYPE_HELP = ("What the PyTorch model computes in: float32 (the edge runtimes' reference), bfloat16 (the "
+                    "references' own bf16 forward, act-v1 and trm), or trained: the dtype the checkpoint was trained "
+                    "in (`hrm-edge info` says which), to reproduce the references' own evaluation of a bf16 run.")
 OPSET_RANGE = (13, 20)
 THREADS_HELP = ("CPU threads one model call may use: torch's intra-op pool (process-wide) and each ONNX Runtime "
                 "session's. Default: one per CPU core, waiting threads sleep instead of spinning (OMP_WAIT_POLICY="

@@ -14,7 +14,8 @@ from rich.table import Table
 
 from hrm_edge import interrupt
 from hrm_edge.commands.consoles import say, stdout_console
-from hrm_edge.commands.options import HALT_MODES, RUNTIMES, SCHEDULES, THREADS_HELP, check_choice, check_device
+from hrm_edge.commands.options import (HALT_MODES, RUNTIMES, SCHEDULES, THREADS_HELP, TORCH_DTYPE_HELP, TORCH_DTYPES,
+                                      check_choice, check_device)
 from hrm_edge.commands.serve import TOKEN_ENV as SERVE_TOKEN_ENV
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.fileio import check_output
@@ -156,6 +157,8 @@ def solve(
     device: Optional[str] = typer.Option(None, "--device", metavar="DEVICE", help="torch device: cpu, cuda or "
                                          "cuda:N. Default: cuda if available, else cpu."),
     provider: Optional[str] = typer.Option(None, "--provider", metavar="NAME", help=PROVIDER_HELP),
+    torch_dtype: Optional[str] = typer.Option(None, "--torch-dtype", metavar="DTYPE",
+                                              help=TORCH_DTYPE_HELP + " Default: float32."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     identifiers: Optional[Path] = typer.Option(None, "--identifiers",
                                                help="Puzzle identifier index (the dataset's identifiers.json) if "
@@ -180,6 +183,7 @@ def solve(
         _solve_on_server(ctx, server, token, tasks, out, limit, ckpt=ckpt, bundle=bundle, engine=engine, trt=trt)
         return None
     check_choice("--runtime", runtime, RUNTIMES)
+    check_choice("--torch-dtype", torch_dtype, TORCH_DTYPES)
     check_device("--device", device)
     _check_provider(provider)
     check_output(out, "file", "submission")
@@ -205,7 +209,7 @@ def solve(
     kind = runtime or infer_runtime(ckpt, bundle, engine)
     artifact = artifact_option(kind, ckpt, bundle, engine)
     rt = open_runtime(kind, artifact, device=provider if kind == "onnxruntime" else device, identifiers=identifiers,
-                      threads=threads)
+                      threads=threads, dtype=torch_dtype)
     rt.runner.spec.check_halt(halt)
     opts = SolveOptions(augment=augment, attempts=attempts, halt=halt, batch=batch, seed=seed, schedule=schedule)
     with _progress() as start:
@@ -296,9 +300,13 @@ def compare(
     identifiers: Optional[Path] = typer.Option(None, "--identifiers", help="Puzzle identifier index."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     warmup: bool = typer.Option(True, "--warmup/--no-warmup", help="Run the first batch once untimed per runtime."),
+    torch_dtype: str = typer.Option("float32", "--torch-dtype", metavar="DTYPE",
+                                    help=TORCH_DTYPE_HELP + " For the reference row; the exported bundles and engines "
+                                    "are fp32 graphs, so a bf16 reference shows how far they are from the bf16 run."),
 ) -> None:
     """Run the same tasks and augmentations through every runtime; one table against PyTorch."""
     _check_halt(halt)
+    check_choice("--torch-dtype", torch_dtype, TORCH_DTYPES)
     check_device("--device", device)
     _check_provider(provider)
     check_output(out_dir, "dir", "report folder")
@@ -320,7 +328,7 @@ def compare(
     with _progress() as start:
         rep, problems = compare_artifacts(tasks, ckpt, bundle or [], engine or [], opts, device=device,
                                           provider=provider, identifiers=identifiers, threads=threads, limit=limit,
-                                          warmup=warmup, say=_say, progress=start)
+                                          warmup=warmup, say=_say, progress=start, dtype=torch_dtype)
     con.print(rich_table(rep))
     for line in reasons(rep):
         con.print(line, highlight=False, markup=False, style="yellow")

@@ -482,7 +482,10 @@ def describe(ck: LoadedCheckpoint | None, cfg: HRMConfig, model: HRMBase) -> dic
         "config": config_to_dict(cfg),
         "source_format": ck.source_format if ck else "preset",
         # which dtype each command computes in (the loader gives fp32 models; see the module docstring)
-        "dtypes": {"export, solve, compare, bench": "float32",
+        "dtypes": {"export, bench, ONNX Runtime, TensorRT": "float32 graphs (fp16/int8 by --precision)",
+                   "solve, compare (PyTorch)": "--torch-dtype (default float32; trained: "
+                   f"{(ck.meta.get('trained_dtype') if ck else None) or 'float32'})" if cfg.family != "lite"
+                   else "float32",
                    "train": "--dtype (default float32)" if cfg.family != "lite" else "float32"},
     }
     if ck is not None:

@@ -112,8 +112,18 @@ def artifact_size(path: str | Path) -> int:
     return p.stat().st_size if p.exists() else 0
 
 
-def _open_torch(path: Path, device: str | None, identifiers: str | Path | None, threads: int | None = None
-                ) -> Runtime:
+def torch_dtype(ck: Any, dtype: str | None) -> str:
+    """The forward dtype a `--torch-dtype` choice means for this checkpoint ("trained": the one it was trained in)."""
+    name = str(ck.meta.get("trained_dtype", "float32")) if dtype == "trained" else (dtype or "float32")
+    if name not in ("float32", "bfloat16"):
+        raise HrmEdgeError(f"torch dtype must be float32, bfloat16 or trained, got {dtype!r}")
+    if name != "float32" and not hasattr(ck.model, "set_forward_dtype"):
+        raise HrmEdgeError(f"the {ck.config.family} family computes in float32 only; {name} is for act-v1 and trm")
+    return name
+
+
+def _open_torch(path: Path, device: str | None, identifiers: str | Path | None, threads: int | None = None,
+                dtype: str | None = None) -> Runtime:
     import torch
 
     if threads:
@@ -125,7 +135,8 @@ def _open_torch(path: Path, device: str | None, identifiers: str | Path | None, 
     if dev.startswith("cuda") and not torch.cuda.is_available():
         raise MissingDependencyError(f"torch has no CUDA device here (asked for {dev})")
     ck = load_checkpoint(path)
-    runner = TorchRunner.from_model(ck.model, device=dev)
+    fwd = torch_dtype(ck, dtype)
+    runner = TorchRunner.from_model(ck.model, device=dev, dtype=None if fwd == "float32" else fwd)
     cfg = ck.config
     ts = ck.train_state or {}
     names, source = _names_for_artifact(path, identifiers, [("checkpoint train_state", ts.get("identifiers")),
@@ -133,7 +144,8 @@ def _open_torch(path: Path, device: str | None, identifiers: str | Path | None, 
     ndim = int(cfg.puzzle_emb_ndim)
     table = PuzzleTable(ndim=ndim, num_rows=int(cfg.num_puzzle_identifiers), names=names,
                         rows=runner.puzzle_vectors if ndim > 0 else None, source=source)
-    return Runtime("torch", path, f"pytorch {path.name} ({dev})", runner, table, artifact_size(path), dev)
+    where = dev if fwd == "float32" else f"{dev}, {fwd}"
+    return Runtime("torch", path, f"pytorch {path.name} ({where})", runner, table, artifact_size(path), dev)
 
 
 def _open_onnxruntime(path: Path, device: str | None, identifiers: str | Path | None, threads: int | None = None
@@ -223,15 +235,21 @@ _OPENERS = {"torch": _open_torch, "onnxruntime": _open_onnxruntime, "tensorrt": 
 
 
 def open_runtime(kind: str, artifact: str | Path, *, device: str | None = None,
-                 identifiers: str | Path | None = None, threads: int | None = None) -> Runtime:
+                 identifiers: str | Path | None = None, threads: int | None = None,
+                 dtype: str | None = None) -> Runtime:
     """Open one runtime; raises MissingDependencyError when it cannot run here, HrmEdgeError on bad input.
 
     `device`: torch device (cpu, cuda), onnxruntime execution provider (cpu, cuda, tensorrt), or for
     tensorrt "cuda-graph" (replay each step from a captured CUDA graph);
-    `threads`: CPU intra-op threads (torch: process-wide; onnxruntime: this session), None = default.
+    `threads`: CPU intra-op threads (torch: process-wide; onnxruntime: this session), None = default;
+    `dtype`: torch only, what the model computes in (float32, bfloat16, or "trained": the checkpoint's own).
     """
     if kind not in _OPENERS:
         raise HrmEdgeError(f"unknown runtime {kind!r}; choose one of {', '.join(RUNTIMES)}")
+    if kind == "torch":
+        return _open_torch(Path(artifact), device, identifiers, threads, dtype)
+    if dtype not in (None, "float32"):
+        raise HrmEdgeError(f"a compute dtype ({dtype}) is for the torch runtime; {kind} runs what its artifact holds")
     return _OPENERS[kind](Path(artifact), device, identifiers, threads)
 
 
