@@ -215,7 +215,7 @@ def test_loader_says_what_a_checkpoint_was_trained_in_and_runs_it_in_fp32(tmp_pa
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["trained_dtype"] == "bfloat16"
-    assert d["dtypes"]["solve, compare (PyTorch)"] == "--torch-dtype (default float32; trained: bfloat16)"
+    assert d["dtypes"]["solve, compare"] == "--torch-dtype (default float32; trained: bfloat16)"
     r = cli("info", str(native))
     assert r.returncode == 0 and "trained in" in r.stdout and "bfloat16" in r.stdout
 

@@ -482,15 +482,21 @@ def describe(ck: LoadedCheckpoint | None, cfg: HRMConfig, model: HRMBase) -> dic
         "config": config_to_dict(cfg),
         "source_format": ck.source_format if ck else "preset",
         # which dtype each command computes in (the loader gives fp32 models; see the module docstring)
-        "dtypes": {"export, bench, ONNX Runtime, TensorRT": "float32 graphs (fp16/int8 by --precision)",
-                   "solve, compare (PyTorch)": "--torch-dtype (default float32; trained: "
-                   f"{(ck.meta.get('trained_dtype') if ck else None) or 'float32'})" if cfg.family != "lite"
-                   else "float32",
-                   "train": "--dtype (default float32)" if cfg.family != "lite" else "float32"},
+        "dtypes": _dtypes(cfg.family, ck.meta.get("trained_dtype") if ck else None),
     }
     if ck is not None:
         out.update(path=ck.path, sha256=ck.sha256, **{k: v for k, v in ck.meta.items() if k != "info"})
     return out
+
+
+def _dtypes(family: str, trained: str | None) -> dict[str, str]:
+    """Which dtype each command computes in: the graphs are fp32-referenced; the PyTorch runtime and the
+    trainer run the references' bf16 forward on request (lite has none)."""
+    if family == "lite":
+        return {"export, solve, compare, bench": "float32", "train": "float32"}
+    return {"export, bench": "float32",
+            "solve, compare": "--torch-dtype (default float32" + (f"; trained: {trained})" if trained else ")"),
+            "train": "--dtype (default float32)"}
 
 
 __all__ = ["LoadedCheckpoint", "load_checkpoint", "save_checkpoint", "describe", "atomic_write_bytes",
