@@ -112,6 +112,19 @@ def _needed(so: Path, version: str) -> list[str]:
         (["libnvparsers.so.8"] if major == "8" else [])
 
 
+VERSIONS = ["11.4", "10.3", "8.6"]  # every binding the TensorRT code is checked against
+
+
+def require(version: str) -> RealTrt:
+    """`prepare(version)`, or skip the calling test with the reason it cannot run here."""
+    import pytest
+
+    got = prepare(version)
+    if isinstance(got, str):
+        pytest.skip(got)
+    return got
+
+
 def prepare(version: str) -> RealTrt | str:
     """Wheel unpacked and stubs compiled for `version`; a string is the reason to skip."""
     name, full = WHEELS[version]

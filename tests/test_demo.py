@@ -111,14 +111,18 @@ def test_package_refuses_another_dataset(small_run: dict[str, Path], tmp_path: P
     assert not (tmp_path / "asset").exists()
 
 
-def test_package_refuses_a_dataset_without_held_out_tests(small_run: dict[str, Path], tmp_path: Path) -> None:
+def _dataset_with(src: Path, dst: Path, **record: object) -> Path:
+    """A copy of the dataset `src` whose build.json says otherwise about `record`'s keys."""
     import shutil
 
-    data = tmp_path / "data"
-    shutil.copytree(small_run["data"], data)
-    rec = json.loads((data / "build.json").read_text())
-    rec["hold_out_tests"] = False
-    (data / "build.json").write_text(json.dumps(rec))
+    shutil.copytree(src, dst)
+    rec = json.loads((dst / "build.json").read_text())
+    (dst / "build.json").write_text(json.dumps({**rec, **record}))
+    return dst
+
+
+def test_package_refuses_a_dataset_without_held_out_tests(small_run: dict[str, Path], tmp_path: Path) -> None:
+    data = _dataset_with(small_run["data"], tmp_path / "data", hold_out_tests=False)
     with pytest.raises(HrmEdgeError, match="--hold-out-tests"):
         package_asset(small_run["ckpt"], data, tmp_path / "asset")
     assert not (tmp_path / "asset").exists()
@@ -126,16 +130,10 @@ def test_package_refuses_a_dataset_without_held_out_tests(small_run: dict[str, P
 
 def test_package_refuses_a_model_chosen_on_the_test_inputs(small_run: dict[str, Path], tmp_path: Path) -> None:
     """Issue 21, item 8: the demo reports the test inputs once, so they must not have chosen the checkpoint."""
-    import shutil
-
     on_test = _checkpoint(tmp_path / "best.pt", small_run["data"], chosen_on="eval/exact_accuracy")
     with pytest.raises(HrmEdgeError, match="chosen on eval/exact_accuracy, not on the validation split"):
         package_asset(on_test, small_run["data"], tmp_path / "asset")
-    data = tmp_path / "data"
-    shutil.copytree(small_run["data"], data)
-    rec = json.loads((data / "build.json").read_text())
-    rec["validation"] = False
-    (data / "build.json").write_text(json.dumps(rec))
+    data = _dataset_with(small_run["data"], tmp_path / "data", validation=False)
     with pytest.raises(HrmEdgeError, match="--validation"):
         package_asset(small_run["ckpt"], data, tmp_path / "asset")
     assert not (tmp_path / "asset").exists()

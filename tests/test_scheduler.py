@@ -166,10 +166,7 @@ def test_refusals(models: dict, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module", params=["10.3", "8.6"])
 def real(request) -> _trt_real.RealTrt:
-    got = _trt_real.prepare(request.param)
-    if isinstance(got, str):
-        pytest.skip(got)
-    return got
+    return _trt_real.require(request.param)
 
 
 @pytest.fixture(scope="module")

@@ -24,23 +24,13 @@ import torch
 from hrm_edge.config import preset
 from hrm_edge.model import build_model
 
-VERSIONS = ["11.4", "10.3", "8.6"]
+VERSIONS = _trt_real.VERSIONS
 STRONG_FLAG = {"11.4": 1 << 0, "10.3": 1 << 1}  # 1 << NetworkDefinitionCreationFlag.STRONGLY_TYPED (0 in 11, 1 in 10)
 
 
 @pytest.fixture(scope="module", params=VERSIONS)
 def real(request) -> _trt_real.RealTrt:
-    got = _trt_real.prepare(request.param)
-    if isinstance(got, str):
-        pytest.skip(got)
-    return got
-
-
-def _real(version: str) -> _trt_real.RealTrt:
-    got = _trt_real.prepare(version)
-    if isinstance(got, str):
-        pytest.skip(got)
-    return got
+    return _trt_real.require(request.param)
 
 
 def _tiny(seed_q: bool = True) -> torch.nn.Module:
@@ -178,7 +168,7 @@ def test_fp32_build_clears_tf32_and_sets_no_precision_flags(real, bundle, tmp_pa
 def test_jetson_workspace_is_sized_from_the_board_memory(bundle, tmp_path) -> None:
     """An 8 GB Orin Nano gets 2 GB of builder workspace, a 64 GB AGX Orin the 4 GB cap, --workspace wins.
     (One TensorRT version: the workspace call is the same in all, as test_every_trt_name... shows.)"""
-    real = _real("10.3")
+    real = _trt_real.require("10.3")
     for memory, want in ((8 << 30, 2048), (64 << 30, 4096)):
         got = _ok(_build(real, bundle, tmp_path, "--jetson-memory", str(memory), max_batch=2))
         assert got["config"]["memory_pool"] == [["MemoryPoolType.WORKSPACE", want << 20]]
@@ -341,7 +331,7 @@ def test_the_fp16_bundle_is_what_a_strongly_typed_build_needs(fp16_bundle) -> No
 # --------------------------------------------------------------------------------------------------
 def test_tensorrt_85_model_refuses_what_85_lacks() -> None:
     """The model itself: each name NVIDIA lists as new in 8.6 is refused, and trt.nptype raises."""
-    got = _real("8.6").run("_trt_doubles.py", "probe85")
+    got = _trt_real.require("8.6").run("_trt_doubles.py", "probe85")
     assert got["reachable"] == [] and got["checked"] >= 20
     assert got["fp32_kinds_85"] == ["LayerType.REDUCE", "LayerType.SOFTMAX"]
     assert got["fp32_kinds_86"] == ["LayerType.NORMALIZATION", "LayerType.REDUCE", "LayerType.SOFTMAX"]
@@ -350,7 +340,7 @@ def test_tensorrt_85_model_refuses_what_85_lacks() -> None:
 def test_tensorrt_85_build_and_run(bundle, tmp_path) -> None:
     """A weakly typed fp16 build and the runner under 8.5: no builder level (and none in its trtexec line),
     no NORMALIZATION layer type, no trt.nptype."""
-    real = _real("8.6")
+    real = _trt_real.require("8.6")
     got = _ok(_build(real, bundle, tmp_path, "--as-8.5", fp16=True, builder_level=3, max_batch=8))
     assert got["version"] == "8.5.2.2" and got["sidecar"]["builder_level_applied"] is False
     assert not [s for s in got["config"]["sets"] if s[1] == "builder_optimization_level"]
@@ -447,7 +437,7 @@ def _one_line(got: dict) -> str:
 def small_engine(bundle, tmp_path_factory) -> Path:
     """A 10.3 engine of the step bundle with --max-batch 4, in a folder of its own (its sidecar names the bundle)."""
     folder = tmp_path_factory.mktemp("small-engine")
-    assert "error" not in _build(_real("10.3"), bundle, folder, max_batch=4)
+    assert "error" not in _build(_trt_real.require("10.3"), bundle, folder, max_batch=4)
     return folder / "model.engine"
 
 
@@ -455,7 +445,7 @@ def test_cli_solve_with_a_batch_above_the_engine_profile(bundle, small_engine, t
                                                          monkeypatch, cli_fast) -> None:
     """`solve --engine E --batch 6` with E built for batch 1-4: every call the engine sees is within its profile,
     and the submission is ONNX Runtime's on the same bundle, byte for byte."""
-    got = _cli(_real("10.3"), str(small_engine), bundle, "solve", tasks_dir, "--engine", small_engine, "--batch", 6,
+    got = _cli(_trt_real.require("10.3"), str(small_engine), bundle, "solve", tasks_dir, "--engine", small_engine, "--batch", 6,
                "--augment", 2, "--out", tmp_path / "trt.json")
     assert got["rc"] == 0, got["stderr"]
     assert got["problems"] == [] and got["max_batch_seen"] == 4 and got["closed"]
@@ -466,7 +456,7 @@ def test_cli_solve_with_a_batch_above_the_engine_profile(bundle, small_engine, t
 
 
 def test_cli_refuses_an_engine_of_another_board_or_onnx(bundle, small_engine, tasks_dir, tmp_path) -> None:
-    real = _real("10.3")
+    real = _trt_real.require("10.3")
     engine = tmp_path / "model.engine"
     engine.write_bytes(small_engine.read_bytes())
     sc = json.loads(Path(str(small_engine) + ".json").read_text())
@@ -485,7 +475,7 @@ def test_cli_refuses_an_engine_of_another_board_or_onnx(bundle, small_engine, ta
 
 
 def test_cli_build_engine_dla_on_an_orin_nano(bundle, small_engine, tmp_path) -> None:
-    got = _cli(_real("10.3"), str(small_engine), bundle, "build-engine", bundle, "--fp16", "--dla", 0, "--min-batch",
+    got = _cli(_trt_real.require("10.3"), str(small_engine), bundle, "build-engine", bundle, "--fp16", "--dla", 0, "--min-batch",
                4, "--opt-batch", 4, "--max-batch", 4, "--out", tmp_path / "d.engine",
                flags=("--board", "NVIDIA Jetson Orin Nano Developer Kit"))
     assert "has no DLA cores (Orin Nano)" in _one_line(got)

@@ -20,15 +20,12 @@ import torch
 from hrm_edge.config import preset
 from hrm_edge.model import build_model
 
-VERSIONS = ["11.4", "10.3", "8.6"]
+VERSIONS = _trt_real.VERSIONS
 
 
 @pytest.fixture(scope="module", params=VERSIONS)
 def real(request) -> _trt_real.RealTrt:
-    got = _trt_real.prepare(request.param)
-    if isinstance(got, str):
-        pytest.skip(got)
-    return got
+    return _trt_real.require(request.param)
 
 
 def _model(shift: float = 0.0, name: str = "tiny") -> torch.nn.Module:
@@ -89,9 +86,7 @@ def test_refit_hands_the_new_weights_to_each_versions_refitter(real, bundles, tm
 
 def test_tensorrt_85_refits_by_name(bundles, tmp_path) -> None:
     """8.5 as modelled (8.6 minus NVIDIA's list of 8.6 additions): the by-name path, nothing 8.6-only."""
-    real = _trt_real.prepare("8.6")
-    if isinstance(real, str):
-        pytest.skip(real)
+    real = _trt_real.require("8.6")
     engine = tmp_path / "model.engine"
     built = real.run("_trt_doubles.py", "build", str(bundles["base"]), str(engine), json.dumps({"refittable": True}),
                      "--as-8.5")
