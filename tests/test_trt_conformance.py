@@ -445,7 +445,8 @@ def test_cli_solve_with_a_batch_above_the_engine_profile(bundle, small_engine, t
                                                          monkeypatch, cli_fast) -> None:
     """`solve --engine E --batch 6` with E built for batch 1-4: every call the engine sees is within its profile,
     and the submission is ONNX Runtime's on the same bundle, byte for byte."""
-    got = _cli(_trt_real.require("10.3"), str(small_engine), bundle, "solve", tasks_dir, "--engine", small_engine, "--batch", 6,
+    real = _trt_real.require("10.3")
+    got = _cli(real, str(small_engine), bundle, "solve", tasks_dir, "--engine", small_engine, "--batch", 6,
                "--augment", 2, "--out", tmp_path / "trt.json")
     assert got["rc"] == 0, got["stderr"]
     assert got["problems"] == [] and got["max_batch_seen"] == 4 and got["closed"]
@@ -475,7 +476,8 @@ def test_cli_refuses_an_engine_of_another_board_or_onnx(bundle, small_engine, ta
 
 
 def test_cli_build_engine_dla_on_an_orin_nano(bundle, small_engine, tmp_path) -> None:
-    got = _cli(_trt_real.require("10.3"), str(small_engine), bundle, "build-engine", bundle, "--fp16", "--dla", 0, "--min-batch",
+    real = _trt_real.require("10.3")
+    got = _cli(real, str(small_engine), bundle, "build-engine", bundle, "--fp16", "--dla", 0, "--min-batch",
                4, "--opt-batch", 4, "--max-batch", 4, "--out", tmp_path / "d.engine",
                flags=("--board", "NVIDIA Jetson Orin Nano Developer Kit"))
     assert "has no DLA cores (Orin Nano)" in _one_line(got)
@@ -485,7 +487,7 @@ def test_cli_build_engine_dla_on_an_orin_nano(bundle, small_engine, tmp_path) ->
 @pytest.mark.parametrize("version", ["10.3", "11.4"])
 def test_cli_trt_builds_on_first_use_then_loads_from_the_cache(version, bundle, tasks_dir, tmp_path,
                                                                monkeypatch) -> None:
-    real = _real(version)
+    real = _trt_real.require(version)
     cache = tmp_path / "cache"
     monkeypatch.setenv("HRM_EDGE_ENGINE_CACHE", str(cache))
     args = ("solve", tasks_dir, "--bundle", bundle, "--trt", "--batch", 4, "--augment", 2)

@@ -14,8 +14,16 @@ from rich.table import Table
 
 from hrm_edge import interrupt
 from hrm_edge.commands.consoles import say, stdout_console
-from hrm_edge.commands.options import (HALT_MODES, RUNTIMES, SCHEDULES, THREADS_HELP, TORCH_DTYPE_HELP, TORCH_DTYPES,
-                                      check_choice, check_device)
+from hrm_edge.commands.options import (
+    HALT_MODES,
+    RUNTIMES,
+    SCHEDULES,
+    THREADS_HELP,
+    TORCH_DTYPE_HELP,
+    TORCH_DTYPES,
+    check_choice,
+    check_device,
+)
 from hrm_edge.commands.serve import TOKEN_ENV as SERVE_TOKEN_ENV
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.fileio import check_output
