@@ -9,7 +9,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hrm_edge.bench.flops import segment_flops
 from hrm_edge.config import preset
-from hrm_edge.model import HRMActV1, HRMLite
+from hrm_edge.model.hrm import HRMActV1
+from hrm_edge.model.lite import HRMLite
 
 
 def test_tiny_act_v1_hand_count() -> None:

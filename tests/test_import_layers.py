@@ -32,12 +32,8 @@ rooms = _load_rooms()
 #: circles known and owned elsewhere; each entry says when it goes
 KNOWN_CYCLES: list[list[str]] = []  # none left; an entry needs a comment saying why and when it goes
 
-#: package faces that still do work of their own; each entry says why and when it goes
-FACES_WITH_CODE = {
-    # model_class / build_model (the family lookup by name) live in the face; model/ is being reworked by
-    # issue 21's train split, so moving them to model/families.py waits for it
-    "hrm_edge.model",
-}
+#: package faces that still do work of their own; each entry needs a comment saying why and when it goes
+FACES_WITH_CODE: set[str] = set()  # none left (model_class / build_model moved to model/families.py)
 
 
 @pytest.fixture(scope="module")

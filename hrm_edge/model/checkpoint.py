@@ -38,7 +38,8 @@ from hrm_edge import __version__
 from hrm_edge.config import ActV1Config, HRMConfig, LiteConfig, TrmConfig, config_from_dict, config_to_dict
 from hrm_edge.errors import HrmEdgeError
 from hrm_edge.fileio import atomic_write_bytes, atomic_write_json, file_sha256, read_json
-from hrm_edge.model import HRMBase, build_model
+from hrm_edge.model import build_model
+from hrm_edge.model.base import HRMBase
 from hrm_edge.model.checkpoint_file import read_torch_file, sidecar_path
 from hrm_edge.model.reference_data import canvas_from_data_path
 
