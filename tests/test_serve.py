@@ -363,3 +363,39 @@ def test_solve_cli_continuous_schedule_equals_static(spread_ckpt: Path, tasks_di
     assert r.returncode == 0, r.stderr
     assert json.loads(out.read_text()) == local_submission
     assert json.loads((tmp_path / "cont_scores.json").read_text())["options"]["schedule"] == "continuous"
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_a_runtime_failure_answers_500_and_the_service_keeps_serving(tiny_ckpt: Path, tasks: list) -> None:
+    """The model call raising (a lost device, a bad engine) answers the requests in flight 500 with the reason,
+    /health turns degraded with it, and the next request is served by a fresh scheduler (in process: the app
+    under starlette's test client, the runner's call made to fail once)."""
+    from starlette.testclient import TestClient
+
+    from hrm_edge.serve.app import create_app
+    from hrm_edge.serve.service import ServeOptions, Service
+    from hrm_edge.solve.runners import open_runtime
+
+    rt = open_runtime("torch", tiny_ckpt, device="cpu")
+    real, calls = rt.runner.step_session, []
+
+    def flaky(*args, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA error: device lost\n(second line)")
+        return real(*args, **kw)
+
+    rt.runner.step_session = flaky  # what the continuous scheduler calls once per segment
+    service = Service(rt, ServeOptions(slots=2, augment=2, schedule="continuous", timeout=60.0))
+    task = tasks[0]
+    with TestClient(create_app(service)) as client:
+        r = client.post("/solve", params={"id": task.id}, json=task.to_json())
+        assert r.status_code == 500, r.text
+        assert r.json()["error"] == "inference failed: RuntimeError: CUDA error: device lost"
+        health = client.get("/health").json()
+        assert health["status"] == "degraded" and health["last_error"] == "RuntimeError: CUDA error: device lost"
+        again = client.post("/solve", params={"id": task.id}, json=task.to_json())
+        assert again.status_code == 200 and len(again.json()["attempts"]) == len(task.test), again.text
+        metrics = client.get("/metrics").text
+    assert 'hrm_edge_requests_total{code="500"} 1' in metrics and 'hrm_edge_requests_total{code="200"} 1' in metrics
+    assert len(calls) > 1
