@@ -819,6 +819,27 @@ def mode_schedule(engine: str, bundle: str, inputs_npz: str, halt: str, slots: s
 # --------------------------------------------------------------------------------------------------
 # mode: refit (an engine built --refittable by the build doubles takes a new bundle's weights)
 # --------------------------------------------------------------------------------------------------
+def _refit_cli(fake: Any, engine: str, bundle: str, out: str) -> dict[str, Any]:
+    """`hrm-edge refit` with `import tensorrt` answering `fake` and pycuda the fake device: rc, stdout, stderr."""
+    import contextlib
+    import io
+
+    import hrm_edge.runtime.cuda_mem as cuda_mem
+    from hrm_edge import cli
+
+    sys.modules["tensorrt"] = fake  # type: ignore[assignment]
+    cuda_mem.PycudaBackend = lambda *a, **k: FakeCuda()  # type: ignore[assignment,misc]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    sys.argv = ["hrm-edge", "refit", engine, "--bundle", bundle, "--out", out]
+    code = 0
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            cli.main()
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return {"rc": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
+
+
 def mode_refit(engine: str, bundle: str, out: str, flags: list[str]) -> dict[str, Any]:
     """The engine "holds" the old bundle's initializers (named as the ONNX parser names them); the refitter
     doubles record what the code hands them. 10.x / 11.x: `OnnxParserRefitter.refit_from_file`; 8.x: one
@@ -872,8 +893,13 @@ def mode_refit(engine: str, bundle: str, out: str, flags: list[str]) -> dict[str
     fake = FakeTrt(factories, version="8.5.2.2" if as_85 else None, as_85=as_85)
     result: dict[str, Any] = {"version": fake.__version__ if as_85 else trt.__version__, "notes": []}
     try:
-        result["sidecar"] = refit_engine(engine, bundle, out=out, trt=fake, cuda=FakeCuda(),
-                                         say=result["notes"].append)
+        if "--cli" in flags:  # `hrm-edge refit ENGINE --bundle B --out OUT`, the command's own path
+            result.update(_refit_cli(fake, engine, bundle, out))
+            if Path(out + ".json").is_file():
+                result["sidecar"] = json.loads(Path(out + ".json").read_text())
+        else:
+            result["sidecar"] = refit_engine(engine, bundle, out=out, trt=fake, cuda=FakeCuda(),
+                                             say=result["notes"].append)
     except Exception as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
         if not type(exc).__name__.endswith("HrmEdgeError"):

@@ -11,6 +11,7 @@ the sidecar still naming the old bundle, or a bundle of another shape being acce
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import _trt_real
@@ -117,3 +118,23 @@ def test_refit_refuses_a_plain_engine_and_another_shape(real, bundles, tmp_path_
     engine = _engine(real, bundles["base"], tmp_path_factory.mktemp("r"))
     got = _refit(real, engine, other, tmp_path / "y.engine")
     assert "another model shape" in got["error"] and got["refit_calls"] == 0
+
+
+def test_refit_command_end_to_end(real, bundles, tmp_path) -> None:
+    """`hrm-edge refit ENGINE --bundle NEW --out OUT` itself (option checks, the refit, the printed line) against
+    each version's doubles; a foreign bundle is one error line, exit 2, nothing written."""
+    engine = _engine(real, bundles["base"], tmp_path)
+    out = tmp_path / "refitted.engine"
+    got = _refit(real, engine, bundles["adapted"], out, "--cli")
+    assert got["rc"] == 0 and got["problems"] == [] and got["refit_calls"] == 1, got
+    method = "Refitter.set_named_weights" if real.version.startswith("8.") else "OnnxParserRefitter.refit_from_file"
+    assert got["stdout"].startswith(f"refitted {out} ({method}, ") and got["stdout"].rstrip().endswith(
+        f"it now runs {bundles['adapted']}"), got["stdout"]
+    assert got["out_bytes"] == "PLAN-REFITTED" and got["sidecar"]["bundle"] == str(bundles["adapted"].resolve())
+    bad = tmp_path / "not-a-bundle"
+    shutil.copytree(bundles["adapted"], bad)
+    (bad / "manifest.json").unlink()
+    got = _refit(real, engine, bad, tmp_path / "x.engine", "--cli")
+    errors = [ln for ln in got["stderr"].splitlines() if ln.startswith("error: ")]
+    assert got["rc"] == 2 and len(errors) == 1 and "no manifest.json" in errors[0], got
+    assert got["out_bytes"] is None and not (tmp_path / "x.engine.json").exists()
