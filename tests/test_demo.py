@@ -201,6 +201,10 @@ def test_demo_reduced_run(tmp_path: Path) -> None:
     for name, row in zip(subs, rep["rows"] + [rep["baseline"]]):  # each file scores what its row reports
         assert score_submission(subs[name], picked)["pass@2"] == pytest.approx(row["pass2"], abs=1e-12), name
     assert subs["onnxruntime_fp32"] == subs["torch"]  # fp32 ORT answers like torch (answer_match 100%)
+    said = r.stdout.split("submissions (ARC Prize format): ")[1].split("\n")[0]  # the files named as what they are
+    assert said.split(", ") == [str(out / f"submission_{name}.json") for name in subs], said
+    assert json.loads((out / "demo.json").read_text())["submissions"] == {
+        name: str(out / f"submission_{name}.json") for name in subs}
     for bundle in ("model-step", f"model-step-{INT8_PRECISION}"):
         manifest = json.loads((out / bundle / "manifest.json").read_text())
         levels = manifest["parity"]["levels"]

@@ -176,7 +176,7 @@ def run_demo(asset: DemoAsset, tasks: list[Any], out: Path, *, threads: int | No
     stages["report + render"] = time.perf_counter() - t
     result = DemoResult(out, rep, bundles, [t.id for t in tasks], solved, failed,
                         {"solved": out / RENDER_DIR / "solved", "failed": out / RENDER_DIR / "failed"},
-                        {k: round(v, 2) for k, v in stages.items()}, files, subs)
+                        {k: round(v, 2) for k, v in stages.items()}, submissions=subs, report_files=files)
     atomic_write_json(out / MARKER, record(result, asset))
     interrupt.outcome(None)
     return result
