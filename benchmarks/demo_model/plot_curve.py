@@ -22,7 +22,10 @@ b.plot([r["step"] for r in m], [r["token_accuracy"] for r in m], lw=0.6, alpha=0
 b.plot([r["step"] for r in e], [r["token_accuracy"] for r in e], "o-", label="held-out non-PAD tokens")
 b.plot([r["step"] for r in e], [r["exact_accuracy"] for r in e], "s-", label="held-out exact grids")
 b.set_xlabel("step")
-b.set_title("accuracy (held-out: augmented test inputs)")
+split = {r.get("split", "test") for r in e}
+what = ("validation: each task's last demonstration pair, augmented" if split == {"val"} else
+        "augmented test inputs")
+b.set_title(f"accuracy (held-out: {what})", fontsize=10)
 b.legend(fontsize=7)
 fig.tight_layout()
 fig.savefig(out, dpi=110)

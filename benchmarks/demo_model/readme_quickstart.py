@@ -51,7 +51,7 @@ if solved:
 sec = f"""## Quick start (two commands on a fresh machine)
 
 ```bash
-make demo   # creates .venv (torch==2.13.0 CPU first, then hrm-edge[dev]) and runs `hrm-edge demo`
+make demo   # creates .venv (torch==2.13.0 CPU first, then hrm-edge[ort,dev]) and runs `hrm-edge demo`
 make test   # same setup, then the test suite (pytest); CI runs exactly this (.ci/run)
 ```
 
