@@ -9,16 +9,20 @@
 #   2. the unseen tasks (select_tasks.py) and the trivial baseline (trivial.py);
 #   3. every arm x budget x seed not yet in WORK/out/results.jsonl (run_arm.sh), shortest budgets first;
 #   4. collect.py: WORK/out/results.md and results.png.
-# BUDGETS (default "300 900 2700") and SEEDS (default "0 1 2") narrow the grid; HRM and PYTHON pick the
+# BASE=CKPT skips step 1 and adapts that checkpoint. BUDGETS (default "300 900 2700") and SEEDS (default "0 1 2") narrow the grid; HRM and PYTHON pick the
 # hrm-edge and the python (with hrm_edge installed) to run.
 set -euo pipefail
 work=$1 lanes=${2:-1}
 here=$(cd "$(dirname "$0")" && pwd)
 export HRM=${HRM:-hrm-edge}
+given_base=$([ -n "${BASE:-}" ] && realpath -e "$BASE")  # before the cd below: BASE may be relative
 mkdir -p "$work/out"
 cd "$work"
 log() { echo "[$(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)] $*"; }
 
+if [ -n "${BASE:-}" ]; then  # a base trained earlier (e.g. a committed weights-only copy): no base run here
+  base=$given_base
+else
 if [ ! -f base8_data/build.json ]; then
   log "base data"
   "$HRM" build-data --source arc-agi-1/training --canvas 8 --skip-larger --augment 16 --seed 42 --out base8_data
@@ -31,6 +35,7 @@ if ! grep -q '"done": true' base8_run/latest.json 2>/dev/null; then
   fi
 fi
 base=$(ls -v base8_run/checkpoints/step_*.pt | tail -1)
+fi
 [ -d unseen8 ] || "${PYTHON:-python3}" "$here/select_tasks.py" unseen8 --canvas 8
 trivial=$("${PYTHON:-python3}" "$here/trivial.py" unseen8)
 
