@@ -710,33 +710,19 @@ def mode_cli(engine: str, bundle: str, flags: list[str], argv: list[str]) -> dic
     """`hrm-edge ARGV` with `import tensorrt` answering the fake module and pycuda the fake device, so the
     CLI's own path (option checks, runtime opening, sidecar checks, batching, output) runs end to end.
     `--board NAME` / `--l4t X` make the machine a Jetson of that board and release."""
-    import contextlib
-    import io
-
-    import hrm_edge.runtime.cuda_mem as cuda_mem
     import hrm_edge.runtime.jetson_info as jetson_info
-    from hrm_edge import cli
 
     factories, _layers, _read = builder_world(bundle, [*flags, "--plan-profile"])
     fake, mem, state = fake_device(None if engine == "-" else engine, bundle, flags, factories)
-    sys.modules["tensorrt"] = fake  # type: ignore[assignment]
-    cuda_mem.PycudaBackend = lambda *a, **k: mem  # type: ignore[assignment,misc]
     if "--board" in flags:
         facts = {"l4t": flags[flags.index("--l4t") + 1] if "--l4t" in flags else "36.4.3", "jetpack": None,
                  "board": flags[flags.index("--board") + 1], "nvpmodel": None, "jetson_clocks": None}
         jetson_info.jetson_facts = lambda: dict(facts)  # type: ignore[assignment]
-    out, err = io.StringIO(), io.StringIO()
-    sys.argv = ["hrm-edge", *argv]
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            cli.main()
-        except SystemExit as exc:
-            code = int(exc.code or 0)
+    ran = run_cli_with(fake, mem, argv)
     calls = [m for c, m, _a, _k in CALLS if (c, m) == ("Builder", "build_serialized_network")]
-    return {"rc": code, "stdout": out.getvalue(), "stderr": err.getvalue(), "problems": PROBLEMS,
-            "max_batch_seen": state.get("max_batch_seen"), "executions": state["executions"], "closed": mem.closed,
-            "builds": len(calls), "deserialized": state.get("deserialized", 0)}
+    return {**ran, "problems": PROBLEMS, "max_batch_seen": state.get("max_batch_seen"),
+            "executions": state["executions"], "closed": mem.closed, "builds": len(calls),
+            "deserialized": state.get("deserialized", 0)}
 
 
 def mode_probe85() -> dict[str, Any]:
@@ -819,8 +805,9 @@ def mode_schedule(engine: str, bundle: str, inputs_npz: str, halt: str, slots: s
 # --------------------------------------------------------------------------------------------------
 # mode: refit (an engine built --refittable by the build doubles takes a new bundle's weights)
 # --------------------------------------------------------------------------------------------------
-def _refit_cli(fake: Any, engine: str, bundle: str, out: str) -> dict[str, Any]:
-    """`hrm-edge refit` with `import tensorrt` answering `fake` and pycuda the fake device: rc, stdout, stderr."""
+def run_cli_with(fake: Any, device: Any, argv: list[str]) -> dict[str, Any]:
+    """`hrm-edge ARGV` in this process with `import tensorrt` answering `fake` and pycuda `device`: rc, stdout,
+    stderr (what the command printed, SystemExit's code)."""
     import contextlib
     import io
 
@@ -828,16 +815,16 @@ def _refit_cli(fake: Any, engine: str, bundle: str, out: str) -> dict[str, Any]:
     from hrm_edge import cli
 
     sys.modules["tensorrt"] = fake  # type: ignore[assignment]
-    cuda_mem.PycudaBackend = lambda *a, **k: FakeCuda()  # type: ignore[assignment,misc]
-    stdout, stderr = io.StringIO(), io.StringIO()
-    sys.argv = ["hrm-edge", "refit", engine, "--bundle", bundle, "--out", out]
+    cuda_mem.PycudaBackend = lambda *a, **k: device  # type: ignore[assignment,misc]
+    out, err = io.StringIO(), io.StringIO()
+    sys.argv = ["hrm-edge", *argv]
     code = 0
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             cli.main()
         except SystemExit as exc:
             code = int(exc.code or 0)
-    return {"rc": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
+    return {"rc": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
 
 
 def mode_refit(engine: str, bundle: str, out: str, flags: list[str]) -> dict[str, Any]:
@@ -894,7 +881,7 @@ def mode_refit(engine: str, bundle: str, out: str, flags: list[str]) -> dict[str
     result: dict[str, Any] = {"version": fake.__version__ if as_85 else trt.__version__, "notes": []}
     try:
         if "--cli" in flags:  # `hrm-edge refit ENGINE --bundle B --out OUT`, the command's own path
-            result.update(_refit_cli(fake, engine, bundle, out))
+            result.update(run_cli_with(fake, FakeCuda(), ["refit", engine, "--bundle", bundle, "--out", out]))
             if Path(out + ".json").is_file():
                 result["sidecar"] = json.loads(Path(out + ".json").read_text())
         else:
