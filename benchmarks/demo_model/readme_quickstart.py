@@ -8,7 +8,7 @@ Record the run in an empty folder RUN, then pass it here:
         hrm-edge demo > run.txt 2>&1
     python REPO/benchmarks/demo_model/readme_quickstart.py RUN
 
-The section quotes run.txt verbatim, the time and load lines, the asset's step, and copies the first
+The section quotes run.txt verbatim (and RUN/seeds.txt, a line on the recipe's seeds, when present), the time and load lines, the asset's step, and copies the first
 solved task's PNG (PyTorch's answers) to docs/demo_solved.png; with none solved it says so.
 """
 import json
@@ -90,6 +90,9 @@ frequent demonstration outputs solves {rec['baseline']['test_inputs_solved']} of
 {100 * base['pass2']:.1f}%); the model's figures mean what they add to it. Each runtime's answers are in
 `demo_out/submission_<runtime>.json` (ARC Prize format), for any scorer.
 """
+seeds = run / "seeds.txt"  # optional: one line on the recipe's seeds (benchmarks/demo_model/seeds.py's summary)
+if seeds.is_file():
+    sec += "\n" + seeds.read_text().strip() + "\n"
 if png:
     sec += f"""
 One of the solved tasks as the demo renders it (`demo_out/render/solved/{solved[0]}.png`): the held-out
