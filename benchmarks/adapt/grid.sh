@@ -5,12 +5,13 @@
 # WORK holds everything (base8_data, base8_run, unseen8, out/); LANES (default 1) arms run side by side, each
 # on one torch thread: LANES=2 on a 2-core machine gives every arm one whole core, as the arms were measured
 # (the trainer runs this model on one thread; see base8.toml). Steps, in order:
-#   1. the base: build-data on the ARC-AGI-1 training tasks that fit 8x8, train 5000 steps (resumes its run);
+#   1. the base: build-data on the ARC-AGI-1 training tasks that fit 8x8, train BASE_STEPS steps (resumes its run);
 #   2. the unseen tasks (select_tasks.py) and the trivial baseline (trivial.py);
 #   3. every arm x budget x seed not yet in WORK/out/results.jsonl (run_arm.sh), shortest budgets first;
 #   4. collect.py: WORK/out/results.md and results.png.
-# BASE=CKPT skips step 1 and adapts that checkpoint. BUDGETS (default "300 900 2700") and SEEDS (default "0 1 2") narrow the grid; HRM and PYTHON pick the
-# hrm-edge and the python (with hrm_edge installed) to run.
+# BASE=CKPT skips step 1 and adapts that checkpoint (benchmarks/adapt/base8/base.pt: the committed one);
+# BASE_STEPS (default 3000) is the base run's length. BUDGETS (default "300 900 2700") and SEEDS (default
+# "0 1 2") narrow the grid; HRM and PYTHON pick the hrm-edge and the python (with hrm_edge installed) to run.
 set -euo pipefail
 work=$1 lanes=${2:-1}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,7 +32,7 @@ if ! grep -q '"done": true' base8_run/latest.json 2>/dev/null; then
   if [ -f base8_run/latest.json ]; then
     log "base: resuming"; "$HRM" train --out base8_run --resume
   else
-    log "base: training"; "$HRM" train --data base8_data --config "$here/base8.toml" --out base8_run --steps 5000
+    log "base: training"; "$HRM" train --data base8_data --config "$here/base8.toml" --out base8_run --steps "${BASE_STEPS:-3000}"
   fi
 fi
 base=$(ls -v base8_run/checkpoints/step_*.pt | tail -1)

@@ -23,7 +23,10 @@ case "$arm" in
              rm -rf "$data" "$run"
              "$HRM" build-data --source "$tasks" --canvas "${CANVAS:-8}" --out "$data" --augment "${ADAPT_AUGMENT:-64}" --hold-out-tests \
                --seed "$seed" >"$log" 2>&1
-             timeout -s INT "$budget" "$HRM" train --data "$data" --config "$config" --out "$run" --seed "$seed" --steps "${SCRATCH_STEPS:-100000}" \
+             # the schedule (warmup, cosine) is laid over the steps one core makes in the budget, as adapt lays it
+             # over its budget: SCRATCH_RATE steps/s is base8.toml's measured rate on one core (46 samples/s, batch 32)
+             steps=${SCRATCH_STEPS:-$(python3 -c "print(max(1, int($budget * ${SCRATCH_RATE:-1.4})))")}
+             timeout -s INT "$budget" "$HRM" train --data "$data" --config "$config" --out "$run" --seed "$seed" --steps "$steps" \
                >>"$log" 2>&1 || true
              cp "$(ls -v "$run"/checkpoints/step_*.pt | tail -1)" "$out/$name.pt" ;;
   *) echo "unknown arm $arm" >&2; exit 2 ;;
