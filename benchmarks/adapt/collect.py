@@ -7,11 +7,29 @@ over seeds; plus results.png (pass@2 against budget per arm) when matplotlib is 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
+
+def optimizer_steps(out: Path, r: dict) -> str:
+    """The steps the arm made in its budget (and, for adapt, the step of the state kept), from its log."""
+    name = f"{r['arm']}-{r['budget_s']}-s{r['seed']}" + (f"-e{r['evals']}" if r.get("evals") not in (None, 8) else "")
+    log = out / f"{name}.log"
+    if not log.exists():
+        return "?"
+    text = log.read_text(errors="replace")
+    m = re.search(r"adapted \d+ tasks in (\d+) steps.*state of step (\d+) kept", text)
+    if m:
+        return m.group(1) if m.group(1) == m.group(2) else f"{m.group(1)} (kept {m.group(2)})"
+    m = re.search(r"stopped by signal at step (\d+)", text)  # the trainer's log (scratch), cut by the budget
+    if m:
+        return m.group(1)
+    steps = re.findall(r"^step (\d+)/", text, flags=re.M)  # or finished its schedule within it
+    return steps[-1] if steps else "?"
 
 
 def main() -> None:
@@ -21,19 +39,20 @@ def main() -> None:
     for r in rows:
         groups[(r["arm"], r["budget_s"])].append(r)
     total = rows[0]["test_inputs"] if rows else 0
-    lines = [f"| arm | budget | seeds | test inputs solved (of {total}) | pass@2 | load (1-min avg) |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"| arm | budget | seeds | test inputs solved (of {total}) | pass@2 | optimizer steps | load (1-min avg) |",
+             "|---|---|---|---|---|---|---|"]
     for (arm, budget), rs in sorted(groups.items()):
         s = np.array([r["solved"] for r in rs], float)
         p = np.array([r["pass@2"] for r in rs], float)
         spread = lambda a: f" ± {a.std():.2f}" if len(a) > 1 else ""  # noqa: E731
         lines.append(f"| {arm} | {budget // 60} min | {len(rs)} ({', '.join(str(r['seed']) for r in rs)}) | "
                      f"{s.mean():.2f}{spread(s)} | {p.mean():.3f}{spread(p)} | "
+                     f"{', '.join(optimizer_steps(out, r) for r in rs)} | "
                      f"{', '.join(str(r['load_before']) for r in rs)} |")
     if len(sys.argv) > 2:
         t = json.loads(sys.argv[2])
         lines.append(f"| trivial (two most frequent demonstration outputs) | - | - | {t['solved']} | "
-                     f"{t['pass@2']:.3f} | - |")
+                     f"{t['pass@2']:.3f} | - | - |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     try:
