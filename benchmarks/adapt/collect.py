@@ -39,7 +39,8 @@ def main() -> None:
     for r in rows:
         groups[(r["arm"], r["budget_s"])].append(r)
     total = rows[0]["test_inputs"] if rows else 0
-    lines = [f"| arm | budget | seeds | test inputs solved (of {total}) | pass@2 | optimizer steps | load (1-min avg) |",
+    lines = [f"| arm | budget | seeds | test inputs solved (of {total}) | pass@2 | optimizer steps "
+             "| load (1-min avg) |",
              "|---|---|---|---|---|---|---|"]
     for (arm, budget), rs in sorted(groups.items()):
         s = np.array([r["solved"] for r in rs], float)
