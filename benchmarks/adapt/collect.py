@@ -32,6 +32,14 @@ def optimizer_steps(out: Path, r: dict) -> str:
     return steps[-1] if steps else "?"
 
 
+def cell_accuracy(out: Path, r: dict) -> float | None:
+    """solve's non-PAD token accuracy on the test outputs (every augmented prediction, in its own frame):
+    a graded signal where exact answers are all 0."""
+    name = f"{r['arm']}-{r['budget_s']}-s{r['seed']}" + (f"-e{r['evals']}" if r.get("evals") not in (None, 8) else "")
+    f = out / f"{name}_scores.json"
+    return json.loads(f.read_text()).get("token_accuracy_non_pad") if f.exists() else None
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
@@ -39,21 +47,23 @@ def main() -> None:
     for r in rows:
         groups[(r["arm"], r["budget_s"])].append(r)
     total = rows[0]["test_inputs"] if rows else 0
-    lines = [f"| arm | budget | seeds | test inputs solved (of {total}) | pass@2 | optimizer steps "
-             "| load (1-min avg) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"| arm | budget | seeds | test inputs solved (of {total}) | pass@2 | non-PAD token accuracy "
+             "| optimizer steps | load (1-min avg) |",
+             "|---|---|---|---|---|---|---|---|"]
     for (arm, budget), rs in sorted(groups.items()):
         s = np.array([r["solved"] for r in rs], float)
         p = np.array([r["pass@2"] for r in rs], float)
         spread = lambda a: f" ± {a.std():.2f}" if len(a) > 1 else ""  # noqa: E731
+        c = np.array([x for x in (cell_accuracy(out, r) for r in rs) if x is not None], float)
+        cells = f"{100 * c.mean():.1f}%" + (f" ± {100 * c.std():.1f}" if len(c) > 1 else "") if len(c) else "?"
         lines.append(f"| {arm} | {budget // 60} min | {len(rs)} ({', '.join(str(r['seed']) for r in rs)}) | "
-                     f"{s.mean():.2f}{spread(s)} | {p.mean():.3f}{spread(p)} | "
+                     f"{s.mean():.2f}{spread(s)} | {p.mean():.3f}{spread(p)} | {cells} | "
                      f"{', '.join(optimizer_steps(out, r) for r in rs)} | "
                      f"{', '.join(str(r['load_before']) for r in rs)} |")
     if len(sys.argv) > 2:
         t = json.loads(sys.argv[2])
         lines.append(f"| trivial (two most frequent demonstration outputs) | - | - | {t['solved']} | "
-                     f"{t['pass@2']:.3f} | - | - |")
+                     f"{t['pass@2']:.3f} | - | - | - |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     try:
