@@ -51,6 +51,7 @@ def main() -> None:
              "| optimizer steps | load (1-min avg) |",
              "|---|---|---|---|---|---|---|---|"]
     for (arm, budget), rs in sorted(groups.items()):
+        rs = sorted(rs, key=lambda r: r["seed"])
         s = np.array([r["solved"] for r in rs], float)
         p = np.array([r["pass@2"] for r in rs], float)
         spread = lambda a: f" ± {a.std():.2f}" if len(a) > 1 else ""  # noqa: E731
