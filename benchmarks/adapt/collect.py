@@ -15,10 +15,14 @@ from pathlib import Path
 import numpy as np
 
 
+def run_name(r: dict) -> str:
+    """The file stem run_arm.sh gives an arm's log, checkpoint and scores (-eN only for a non-default --evals)."""
+    return f"{r['arm']}-{r['budget_s']}-s{r['seed']}" + (f"-e{r['evals']}" if r.get("evals") not in (None, 8) else "")
+
+
 def optimizer_steps(out: Path, r: dict) -> str:
     """The steps the arm made in its budget (and, for adapt, the step of the state kept), from its log."""
-    name = f"{r['arm']}-{r['budget_s']}-s{r['seed']}" + (f"-e{r['evals']}" if r.get("evals") not in (None, 8) else "")
-    log = out / f"{name}.log"
+    log = out / f"{run_name(r)}.log"
     if not log.exists():
         return "?"
     text = log.read_text(errors="replace")
@@ -35,8 +39,7 @@ def optimizer_steps(out: Path, r: dict) -> str:
 def cell_accuracy(out: Path, r: dict) -> float | None:
     """solve's non-PAD token accuracy on the test outputs (every augmented prediction, in its own frame):
     a graded signal where exact answers are all 0."""
-    name = f"{r['arm']}-{r['budget_s']}-s{r['seed']}" + (f"-e{r['evals']}" if r.get("evals") not in (None, 8) else "")
-    f = out / f"{name}_scores.json"
+    f = out / f"{run_name(r)}_scores.json"
     return json.loads(f.read_text()).get("token_accuracy_non_pad") if f.exists() else None
 
 
